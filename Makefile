@@ -1,0 +1,47 @@
+# Atelier: `make demo` sets up and runs the fleet with a live desktop;
+# `make test` runs every test. Both install what they need (Debian packages
+# via apt-get, Go modules) and need root on a fresh Debian 12 machine.
+export PATH := /usr/local/go/bin:$(PATH)
+GO       ?= go
+BIN      := bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X atelier/internal/version.Version=$(VERSION)
+
+.PHONY: all deps build test test-short bench fuzz demo image vet clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+	@$(GO) mod download
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting' >&2; exit 1; }
+	$(GO) vet ./...
+
+# Every test: unit, real desktops, the Docker Engine, headless Chromium.
+test: deps vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Unit tests only: seconds, no desktop.
+test-short:
+	$(GO) test -short -count=1 ./...
+
+# Benchmarks against real desktops; prints p50/p95/p99 per verb.
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 200x -timeout 20m ./...
+
+# A short fuzzing pass over every parser (FUZZTIME each).
+FUZZTIME ?= 20s
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+demo: deps build
+	./scripts/demo.sh
+
+clean:
+	rm -rf $(BIN)

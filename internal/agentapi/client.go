@@ -1,0 +1,107 @@
+package agentapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// Client sends requests to one agent over a persistent connection. It is
+// safe for concurrent use; requests go one at a time, in order. A broken
+// connection is redialled on the next request, so a client outlives an agent
+// restart.
+type Client struct {
+	dial func(ctx context.Context) (net.Conn, error)
+
+	mu   sync.Mutex
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// NewClient returns a client that connects with dial when it first needs to.
+func NewClient(dial func(ctx context.Context) (net.Conn, error)) *Client {
+	return &Client{dial: dial}
+}
+
+// UnixClient returns a client of the agent listening on the socket at path.
+func UnixClient(path string) *Client {
+	return NewClient(func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	})
+}
+
+// Do sends req (with v set to Version) and returns the agent's response. A
+// protocol error comes back as an *Error; the response is returned with it.
+func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
+	req.V = Version
+	line, err := json.Marshal(req)
+	if err != nil {
+		return Response{}, fmt.Errorf("encode %s: %w", req.Action, err)
+	}
+	line = append(line, '\n')
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		conn, err := c.dial(ctx)
+		if err != nil {
+			return Response{}, Errorf(CodeUnavailable, "dial agent: %v", err)
+		}
+		c.conn, c.r = conn, bufio.NewReaderSize(conn, 64<<10)
+	}
+	conn := c.conn
+	// A cancelled context unblocks the read by expiring the deadline; the
+	// connection is then out of step and is dropped.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	} else {
+		conn.SetDeadline(time.Time{})
+	}
+	resp, err := c.roundTrip(line)
+	if err != nil {
+		c.conn.Close()
+		c.conn, c.r = nil, nil
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return Response{}, fmt.Errorf("%s: %w", req.Action, ctxErr)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return Response{}, Errorf(CodeTimeout, "%s: the agent did not answer in time", req.Action)
+		}
+		return Response{}, Errorf(CodeUnavailable, "%s: %v", req.Action, err)
+	}
+	if !resp.OK {
+		if resp.Error == nil {
+			resp.Error = Errorf(CodeInternal, "the agent refused without a reason")
+		}
+		return resp, resp.Error
+	}
+	return resp, nil
+}
+
+func (c *Client) roundTrip(line []byte) (Response, error) {
+	if _, err := c.conn.Write(line); err != nil {
+		return Response{}, err
+	}
+	return ReadResponse(c.r)
+}
+
+// Close closes the connection, if any. The client can still be used.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return nil
+	}
+	err := c.conn.Close()
+	c.conn, c.r = nil, nil
+	return err
+}

@@ -1,0 +1,97 @@
+// Package cli implements the atelier command: the fleet server (serve) and
+// the client commands that talk to the fleet's API or straight to a
+// desktop's agent socket.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"atelier/internal/version"
+)
+
+// Env is the world a command runs in, passed down so tests can run commands
+// in-process.
+type Env struct {
+	Getenv func(string) string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// command is one subcommand. run gets the arguments after the command's name.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *Env, args []string) error
+}
+
+// commands is the whole command surface, in the order help lists it.
+var commands = []command{
+	{"version", "print the version", runVersion},
+}
+
+// ErrUsage marks an error in how a command was called; main exits 2 on it.
+var ErrUsage = errors.New("usage")
+
+// Run runs the command named by args[0].
+func Run(ctx context.Context, args []string, env *Env) error {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(env.Stdout)
+		if len(args) == 0 {
+			return ErrUsage
+		}
+		return nil
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, env, args[1:])
+		}
+	}
+	usage(env.Stderr)
+	return fmt.Errorf("%w: unknown command %q", ErrUsage, args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: atelier <command> [arguments]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'atelier <command> -h' for a command's flags.")
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting and
+// prints its usage to the command's stderr.
+func newFlagSet(env *Env, name, argsUsage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "usage: atelier %s %s\n", name, strings.TrimSpace(argsUsage))
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, mapping a flag error to ErrUsage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	return nil
+}
+
+func runVersion(_ context.Context, env *Env, _ []string) error {
+	_, err := fmt.Fprintln(env.Stdout, "atelier", version.Version)
+	return err
+}

@@ -1,0 +1,89 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"atelier/desktop"
+)
+
+// Runtime runs desktops: local sandboxed process trees, Docker containers,
+// later Kubernetes pods. Every implementation passes the conformance suite
+// in runtimetest. A runtime knows nothing of sessions beyond the Spec: it
+// keeps no database, and List lets a restarted fleet re-adopt what runs.
+type Runtime interface {
+	// Name is the runtime's name as configured: "local", "docker".
+	Name() string
+	// Create prepares a desktop (home, run dir, container…) without starting
+	// it. An existing home for the same id is kept.
+	Create(ctx context.Context, spec Spec) error
+	// Start starts a created or stopped desktop; starting a running one is a
+	// no-op. It returns once the desktop's processes are launched, not ready.
+	Start(ctx context.Context, id string) error
+	// Stop stops a desktop, keeping its home; stopping a stopped one is a no-op.
+	Stop(ctx context.Context, id string) error
+	// Remove stops and removes a desktop; its home is kept unless purge.
+	Remove(ctx context.Context, id string, purge bool) error
+	// Inspect reports one desktop; ErrNotFound if the runtime has none.
+	Inspect(ctx context.Context, id string) (Instance, error)
+	// List reports every desktop the runtime has, running or not.
+	List(ctx context.Context) ([]Instance, error)
+	// Dial connects to the desktop's agent (EndpointAgent) or VNC server
+	// (EndpointVNC).
+	Dial(ctx context.Context, id string, endpoint Endpoint) (net.Conn, error)
+	// WriteRunFile atomically writes a file into the desktop's run dir
+	// (desktop.BudgetFile, desktop.ThemeFile).
+	WriteRunFile(ctx context.Context, id, name string, data []byte) error
+	// ExportHome writes the desktop's home as a tar stream.
+	ExportHome(ctx context.Context, id string, w io.Writer) error
+	// Close releases the runtime's resources and leaves desktops running.
+	Close() error
+}
+
+// Endpoint names a socket in the desktop's run dir.
+type Endpoint string
+
+// Endpoints a runtime can dial.
+const (
+	EndpointAgent Endpoint = desktop.AgentSocket
+	EndpointVNC   Endpoint = desktop.VNCSocket
+)
+
+// Spec is what a runtime needs to create a desktop.
+type Spec struct {
+	ID         string
+	Label      string
+	Theme      string
+	Resolution desktop.Resolution
+	Resources  Resources
+	// HomeArchive, if set, is a tar stream the new home is filled from
+	// (a snapshot); it is read once during Create.
+	HomeArchive io.Reader
+	// Image, if set, is a runtime image to start from (docker snapshots).
+	Image string
+}
+
+// Resources limits one desktop; zero values mean the runtime's defaults.
+type Resources struct {
+	MemoryBytes int64
+	CPUs        float64
+	PIDs        int64
+}
+
+// Instance is what a runtime reports of one desktop.
+type Instance struct {
+	ID      string
+	Running bool
+	// Degraded is set while a component of a running desktop is being
+	// restarted after a crash.
+	Degraded  bool
+	StartedAt time.Time
+	// Detail is runtime-specific, for people: a container id, a pid.
+	Detail string
+}
+
+// ErrNotFound is returned by a runtime for an id it has no desktop for.
+var ErrNotFound = errors.New("desktop not found")
