@@ -48,27 +48,14 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn == nil {
-		conn, err := c.dial(ctx)
-		if err != nil {
-			return Response{}, Errorf(CodeUnavailable, "dial agent: %v", err)
-		}
-		c.conn, c.r = conn, bufio.NewReaderSize(conn, 64<<10)
+	resp, err := c.send(ctx, line)
+	var we *writeError
+	if errors.As(err, &we) && we.reused {
+		// The agent closed an idle connection (it restarted): the request
+		// never reached it, so sending it again on a fresh one is safe.
+		resp, err = c.send(ctx, line)
 	}
-	conn := c.conn
-	// A cancelled context unblocks the read by expiring the deadline; the
-	// connection is then out of step and is dropped.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	} else {
-		conn.SetDeadline(time.Time{})
-	}
-	resp, err := c.roundTrip(line)
 	if err != nil {
-		c.conn.Close()
-		c.conn, c.r = nil, nil
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return Response{}, fmt.Errorf("%s: %w", req.Action, ctxErr)
 		}
@@ -87,11 +74,49 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 	return resp, nil
 }
 
-func (c *Client) roundTrip(line []byte) (Response, error) {
-	if _, err := c.conn.Write(line); err != nil {
-		return Response{}, err
+// writeError is a failure to send a request; reused tells whether the
+// connection had served earlier requests.
+type writeError struct {
+	err    error
+	reused bool
+}
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// send writes one request line and reads its response, dialling first if
+// needed. Any failure drops the connection. c.mu must be held.
+func (c *Client) send(ctx context.Context, line []byte) (Response, error) {
+	reused := c.conn != nil
+	if c.conn == nil {
+		conn, err := c.dial(ctx)
+		if err != nil {
+			return Response{}, fmt.Errorf("dial agent: %w", err)
+		}
+		c.conn, c.r = conn, bufio.NewReaderSize(conn, 64<<10)
 	}
-	return ReadResponse(c.r)
+	conn := c.conn
+	// A cancelled context unblocks the read by expiring the deadline; the
+	// connection is then out of step and is dropped.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	} else {
+		conn.SetDeadline(time.Time{})
+	}
+	var resp Response
+	_, err := conn.Write(line)
+	if err != nil {
+		err = &writeError{err, reused}
+	} else {
+		resp, err = ReadResponse(c.r)
+	}
+	if err != nil {
+		conn.Close()
+		c.conn, c.r = nil, nil
+	}
+	return resp, err
 }
 
 // Close closes the connection, if any. The client can still be used.
