@@ -33,6 +33,9 @@ type command struct {
 
 // commands is the whole command surface, in the order help lists it.
 var commands = []command{
+	{"serve", "run the fleet: the HTTP API and the desktops", runServe},
+	{"session", "create, list, show, stop, start, remove sessions; set a theme; screenshot", runSession},
+	{"act", "run actions (JSON on stdin) on a session through the fleet", runAct},
 	{"version", "print the version", runVersion},
 }
 

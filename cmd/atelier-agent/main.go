@@ -1,0 +1,155 @@
+// Command atelier-agent is a desktop's one entrypoint, the same in every
+// runtime: it starts and supervises sway, wayvnc and waybar (package
+// supervisor), serves protocol v1 on the run dir's agent.sock (package
+// agent), and writes the run dir's ready file once all of them answer.
+//
+//	atelier-agent [--run-dir DIR] [--home DIR] [--resolution WxH] [--theme NAME] [--log-level LEVEL]
+//	atelier-agent budget-line FILE   # one waybar JSON line for the budget file
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"atelier/desktop"
+	"atelier/internal/agent"
+	"atelier/internal/agent/supervisor"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program; it returns the exit code: 0, 1 on failure, 2 on
+// a usage error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "budget-line" {
+		return budgetLine(args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("atelier-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	runDir := fs.String("run-dir", desktop.RunDirPath, "the desktop's run dir, shared with the fleet")
+	home := fs.String("home", getenv("HOME"), "home directory of the desktop's programs")
+	res := fs.String("resolution", desktop.DefaultResolution.String(), "output size, WIDTHxHEIGHT")
+	theme := fs.String("theme", desktop.DefaultTheme, "palette ("+strings.Join(desktop.ThemeNames(), ", ")+"); the run dir's theme file wins")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "atelier-agent: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(stderr, "atelier-agent: --log-level %q: want debug, info, warn or error\n", *level)
+		return 2
+	}
+	resolution, err := desktop.ParseResolution(*res)
+	if err != nil {
+		fmt.Fprintln(stderr, "atelier-agent:", err)
+		return 2
+	}
+	if _, err := desktop.LookupTheme(*theme); err != nil {
+		fmt.Fprintln(stderr, "atelier-agent: --theme:", err)
+		return 2
+	}
+	if os.Geteuid() == 0 {
+		fmt.Fprintln(stderr, "atelier-agent: refusing to run as root: sway will not run as root, and a desktop "+
+			"should not; run it as an unprivileged user (desktop/install-deps.sh creates 'atelier')")
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if err := serve(ctx, log, *runDir, *home, resolution, *theme); err != nil {
+		log.Error("atelier-agent stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the supervisor and the agent server until ctx is done.
+func serve(ctx context.Context, log *slog.Logger, runDir, home string, res desktop.Resolution, theme string) error {
+	runDir, err := filepath.Abs(runDir)
+	if err != nil {
+		return err
+	}
+	if home == "" {
+		return errors.New("no home: set --home or HOME")
+	}
+	if home, err = filepath.Abs(home); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return fmt.Errorf("run dir: %w", err)
+	}
+	sup, err := supervisor.New(supervisor.Options{
+		RunDir: runDir, Home: home, Resolution: res, Theme: theme, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	sockPath := filepath.Join(runDir, desktop.AgentSocket)
+	os.Remove(sockPath) // left by an agent that was killed
+	ln, err := net.Listen("unix", sockPath)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	// Owner and group: the fleet reaches the socket through the run dir's
+	// group when it runs as another user.
+	if err := os.Chmod(sockPath, 0o660); err != nil {
+		ln.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("atelier-agent starting", "run_dir", runDir, "home", home, "resolution", res, "pid", os.Getpid())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := agent.New(agent.Options{WaylandSocket: sup.WaylandSocket(), Status: sup.Status, Logger: log})
+	var wg sync.WaitGroup
+	var serveErr error
+	wg.Go(func() {
+		if serveErr = srv.Serve(ctx, ln); serveErr != nil {
+			cancel()
+		}
+	})
+	runErr := sup.Run(ctx)
+	cancel()
+	wg.Wait()
+	log.Info("atelier-agent stopped")
+	return errors.Join(runErr, serveErr)
+}
+
+// budgetLine prints waybar's JSON line for the budget file: waybar runs it
+// every two seconds, so it always prints a line and exits 0.
+func budgetLine(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: atelier-agent budget-line FILE")
+		return 2
+	}
+	b, err := json.Marshal(desktop.BudgetLine(args[0], time.Now()))
+	if err != nil {
+		fmt.Fprintln(stderr, "atelier-agent:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s\n", b)
+	return 0
+}

@@ -1,0 +1,73 @@
+// Package api is the fleet's HTTP API (DESIGN §5): the routes, their
+// handlers (decode, call the domain package, encode), the mapping of domain
+// errors to statuses and stable codes, and the middleware around them —
+// bearer-token auth, body limits, request logs and panic recovery.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+
+	"atelier/internal/apitype"
+	"atelier/internal/sessions"
+)
+
+// Options configure a Server. Zero values take the defaults noted.
+type Options struct {
+	Sessions *sessions.Manager // required
+	// Token, if set, is the bearer token every route but /health needs.
+	Token string
+	// Budget reports today's spend; nil reports none spent against CapUSD.
+	Budget func(ctx context.Context) (apitype.Budget, error)
+	// CapUSD is the daily cap reported while Budget is nil.
+	CapUSD float64
+	// Version is reported by /health.
+	Version string
+	Logger  *slog.Logger // nil: discard
+}
+
+// Server serves the fleet API.
+type Server struct {
+	sessions *sessions.Manager
+	opts     Options
+	log      *slog.Logger
+	handler  http.Handler
+	patterns []string
+}
+
+// New returns a Server; its Handler serves every route.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{sessions: opts.Sessions, opts: opts, log: opts.Logger}
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		h := rt.h
+		if !rt.open {
+			h = s.auth(h)
+		}
+		mux.Handle(rt.pattern, s.serve(h))
+		s.patterns = append(s.patterns, rt.pattern)
+	}
+	s.handler = s.recover(s.logRequests(s.fallback(mux)))
+	return s
+}
+
+// Handler returns the API's handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Patterns lists every route's pattern, as registered ("GET /health").
+func (s *Server) Patterns() []string { return s.patterns }
+
+// OpenPatterns lists the routes that need no token.
+func (s *Server) OpenPatterns() []string {
+	var out []string
+	for _, rt := range s.routes() {
+		if rt.open {
+			out = append(out, rt.pattern)
+		}
+	}
+	return out
+}

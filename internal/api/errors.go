@@ -1,0 +1,87 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"atelier/internal/agentapi"
+	"atelier/internal/apitype"
+	"atelier/internal/sessions"
+)
+
+// apiError is an error with its status and code decided where it arose
+// (in decoding, in reading parameters).
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(code, msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: code, msg: msg}
+}
+
+// classify maps an error to the status, code and message the client gets.
+// It is the one place domain errors become HTTP. Internal errors are
+// reported as such and their detail is left to the log.
+func classify(err error) (status int, code, msg string) {
+	msg = err.Error()
+	if ae, ok := errors.AsType[*apiError](err); ok {
+		return ae.status, ae.code, ae.msg
+	}
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return http.StatusRequestEntityTooLarge, apitype.CodeTooLarge, "request body is over its limit of " + limitText(err)
+	}
+	switch {
+	case errors.Is(err, sessions.ErrBadID):
+		return http.StatusBadRequest, apitype.CodeBadID, msg
+	case errors.Is(err, sessions.ErrNoSession):
+		return http.StatusNotFound, apitype.CodeNotFound, msg
+	case errors.Is(err, sessions.ErrBadTheme):
+		return http.StatusBadRequest, apitype.CodeBadTheme, msg
+	case errors.Is(err, sessions.ErrBadResolution):
+		return http.StatusBadRequest, apitype.CodeBadResolution, msg
+	case errors.Is(err, sessions.ErrBadAction):
+		return http.StatusBadRequest, apitype.CodeBadAction, msg
+	case errors.Is(err, sessions.ErrBadInput):
+		return http.StatusBadRequest, apitype.CodeBadRequest, msg
+	case errors.Is(err, sessions.ErrNotRunning):
+		return http.StatusConflict, apitype.CodeNotRunning, msg
+	case errors.Is(err, sessions.ErrBusy):
+		return http.StatusConflict, apitype.CodeBusy, msg
+	case errors.Is(err, sessions.ErrNotReady):
+		return http.StatusGatewayTimeout, apitype.CodeNotReady, msg
+	case errors.Is(err, sessions.ErrUnavailable):
+		return http.StatusServiceUnavailable, apitype.CodeUnavailable, msg
+	}
+	if pe, ok := errors.AsType[*agentapi.Error](err); ok {
+		if strings.HasPrefix(string(pe.Code), "bad_") || pe.Code == agentapi.CodeTooLarge || pe.Code == agentapi.CodeUnknownAction || pe.Code == agentapi.CodeUnknownField || pe.Code == agentapi.CodeMissingField {
+			return http.StatusBadRequest, string(pe.Code), msg
+		}
+		return http.StatusBadGateway, apitype.CodeUnavailable, msg
+	}
+	return http.StatusInternalServerError, apitype.CodeInternal, "internal error; the fleet's log has the details"
+}
+
+func limitText(err error) string {
+	e, _ := errors.AsType[*http.MaxBytesError](err)
+	return formatBytes(e.Limit)
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return itoa(n>>10) + " KiB"
+	}
+	return itoa(n) + " bytes"
+}
+
+// writeError writes the API's one error shape.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	encode(w, status, apitype.Error{Err: apitype.ErrorDetail{Code: code, Message: msg}})
+}

@@ -1,0 +1,317 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"atelier/internal/agentapi"
+	"atelier/internal/apitype"
+	"atelier/internal/sessions"
+)
+
+// Waiting for a desktop: the default and the most a request may ask for.
+const (
+	defaultWait = 60 * time.Second
+	maxWait     = 10 * time.Minute
+)
+
+func toAPI(s sessions.Session) apitype.Session {
+	return apitype.Session{
+		ID: s.ID, SessionID: s.ID, Label: s.Label, Theme: s.Theme, Resolution: s.Resolution.String(),
+		State: string(s.State), Desired: s.Desired, Reason: s.Reason, Runtime: s.Runtime, SnapshotID: s.SnapshotID,
+		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+	}
+}
+
+// waitParams reads ?wait=ready and &timeout= (a Go duration or seconds).
+func waitParams(r *http.Request) (wait bool, timeout time.Duration, err error) {
+	q := r.URL.Query()
+	switch q.Get("wait") {
+	case "":
+	case "ready":
+		wait = true
+	default:
+		return false, 0, badRequest(apitype.CodeBadRequest, fmt.Sprintf("wait=%q: the only value is ready", q.Get("wait")))
+	}
+	timeout = defaultWait
+	if v := q.Get("timeout"); v != "" {
+		d, derr := time.ParseDuration(v)
+		if secs, serr := strconv.ParseFloat(v, 64); serr == nil {
+			d, derr = time.Duration(secs*float64(time.Second)), nil
+		}
+		if derr != nil || d <= 0 || d > maxWait {
+			return false, 0, badRequest(apitype.CodeBadRequest, fmt.Sprintf("timeout=%q: want a duration such as 30s, up to %v", v, maxWait))
+		}
+		timeout = d
+	}
+	return wait, timeout, nil
+}
+
+// handleCreateSession serves POST /sessions: 201 with the session; with
+// ?wait=ready, once its desktop answers (504 not_ready after the timeout).
+func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) error {
+	wait, timeout, err := waitParams(r)
+	if err != nil {
+		return err
+	}
+	body, err := decode[apitype.CreateSession](w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	se, err := s.sessions.Create(r.Context(), sessions.CreateOptions{
+		Label: body.Label, Theme: body.Theme, Resolution: body.Resolution, SnapshotID: body.SnapshotID})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/sessions/"+se.ID)
+	if wait {
+		if se, err = s.sessions.WaitReady(r.Context(), se.ID, timeout); err != nil {
+			return err
+		}
+	}
+	encode(w, http.StatusCreated, toAPI(se))
+	return nil
+}
+
+// handleListSessions serves GET /sessions.
+func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) error {
+	list, err := s.sessions.List(r.Context())
+	if err != nil {
+		return err
+	}
+	out := apitype.SessionList{Sessions: make([]apitype.Session, 0, len(list))}
+	for _, se := range list {
+		out.Sessions = append(out.Sessions, toAPI(se))
+	}
+	encode(w, http.StatusOK, out)
+	return nil
+}
+
+// handleGetSession serves GET /sessions/{id}; ?wait=ready waits as create does.
+func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error {
+	wait, timeout, err := waitParams(r)
+	if err != nil {
+		return err
+	}
+	var se sessions.Session
+	if wait {
+		se, err = s.sessions.WaitReady(r.Context(), r.PathValue("id"), timeout)
+	} else {
+		se, err = s.sessions.Get(r.Context(), r.PathValue("id"))
+	}
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, toAPI(se))
+	return nil
+}
+
+// handleDeleteSession serves DELETE /sessions/{id}: 204; ?purge=true also
+// deletes the home.
+func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) error {
+	purge := false
+	if v := r.URL.Query().Get("purge"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return badRequest(apitype.CodeBadRequest, fmt.Sprintf("purge=%q: want true or false", v))
+		}
+		purge = b
+	}
+	if err := s.sessions.Delete(r.Context(), r.PathValue("id"), purge); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// handleStopSession serves POST /sessions/{id}/stop.
+func (s *Server) handleStopSession(w http.ResponseWriter, r *http.Request) error {
+	se, err := s.sessions.Stop(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, toAPI(se))
+	return nil
+}
+
+// handleStartSession serves POST /sessions/{id}/start; ?wait=ready waits.
+func (s *Server) handleStartSession(w http.ResponseWriter, r *http.Request) error {
+	wait, timeout, err := waitParams(r)
+	if err != nil {
+		return err
+	}
+	se, err := s.sessions.Start(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if wait {
+		if se, err = s.sessions.WaitReady(r.Context(), se.ID, timeout); err != nil {
+			return err
+		}
+	}
+	encode(w, http.StatusOK, toAPI(se))
+	return nil
+}
+
+// handleSetTheme serves PUT (or POST) /sessions/{id}/theme {"theme": name}.
+func (s *Server) handleSetTheme(w http.ResponseWriter, r *http.Request) error {
+	body, err := decode[apitype.SetTheme](w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	if body.Theme == "" {
+		return badRequest(apitype.CodeBadTheme, `"theme" is missing`)
+	}
+	se, err := s.sessions.SetTheme(r.Context(), r.PathValue("id"), body.Theme)
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, toAPI(se))
+	return nil
+}
+
+// shotParams reads ?format=, &scale=, &quality= of a screenshot.
+func shotParams(r *http.Request) (sessions.ScreenshotOptions, error) {
+	q := r.URL.Query()
+	o := sessions.ScreenshotOptions{Format: q.Get("format")}
+	if v := q.Get("scale"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return o, badRequest(apitype.CodeBadRequest, fmt.Sprintf("scale=%q: want a number from 0.05 to 1", v))
+		}
+		o.Scale = f
+	}
+	if v := q.Get("quality"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return o, badRequest(apitype.CodeBadRequest, fmt.Sprintf("quality=%q: want 1 to 100", v))
+		}
+		o.Quality = n
+	}
+	return o, nil
+}
+
+// handleScreenshot serves GET /sessions/{id}/screenshot: the image itself,
+// its geometry in headers.
+func (s *Server) handleScreenshot(w http.ResponseWriter, r *http.Request) error {
+	o, err := shotParams(r)
+	if err != nil {
+		return err
+	}
+	im, err := s.sessions.Screenshot(r.Context(), r.PathValue("id"), o)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "image/"+im.Format)
+	h.Set("Content-Length", strconv.Itoa(len(im.Data)))
+	h.Set("Cache-Control", "no-store")
+	h.Set(apitype.HeaderWidth, strconv.Itoa(im.Width))
+	h.Set(apitype.HeaderHeight, strconv.Itoa(im.Height))
+	h.Set(apitype.HeaderScale, strconv.FormatFloat(im.Scale, 'f', -1, 64))
+	w.WriteHeader(http.StatusOK)
+	w.Write(im.Data)
+	return nil
+}
+
+// parseActions reads an actions body in any of its three forms: one action
+// object, an array of them, or {"actions": [...], "observe": …}.
+func parseActions(r *http.Request, body []byte) ([]agentapi.Request, *sessions.Observe, error) {
+	body = bytes.TrimSpace(body)
+	var long apitype.Actions
+	var raws []json.RawMessage
+	switch {
+	case len(body) == 0:
+		return nil, nil, badRequest(apitype.CodeBadAction, "the body is empty: send an action, a list of actions or {\"actions\": [...]}")
+	case body[0] == '[':
+		if err := decodeBytes(body, &raws); err != nil {
+			return nil, nil, err
+		}
+	case body[0] == '{':
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal(body, &probe); err != nil {
+			return nil, nil, badRequest(apitype.CodeBadRequest, "request body: "+jsonProblem(err))
+		}
+		if _, ok := probe["actions"]; ok {
+			if err := decodeBytes(body, &long); err != nil {
+				return nil, nil, err
+			}
+			raws = long.Actions
+		} else {
+			raws = []json.RawMessage{body}
+		}
+	default:
+		return nil, nil, badRequest(apitype.CodeBadRequest, "request body: want a JSON object or array")
+	}
+	reqs := make([]agentapi.Request, len(raws))
+	for i, raw := range raws {
+		// "v" may be left out: the fleet speaks protocol v1 for the caller.
+		reqs[i].V = agentapi.Version
+		if err := decodeBytes(raw, &reqs[i]); err != nil {
+			ae := err.(*apiError)
+			ae.code, ae.msg = apitype.CodeBadAction, fmt.Sprintf("action %d: %s", i, ae.msg)
+			return nil, nil, ae
+		}
+	}
+	q := r.URL.Query()
+	if v := q.Get("observe"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, nil, badRequest(apitype.CodeBadRequest, fmt.Sprintf("observe=%q: want true or false", v))
+		}
+		long.Observe = long.Observe || b
+	}
+	if !long.Observe {
+		return reqs, nil, nil
+	}
+	if long.Settle < 0 || long.Settle > sessions.MaxSettle.Seconds() {
+		return nil, nil, badRequest(apitype.CodeBadRequest, fmt.Sprintf("settle %v: want seconds from 0 to %v", long.Settle, sessions.MaxSettle.Seconds()))
+	}
+	return reqs, &sessions.Observe{
+		Settle: time.Duration(long.Settle * float64(time.Second)),
+		Shot:   sessions.ScreenshotOptions{Format: long.Format, Scale: long.Scale, Quality: long.Quality},
+	}, nil
+}
+
+func imageToAPI(im *agentapi.Image) *apitype.Image {
+	if im == nil {
+		return nil
+	}
+	return &apitype.Image{Format: im.Format, Width: im.Width, Height: im.Height, Scale: im.Scale, Data: im.Data}
+}
+
+// handleActions serves POST /sessions/{id}/actions: results per action,
+// and the observation if asked.
+func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxActionsBody))
+	if err != nil {
+		return err
+	}
+	reqs, obs, err := parseActions(r, body)
+	if err != nil {
+		return err
+	}
+	res, err := s.sessions.Act(r.Context(), r.PathValue("id"), reqs, obs)
+	if err != nil {
+		return err
+	}
+	out := apitype.ActionsResult{OK: res.OK(len(reqs)), Results: make([]apitype.ActionResult, 0, len(res.Results)), Observation: imageToAPI(res.Observation)}
+	for _, ar := range res.Results {
+		o := apitype.ActionResult{Action: string(ar.Request.Action), ID: ar.Request.ID, OK: ar.Err == nil,
+			Image: imageToAPI(ar.Response.Image), TookMS: float64(ar.Took.Microseconds()) / 1000}
+		if ar.Err != nil {
+			o.Error = &apitype.ErrorDetail{Code: string(ar.Err.Code), Message: ar.Err.Message}
+		}
+		if c := ar.Response.Cursor; c != nil {
+			o.Cursor = &[2]int{c.X, c.Y}
+		}
+		out.Results = append(out.Results, o)
+	}
+	encode(w, http.StatusOK, out)
+	return nil
+}

@@ -1,0 +1,157 @@
+// Package apitype holds the JSON types of the fleet's HTTP API, shared by
+// the server (internal/api) and its Go client (internal/client).
+package apitype
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Error is the body of every error answer: {"error":{"code","message"}}.
+type Error struct {
+	Err ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is a stable code and a message for people.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error codes of the fleet API. They never change meaning.
+const (
+	CodeBadRequest    = "bad_request"    // malformed JSON, unknown field, bad value
+	CodeBadID         = "bad_id"         // not the shape of a session id
+	CodeBadTheme      = "bad_theme"      // unknown theme
+	CodeBadResolution = "bad_resolution" // resolution out of bounds or malformed
+	CodeBadAction     = "bad_action"     // an action refused before anything ran
+	CodeTooLarge      = "too_large"      // body over its limit
+	CodeUnauthorized  = "unauthorized"   // missing or wrong bearer token
+	CodeNotFound      = "not_found"      // no such session or route
+	CodeNotRunning    = "not_running"    // the session is stopped
+	CodeNotReady      = "not_ready"      // the desktop did not become ready in time
+	CodeBusy          = "busy"           // another operation holds the session
+	CodeUnavailable   = "unavailable"    // the desktop does not answer
+	CodeMethod        = "method_not_allowed"
+	CodeInternal      = "internal" // a fault in the fleet; details in its log
+)
+
+// Health is the body of GET /health.
+type Health struct {
+	Status  string `json:"status"`
+	Version string `json:"version"`
+}
+
+// CreateSession is the body of POST /sessions. Every field is optional.
+type CreateSession struct {
+	Label      string `json:"label,omitempty"`
+	Theme      string `json:"theme,omitempty"`
+	Resolution string `json:"resolution,omitempty"` // WIDTHxHEIGHT
+	SnapshotID string `json:"snapshot_id,omitempty"`
+}
+
+// Session states.
+const (
+	StateCreating = "creating"
+	StateStarting = "starting"
+	StateReady    = "ready"
+	StateDegraded = "degraded"
+	StateStopped  = "stopped"
+	StateFailed   = "failed"
+)
+
+// Session is one session as the API shows it.
+type Session struct {
+	ID string `json:"id"`
+	// SessionID repeats ID for clients of the seed's API.
+	SessionID  string `json:"session_id"`
+	Label      string `json:"label"`
+	Theme      string `json:"theme"`
+	Resolution string `json:"resolution"`
+	// State is one of the State constants; Desired is running or stopped.
+	State   string `json:"state"`
+	Desired string `json:"desired"`
+	// Reason says why a session is degraded or failed.
+	Reason     string    `json:"reason,omitempty"`
+	Runtime    string    `json:"runtime"`
+	SnapshotID string    `json:"snapshot_id,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	// EmbedURL and ViewURL point at the live view (empty until it exists).
+	EmbedURL string `json:"embed_url"`
+	ViewURL  string `json:"view_url"`
+}
+
+// SessionList is the body of GET /sessions.
+type SessionList struct {
+	Sessions []Session `json:"sessions"`
+}
+
+// SetTheme is the body of PUT /sessions/{id}/theme.
+type SetTheme struct {
+	Theme string `json:"theme"`
+}
+
+// Actions is the body of POST /sessions/{id}/actions in its long form. The
+// short forms are one action object, or a JSON array of them.
+type Actions struct {
+	Actions []json.RawMessage `json:"actions"`
+	// Observe asks for a screenshot after the actions, once the desktop
+	// had Settle seconds to react (a default when 0).
+	Observe bool    `json:"observe,omitempty"`
+	Settle  float64 `json:"settle,omitempty"`
+	// Format, Scale and Quality shape the observation, as for a screenshot.
+	Format  string  `json:"format,omitempty"`
+	Scale   float64 `json:"scale,omitempty"`
+	Quality int     `json:"quality,omitempty"`
+}
+
+// ActionsResult is the answer of POST /sessions/{id}/actions: one result
+// per action run, in order. Actions stop at the first that fails, so
+// len(Results) < the number sent exactly when one failed.
+type ActionsResult struct {
+	OK          bool           `json:"ok"`
+	Results     []ActionResult `json:"results"`
+	Observation *Image         `json:"observation,omitempty"`
+}
+
+// ActionResult is the outcome of one action.
+type ActionResult struct {
+	Action string       `json:"action"`
+	ID     string       `json:"id,omitempty"`
+	OK     bool         `json:"ok"`
+	Error  *ErrorDetail `json:"error,omitempty"`
+	// Cursor is the pointer position afterwards, [x, y] in output pixels.
+	Cursor *[2]int `json:"cursor,omitempty"`
+	// Image is set for a screenshot action.
+	Image *Image `json:"image,omitempty"`
+	// TookMS is how long the desktop took.
+	TookMS float64 `json:"took_ms"`
+}
+
+// Image is a screenshot. Width and Height are the image's pixels; Scale is
+// image pixels per desktop pixel, so a desktop coordinate is the image's
+// divided by Scale. Data is base64 in JSON.
+type Image struct {
+	Format string  `json:"format"`
+	Width  int     `json:"width"`
+	Height int     `json:"height"`
+	Scale  float64 `json:"scale"`
+	Data   []byte  `json:"data"`
+}
+
+// Headers of GET /sessions/{id}/screenshot, so a caller of the raw image
+// knows its geometry without decoding it.
+const (
+	HeaderWidth  = "X-Image-Width"
+	HeaderHeight = "X-Image-Height"
+	HeaderScale  = "X-Image-Scale"
+)
+
+// Budget is the body of GET /budget.
+type Budget struct {
+	Day         string  `json:"day"`
+	SpentUSD    float64 `json:"spent_usd"`
+	ReservedUSD float64 `json:"reserved_usd"`
+	CapUSD      float64 `json:"cap_usd"` // 0: no cap
+}

@@ -1,0 +1,187 @@
+// Package audit is the fleet's audit log: one append-only JSONL file per
+// session, each line hash-chained to the one before it, written before the
+// caller answers and fsync'd on a configurable policy. Verify walks a file
+// offline and names the first broken link; a torn last line left by a crash
+// is moved aside and recorded when the file is next opened, never dropped.
+//
+// File format (one entry per line, "\n"-terminated, UTF-8 JSON):
+//
+//	{"time":"2026-08-01T10:00:00.123456789Z","seq":1,"session":"sess_…","actor":"token:ops",
+//	 "kind":"action","action":{"v":1,"action":"left_click","coordinate":[10,20]},
+//	 "result":{"code":"ok","duration_ms":12.5},"prev":"0000…0000"}
+//
+// seq counts from 1 in each file; prev is the hex SHA-256 of the previous
+// line's exact bytes (without its newline), Genesis for the first line. A
+// line does not store its own hash: it would add nothing, since a verifier
+// recomputes it from the bytes anyway.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Genesis is the prev of every file's first entry.
+const Genesis = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// MaxLineBytes bounds one line of an audit file. Append refuses a larger
+// entry; Verify and Read report a longer line as damage.
+const MaxLineBytes = 4 << 20
+
+// Kind says what an entry records.
+type Kind string
+
+// Entry kinds.
+const (
+	KindAction  Kind = "action"  // one protocol-v1 action and its result
+	KindCost    Kind = "cost"    // one model call's spend
+	KindSession Kind = "session" // lifecycle: created, started, stopped, deleted…
+	KindTask    Kind = "task"    // a task's start, steps and end
+	KindView    Kind = "view"    // a viewer connected or left
+	// KindAudit entries are written by the log itself: a repair of a torn
+	// tail (Detail["event"] == "repair") is one.
+	KindAudit Kind = "audit"
+)
+
+// Kinds lists every kind, in the order above.
+var Kinds = []Kind{KindAction, KindCost, KindSession, KindTask, KindView, KindAudit}
+
+func (k Kind) valid() bool {
+	for _, v := range Kinds {
+		if k == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Actors that are not prefixed with an id.
+const (
+	ActorCLI   = "cli"   // the atelier command, acting on the data dir or a socket
+	ActorFleet = "fleet" // the fleet itself: reconciliation, repairs
+)
+
+// Actor prefixes, each followed by an id: "token:ops", "task:t_12".
+const (
+	ActorToken  = "token:"
+	ActorTask   = "task:"
+	ActorViewer = "viewer:"
+)
+
+// Result is how an action ended.
+type Result struct {
+	// Code is "ok" or the protocol's error code.
+	Code       string  `json:"code"`
+	Message    string  `json:"message,omitempty"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// CodeOK is Result.Code for an action that succeeded.
+const CodeOK = "ok"
+
+// Cost is one model call's spend.
+type Cost struct {
+	USD          float64 `json:"usd"`
+	Model        string  `json:"model"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+}
+
+// Entry is one line of an audit file. Append fills Time, Seq and Prev.
+type Entry struct {
+	Time    time.Time `json:"time"`
+	Seq     int64     `json:"seq"`
+	Session string    `json:"session"`
+	Actor   string    `json:"actor"`
+	Kind    Kind      `json:"kind"`
+	// Action is the protocol-v1 request as sent (kind action).
+	Action json.RawMessage `json:"action,omitempty"`
+	// Result is set for kind action.
+	Result *Result `json:"result,omitempty"`
+	// Cost is set for kind cost.
+	Cost *Cost `json:"cost,omitempty"`
+	// Detail is free-form facts of session, task, view and audit events.
+	Detail map[string]any `json:"detail,omitempty"`
+	Prev   string         `json:"prev"`
+}
+
+// Errors callers branch on.
+var (
+	ErrBadEntry   = errors.New("bad audit entry")
+	ErrBadSession = errors.New("bad session id")
+	ErrNotFound   = errors.New("no audit for session")
+	ErrClosed     = errors.New("audit log closed")
+	ErrLocked     = errors.New("audit dir in use by another process")
+)
+
+var sessionRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$`)
+
+// CheckSession reports ErrBadSession unless id can name an audit file.
+func CheckSession(id string) error {
+	if !sessionRE.MatchString(id) {
+		return fmt.Errorf("%w: %q: want 1-128 letters, digits, '_', '-' or '.', not starting with '.'", ErrBadSession, id)
+	}
+	return nil
+}
+
+// CheckActor reports ErrBadEntry unless a is "cli", "fleet", or one of the
+// prefixes followed by a non-empty id.
+func CheckActor(a string) error {
+	switch a {
+	case ActorCLI, ActorFleet:
+		return nil
+	}
+	for _, p := range []string{ActorToken, ActorTask, ActorViewer} {
+		if id, ok := strings.CutPrefix(a, p); ok && id != "" && len(id) <= 128 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: actor %q: want cli, fleet, token:<id>, task:<id> or viewer:<id>", ErrBadEntry, a)
+}
+
+// check validates what a caller provides, the same rules on write and read.
+func (e *Entry) check() error {
+	if err := CheckSession(e.Session); err != nil {
+		return err
+	}
+	if err := CheckActor(e.Actor); err != nil {
+		return err
+	}
+	if !e.Kind.valid() {
+		return fmt.Errorf("%w: kind %q: want one of %v", ErrBadEntry, e.Kind, Kinds)
+	}
+	switch {
+	case e.Kind == KindAction && (len(e.Action) == 0 || e.Result == nil):
+		return fmt.Errorf("%w: an action entry needs action and result", ErrBadEntry)
+	case e.Kind == KindCost && e.Cost == nil:
+		return fmt.Errorf("%w: a cost entry needs cost", ErrBadEntry)
+	case e.Result != nil && (e.Result.Code == "" || !finite(e.Result.DurationMS) || e.Result.DurationMS < 0):
+		return fmt.Errorf("%w: result needs a code and a duration_ms >= 0", ErrBadEntry)
+	case e.Cost != nil && (!finite(e.Cost.USD) || e.Cost.USD < 0 || e.Cost.InputTokens < 0 || e.Cost.OutputTokens < 0):
+		return fmt.Errorf("%w: cost needs usd and tokens >= 0", ErrBadEntry)
+	}
+	return nil
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying the actor of the request it serves
+// ("token:ops", "task:t_1"): Append uses it for entries that name none, so
+// the API's auth middleware can set it once for everything a request does.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// ActorFrom returns the actor WithActor stored in ctx, or "".
+func ActorFrom(ctx context.Context) string {
+	a, _ := ctx.Value(actorKey{}).(string)
+	return a
+}

@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"atelier/internal/api"
+	"atelier/internal/config"
+	"atelier/internal/sessions"
+	"atelier/internal/store"
+	"atelier/internal/version"
+)
+
+// shutdownTimeout bounds how long serve waits for requests in flight.
+const shutdownTimeout = 10 * time.Second
+
+// runServe is `atelier serve`: the fleet. It is the one place that wires
+// the concrete parts together. On SIGINT or SIGTERM it stops accepting,
+// lets requests in flight finish, and leaves the desktops running for the
+// next fleet to re-adopt.
+func runServe(ctx context.Context, env *Env, args []string) error {
+	cfg, err := config.Load(env.Getenv, args, env.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
+	log.Info("atelier starting", "version", version.Version, "config", cfg)
+	if cfg.APIToken == "" {
+		log.Warn("no " + config.EnvToken + ": the API needs no token, so it listens on loopback only (use --bind-public behind a guarding proxy)")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	st, err := store.Open(ctx, cfg.DBPath())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rt, err := newRuntime(cfg, log.With("runtime", cfg.Runtime))
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	mgr, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+	srv := api.New(api.Options{Sessions: mgr, Token: cfg.APIToken, CapUSD: cfg.MaxUSDPerDay, Version: version.Version, Logger: log})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("atelier listening", "url", "http://"+ln.Addr().String())
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("atelier stopping; desktops keep running")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("requests cut short at shutdown", "err", err)
+		hs.Close()
+	}
+	<-served
+	return nil
+}

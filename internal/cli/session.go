@@ -1,0 +1,315 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"atelier/internal/apitype"
+	"atelier/internal/client"
+)
+
+// sessionCommands are the subcommands of `atelier session`.
+var sessionCommands = []command{
+	{"create", "create a session and wait for its desktop", runSessionCreate},
+	{"ls", "list sessions", runSessionList},
+	{"show", "show one session", runSessionShow},
+	{"stop", "stop a session's desktop, keeping its home", runSessionStop},
+	{"start", "start a stopped session and wait for its desktop", runSessionStart},
+	{"rm", "remove a session (its home is kept unless --purge)", runSessionRemove},
+	{"theme", "change a session's theme, live", runSessionTheme},
+	{"screenshot", "save a screenshot of a session's desktop", runSessionScreenshot},
+}
+
+// runSession is `atelier session <subcommand>`.
+func runSession(ctx context.Context, env *Env, args []string) error {
+	if len(args) > 0 {
+		for _, c := range sessionCommands {
+			if c.name == args[0] {
+				return c.run(ctx, env, args[1:])
+			}
+		}
+	}
+	fmt.Fprintln(env.Stderr, "usage: atelier session <command> [arguments]\n\ncommands:")
+	for _, c := range sessionCommands {
+		fmt.Fprintf(env.Stderr, "  %-12s %s\n", c.name, c.summary)
+	}
+	if len(args) == 0 {
+		return fmt.Errorf("%w: atelier session needs a command", ErrUsage)
+	}
+	return fmt.Errorf("%w: unknown session command %q", ErrUsage, args[0])
+}
+
+// printSession writes s for people: its id, state and the rest.
+func printSession(w io.Writer, s apitype.Session) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	state := s.State
+	if s.Reason != "" {
+		state += " (" + s.Reason + ")"
+	}
+	rows := [][2]string{
+		{"id", s.ID}, {"state", state}, {"label", s.Label}, {"theme", s.Theme},
+		{"resolution", s.Resolution}, {"runtime", s.Runtime}, {"created", s.CreatedAt.Local().Format(time.DateTime)},
+		{"snapshot", s.SnapshotID}, {"embed", s.EmbedURL},
+	}
+	for _, r := range rows {
+		if r[1] != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+		}
+	}
+	tw.Flush()
+}
+
+// waitFlags are the flags of commands that wait for a desktop.
+type waitFlags struct {
+	wait    bool
+	timeout time.Duration
+	json    bool
+}
+
+func (wf *waitFlags) register(fs flagSet) {
+	fs.BoolVar(&wf.wait, "wait", true, "wait until the desktop is ready")
+	fs.DurationVar(&wf.timeout, "timeout", 60*time.Second, "how long to wait for ready")
+	fs.BoolVar(&wf.json, "json", false, "print JSON")
+}
+
+func (wf *waitFlags) waitFor() time.Duration {
+	if !wf.wait {
+		return 0
+	}
+	return wf.timeout
+}
+
+// finish prints a session a command made or started, and how long it took.
+func (wf *waitFlags) finish(env *Env, s apitype.Session, verb string, took time.Duration) error {
+	if wf.json {
+		return printJSON(env.Stdout, s)
+	}
+	fmt.Fprintf(env.Stderr, "%s %s: %s in %.1fs\n", verb, s.ID, s.State, took.Seconds())
+	printSession(env.Stdout, s)
+	return nil
+}
+
+func runSessionCreate(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "session create", "[--label L] [--theme T] [--resolution WxH] [--wait=false] [--json]")
+	var req apitype.CreateSession
+	var wf waitFlags
+	fs.StringVar(&req.Label, "label", "", "a label for people")
+	fs.StringVar(&req.Theme, "theme", "", "palette name (default terracotta)")
+	fs.StringVar(&req.Resolution, "resolution", "", "WIDTHxHEIGHT (default 1280x720)")
+	fs.StringVar(&req.SnapshotID, "snapshot", "", "create from this snapshot")
+	wf.register(fs)
+	if _, err := parseArgs(fs, args, 0); err != nil {
+		return err
+	}
+	c, err := newAPIClient(env)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	stop := startSpinner(env.Stderr, "creating a desktop")
+	s, err := c.CreateSession(ctx, req, wf.waitFor())
+	stop()
+	if err != nil {
+		return explain(err)
+	}
+	return wf.finish(env, s, "created", time.Since(t0))
+}
+
+func runSessionList(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "session ls", "[--json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parseArgs(fs, args, 0); err != nil {
+		return err
+	}
+	c, err := newAPIClient(env)
+	if err != nil {
+		return err
+	}
+	list, err := c.Sessions(ctx)
+	if err != nil {
+		return explain(err)
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, apitype.SessionList{Sessions: list})
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(env.Stderr, "no sessions; create one with: atelier session create")
+		return nil
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tLABEL\tTHEME\tRESOLUTION\tCREATED")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Label, s.Theme, s.Resolution, s.CreatedAt.Local().Format(time.DateTime))
+	}
+	return tw.Flush()
+}
+
+// oneSession runs a command on one session given as its only argument.
+func oneSession(env *Env, name string, args []string, setup func(fs flagSet)) (*client.Client, string, bool, error) {
+	fs := newFlagSet(env, "session "+name, "SESSION [--json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if setup != nil {
+		setup(fs)
+	}
+	pos, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return nil, "", false, err
+	}
+	c, err := newAPIClient(env)
+	return c, pos[0], *asJSON, err
+}
+
+// flagSet is the part of *flag.FlagSet commands add flags with.
+type flagSet interface {
+	BoolVar(*bool, string, bool, string)
+	StringVar(*string, string, string, string)
+	Float64Var(*float64, string, float64, string)
+	IntVar(*int, string, int, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+}
+
+func runSessionShow(ctx context.Context, env *Env, args []string) error {
+	c, id, asJSON, err := oneSession(env, "show", args, nil)
+	if err != nil {
+		return err
+	}
+	s, err := c.Session(ctx, id, 0)
+	if err != nil {
+		return explain(err)
+	}
+	if asJSON {
+		return printJSON(env.Stdout, s)
+	}
+	printSession(env.Stdout, s)
+	return nil
+}
+
+func runSessionStop(ctx context.Context, env *Env, args []string) error {
+	c, id, asJSON, err := oneSession(env, "stop", args, nil)
+	if err != nil {
+		return err
+	}
+	s, err := c.StopSession(ctx, id)
+	if err != nil {
+		return explain(err)
+	}
+	if asJSON {
+		return printJSON(env.Stdout, s)
+	}
+	fmt.Fprintf(env.Stdout, "%s %s\n", s.ID, s.State)
+	return nil
+}
+
+func runSessionStart(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "session start", "SESSION [--wait=false] [--json]")
+	var wf waitFlags
+	wf.register(fs)
+	pos, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	c, err := newAPIClient(env)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	stop := startSpinner(env.Stderr, "starting "+pos[0])
+	s, err := c.StartSession(ctx, pos[0], wf.waitFor())
+	stop()
+	if err != nil {
+		return explain(err)
+	}
+	return wf.finish(env, s, "started", time.Since(t0))
+}
+
+func runSessionRemove(ctx context.Context, env *Env, args []string) error {
+	var purge bool
+	c, id, asJSON, err := oneSession(env, "rm", args, func(fs flagSet) {
+		fs.BoolVar(&purge, "purge", false, "delete the session's home too")
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.DeleteSession(ctx, id, purge); err != nil {
+		return explain(err)
+	}
+	if asJSON {
+		return printJSON(env.Stdout, map[string]any{"id": id, "removed": true, "purged": purge})
+	}
+	what := "home kept"
+	if purge {
+		what = "home deleted"
+	}
+	fmt.Fprintf(env.Stdout, "%s removed (%s)\n", id, what)
+	return nil
+}
+
+func runSessionTheme(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "session theme", "SESSION THEME [--json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseArgs(fs, args, 2)
+	if err != nil {
+		return err
+	}
+	c, err := newAPIClient(env)
+	if err != nil {
+		return err
+	}
+	s, err := c.SetTheme(ctx, pos[0], pos[1])
+	if err != nil {
+		return explain(err)
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, s)
+	}
+	fmt.Fprintf(env.Stdout, "%s theme %s\n", s.ID, s.Theme)
+	return nil
+}
+
+// runSessionScreenshot saves a screenshot through the fleet's API.
+func runSessionScreenshot(ctx context.Context, env *Env, args []string) error {
+	var out string
+	var o client.ScreenshotOptions
+	c, id, asJSON, err := oneSession(env, "screenshot", args, func(fs flagSet) {
+		fs.StringVar(&out, "o", "", "file to write (default SESSION.png or .jpeg; - for stdout)")
+		fs.StringVar(&o.Format, "format", "", "png (default) or jpeg")
+		fs.Float64Var(&o.Scale, "scale", 0, "scale from 0.05 to 1 (default 1)")
+		fs.IntVar(&o.Quality, "quality", 0, "JPEG quality 1-100")
+	})
+	if err != nil {
+		return err
+	}
+	im, err := c.Screenshot(ctx, id, o)
+	if err != nil {
+		return explain(err)
+	}
+	if out == "" {
+		out = id + "." + im.Format
+	}
+	if err := writeOutput(env, out, im.Data); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(env.Stdout, map[string]any{"path": out, "format": im.Format, "width": im.Width, "height": im.Height, "scale": im.Scale})
+	}
+	if out != "-" {
+		fmt.Fprintf(env.Stdout, "%s (%dx%d, scale %g)\n", out, im.Width, im.Height, im.Scale)
+	}
+	return nil
+}
+
+// writeOutput writes data to path, or to stdout for "-".
+func writeOutput(env *Env, path string, data []byte) error {
+	if path == "-" {
+		_, err := env.Stdout.Write(data)
+		return err
+	}
+	if err := writeFile(path, data); err != nil {
+		return fmt.Errorf("write %s: %w", strings.TrimSpace(path), err)
+	}
+	return nil
+}

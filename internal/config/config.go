@@ -1,0 +1,237 @@
+// Package config is the fleet's configuration: flags over environment over
+// defaults, loaded once at start, validated with messages that say what to
+// change, and printable with its secrets masked.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Environment variables the fleet reads. The first four are the seed's names.
+const (
+	EnvPort       = "FLEET_PORT"
+	EnvToken      = "ATELIER_API_TOKEN"
+	EnvMaxUSD     = "MAX_USD_PER_DAY"
+	EnvRuntime    = "ATELIER_RUNTIME"
+	EnvDataDir    = "ATELIER_DATA_DIR"
+	EnvBindPublic = "ATELIER_BIND_PUBLIC"
+	EnvURL        = "ATELIER_URL"
+	EnvAgent      = "ATELIER_AGENT"
+)
+
+// Defaults.
+const (
+	DefaultPort    = 8090
+	DefaultRuntime = "local"
+	// DefaultDataDir is where a root fleet (a service) keeps its state;
+	// anyone else gets DefaultUserDataDir, relative to the working
+	// directory, so trying the fleet needs no privileges.
+	DefaultDataDir     = "/var/lib/atelier"
+	DefaultUserDataDir = ".data"
+	DefaultURL         = "http://127.0.0.1:8090"
+)
+
+// Runtimes lists the runtimes a fleet can use.
+var Runtimes = []string{"local", "docker"}
+
+// Config is the fleet server's configuration.
+type Config struct {
+	// Addr is the host:port the API listens on.
+	Addr string
+	// DataDir holds the database, the homes and the run dirs.
+	DataDir string
+	// Runtime runs the desktops: "local" or "docker".
+	Runtime string
+	// APIToken, if set, is the bearer token every route but /health needs.
+	APIToken string
+	// MaxUSDPerDay caps model spend per UTC day; 0 means no cap.
+	MaxUSDPerDay float64
+	// BindPublic allows listening beyond loopback without a token.
+	BindPublic bool
+	// AgentPath is the atelier-agent binary the local runtime runs in each
+	// desktop; empty means the one beside the atelier binary.
+	AgentPath string
+}
+
+// Load reads the server's configuration from args (the flags of atelier
+// serve) over getenv over the defaults, and validates it. Flag errors and
+// help go to out.
+func Load(getenv func(string) string, args []string, out io.Writer) (Config, error) {
+	c := Config{
+		Runtime:  DefaultRuntime,
+		APIToken: getenv(EnvToken),
+		DataDir:  DefaultUserDataDir,
+	}
+	if os.Geteuid() == 0 {
+		c.DataDir = DefaultDataDir
+	}
+	if v := getenv(EnvDataDir); v != "" {
+		c.DataDir = v
+	}
+	c.AgentPath = getenv(EnvAgent)
+	if v := getenv(EnvRuntime); v != "" {
+		c.Runtime = v
+	}
+	port := DefaultPort
+	if v := getenv(EnvPort); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			return Config{}, fmt.Errorf("%s=%q: want a port number from 1 to 65535", EnvPort, v)
+		}
+		port = p
+	}
+	if v := getenv(EnvMaxUSD); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s=%q: want an amount of USD such as 5 or 12.50", EnvMaxUSD, v)
+		}
+		c.MaxUSDPerDay = f
+	}
+	if v := getenv(EnvBindPublic); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return Config{}, fmt.Errorf("%s=%q: want true or false", EnvBindPublic, v)
+		}
+		c.BindPublic = b
+	}
+	// Without a token the API is open, so by default it listens on loopback
+	// only; with one, on every interface, as the seed did.
+	host := "127.0.0.1"
+	if c.APIToken != "" {
+		host = ""
+	}
+	c.Addr = net.JoinHostPort(host, strconv.Itoa(port))
+
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address host:port (env "+EnvPort+" sets the port)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the database, homes and run dirs (env "+EnvDataDir+")")
+	fs.StringVar(&c.Runtime, "runtime", c.Runtime, "desktop runtime: "+strings.Join(Runtimes, " or ")+" (env "+EnvRuntime+")")
+	fs.BoolVar(&c.BindPublic, "bind-public", c.BindPublic, "listen beyond loopback even without "+EnvToken+" (env "+EnvBindPublic+")")
+	fs.StringVar(&c.AgentPath, "agent", c.AgentPath, "atelier-agent binary for the local runtime (default: beside atelier; env "+EnvAgent+")")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return c, c.Validate()
+}
+
+// Validate checks c and says what to change.
+func (c Config) Validate() error {
+	var errs []error
+	host, port, err := net.SplitHostPort(c.Addr)
+	if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
+		errs = append(errs, fmt.Errorf("addr %q: want host:port, such as 127.0.0.1:8090", c.Addr))
+	} else if c.APIToken == "" && !c.BindPublic && !isLoopback(host) {
+		errs = append(errs, fmt.Errorf("addr %q is beyond loopback and %s is not set: anyone who can reach it could drive the desktops; set a token, or pass --bind-public (%s=1) if a proxy guards it", c.Addr, EnvToken, EnvBindPublic))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir is empty: pass --data-dir"))
+	}
+	if !isRuntime(c.Runtime) {
+		errs = append(errs, fmt.Errorf("runtime %q: want one of %s", c.Runtime, strings.Join(Runtimes, ", ")))
+	}
+	if c.MaxUSDPerDay < 0 || math.IsNaN(c.MaxUSDPerDay) || math.IsInf(c.MaxUSDPerDay, 0) {
+		errs = append(errs, fmt.Errorf("%s %v: want 0 (no cap) or a positive amount", EnvMaxUSD, c.MaxUSDPerDay))
+	}
+	if c.APIToken != "" && len(c.APIToken) < 16 {
+		errs = append(errs, fmt.Errorf("%s is %d characters: use at least 16 (openssl rand -hex 32)", EnvToken, len(c.APIToken)))
+	}
+	return errors.Join(errs...)
+}
+
+func isRuntime(name string) bool {
+	for _, r := range Runtimes {
+		if r == name {
+			return true
+		}
+	}
+	return false
+}
+
+// isLoopback reports whether host names only this machine. An empty host
+// means every interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Loopback reports whether the server listens on loopback only.
+func (c Config) Loopback() bool {
+	host, _, err := net.SplitHostPort(c.Addr)
+	return err == nil && isLoopback(host)
+}
+
+// DBPath is the database file in the data dir.
+func (c Config) DBPath() string { return filepath.Join(c.DataDir, "atelier.db") }
+
+// mask shows whether a secret is set without showing it.
+func mask(s string) string {
+	if s == "" {
+		return "(not set)"
+	}
+	return "****"
+}
+
+// String prints c for people, secrets masked.
+func (c Config) String() string {
+	capUSD := "none"
+	if c.MaxUSDPerDay > 0 {
+		capUSD = strconv.FormatFloat(c.MaxUSDPerDay, 'f', 2, 64) + " USD/day"
+	}
+	return fmt.Sprintf("addr=%s data_dir=%s runtime=%s api_token=%s max_usd_per_day=%s bind_public=%t agent=%s",
+		c.Addr, c.DataDir, c.Runtime, mask(c.APIToken), capUSD, c.BindPublic, c.AgentPath)
+}
+
+// LogValue logs c as attributes, secrets masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("data_dir", c.DataDir),
+		slog.String("runtime", c.Runtime),
+		slog.String("api_token", mask(c.APIToken)),
+		slog.Float64("max_usd_per_day", c.MaxUSDPerDay),
+		slog.Bool("bind_public", c.BindPublic),
+		slog.String("agent", c.AgentPath),
+	)
+}
+
+// Client is the configuration of the CLI's API client.
+type Client struct {
+	// URL is the fleet's base URL.
+	URL string
+	// Token is the bearer token, if the fleet needs one.
+	Token string
+}
+
+// LoadClient reads the client's configuration from getenv.
+func LoadClient(getenv func(string) string) (Client, error) {
+	c := Client{URL: DefaultURL, Token: getenv(EnvToken)}
+	if v := getenv(EnvURL); v != "" {
+		c.URL = strings.TrimRight(v, "/")
+	}
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Client{}, fmt.Errorf("%s=%q: want a URL such as %s", EnvURL, c.URL, DefaultURL)
+	}
+	return c, nil
+}
+
+// String prints c for people, the token masked.
+func (c Client) String() string { return fmt.Sprintf("url=%s token=%s", c.URL, mask(c.Token)) }

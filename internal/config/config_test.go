@@ -1,0 +1,130 @@
+package config_test
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"atelier/internal/config"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+const token = "0123456789abcdef0123"
+
+func TestLoad(t *testing.T) {
+	defaultDir := config.DefaultUserDataDir
+	if os.Geteuid() == 0 {
+		defaultDir = config.DefaultDataDir
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want config.Config
+	}{
+		{"defaults", nil, nil,
+			config.Config{Addr: "127.0.0.1:8090", DataDir: defaultDir, Runtime: "local"}},
+		{"seed env names", map[string]string{"FLEET_PORT": "9000", "ATELIER_API_TOKEN": token, "MAX_USD_PER_DAY": "12.5", "ATELIER_RUNTIME": "docker"}, nil,
+			config.Config{Addr: ":9000", DataDir: defaultDir, Runtime: "docker", APIToken: token, MaxUSDPerDay: 12.5}},
+		{"flags over env", map[string]string{"ATELIER_RUNTIME": "docker", "ATELIER_DATA_DIR": "/env"},
+			[]string{"--addr", "127.0.0.1:1234", "--data-dir", "/flag", "--runtime", "local"},
+			config.Config{Addr: "127.0.0.1:1234", DataDir: "/flag", Runtime: "local"}},
+		{"public without token when asked", map[string]string{"ATELIER_BIND_PUBLIC": "1"}, []string{"--addr", "0.0.0.0:8090"},
+			config.Config{Addr: "0.0.0.0:8090", DataDir: defaultDir, Runtime: "local", BindPublic: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := config.Load(env(tt.env), tt.args, new(bytes.Buffer))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Load mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // in the message
+	}{
+		{"bad port", map[string]string{"FLEET_PORT": "http"}, nil, "FLEET_PORT"},
+		{"port out of range", map[string]string{"FLEET_PORT": "70000"}, nil, "FLEET_PORT"},
+		{"bad cap", map[string]string{"MAX_USD_PER_DAY": "lots"}, nil, "MAX_USD_PER_DAY"},
+		{"negative cap", map[string]string{"MAX_USD_PER_DAY": "-1"}, nil, "MAX_USD_PER_DAY"},
+		{"unknown runtime", nil, []string{"--runtime", "kvm"}, `runtime "kvm"`},
+		{"public without token", nil, []string{"--addr", "0.0.0.0:8090"}, "--bind-public"},
+		{"all interfaces without token", nil, []string{"--addr", ":8090"}, "ATELIER_API_TOKEN"},
+		{"short token", map[string]string{"ATELIER_API_TOKEN": "abc"}, nil, "at least 16"},
+		{"bad addr", nil, []string{"--addr", "localhost"}, "host:port"},
+		{"empty data dir", nil, []string{"--data-dir", ""}, "data dir"},
+		{"unknown flag", nil, []string{"--colour"}, "colour"},
+		{"extra argument", nil, []string{"now"}, "unexpected"},
+		{"bad bind public", map[string]string{"ATELIER_BIND_PUBLIC": "maybe"}, nil, "ATELIER_BIND_PUBLIC"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := new(bytes.Buffer)
+			_, err := config.Load(env(tt.env), tt.args, out)
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			if msg := err.Error() + out.String(); !strings.Contains(msg, tt.want) {
+				t.Errorf("error %q does not mention %q", msg, tt.want)
+			}
+		})
+	}
+	if _, err := config.Load(env(nil), []string{"-h"}, new(bytes.Buffer)); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: got %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestSecretsMasked(t *testing.T) {
+	c, err := config.Load(env(map[string]string{"ATELIER_API_TOKEN": token}), nil, new(bytes.Buffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "config", c)
+	cl, err := config.LoadClient(env(map[string]string{"ATELIER_API_TOKEN": token}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]string{"String": c.String(), "slog": logged.String(), "client": cl.String()} {
+		if strings.Contains(s, token) {
+			t.Errorf("%s shows the token: %s", name, s)
+		}
+		if !strings.Contains(s, "****") {
+			t.Errorf("%s does not say a token is set: %s", name, s)
+		}
+	}
+}
+
+func TestLoadClient(t *testing.T) {
+	c, err := config.LoadClient(env(nil))
+	if err != nil || c.URL != config.DefaultURL {
+		t.Errorf("default: got %+v, %v", c, err)
+	}
+	c, err = config.LoadClient(env(map[string]string{"ATELIER_URL": "https://fleet.example/", "ATELIER_API_TOKEN": token}))
+	if err != nil || c.URL != "https://fleet.example" || c.Token != token {
+		t.Errorf("from env: got %+v, %v", c, err)
+	}
+	for _, bad := range []string{"fleet:8090", "ftp://x", "http://"} {
+		if _, err := config.LoadClient(env(map[string]string{"ATELIER_URL": bad})); err == nil || !strings.Contains(err.Error(), "ATELIER_URL") {
+			t.Errorf("ATELIER_URL=%q: got %v, want an error naming ATELIER_URL", bad, err)
+		}
+	}
+}

@@ -1,0 +1,413 @@
+// Package holo drives H Company's Holo3 / Holo3.1 computer-use models over an
+// OpenAI-compatible chat completions server (vLLM or H's API) through the
+// official openai-go SDK, following research/models.md §1: structured output
+// {note, thought, tool_call}, the chat layout with <task>/<observation> tags,
+// at most three screenshots in context, reasoning on (and never sent back),
+// and coordinates in [0, 1000] scaled to the exact image sent.
+package holo
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
+
+	"atelier/internal/agentapi"
+	"atelier/internal/model"
+)
+
+// Defaults.
+const (
+	DefaultEndpoint  = "http://localhost:8000/v1"
+	DefaultModel     = "holo3-35b-a3b"
+	DefaultMaxTokens = 4096
+	// MaxImages is H's image budget: older screenshots are replaced by a
+	// placeholder that keeps the <observation> wrapper.
+	MaxImages = 3
+)
+
+// Options configure the backend. Zero values take the defaults.
+type Options struct {
+	Endpoint  string // HOLO3_ENDPOINT
+	APIKey    string // HAI_API_KEY for H's API; vLLM needs none
+	Model     string
+	MaxTokens int64
+	// StructuredOutputs sends the schema as H's top-level
+	// structured_outputs field instead of OpenAI's response_format.
+	StructuredOutputs bool
+	// MaxRetries is the SDK's retry count on 408/409/429/5xx and connection
+	// errors, with exponential backoff; 0 means 2, negative means none.
+	MaxRetries int
+}
+
+// Backend starts Holo conversations.
+type Backend struct {
+	opts   Options
+	client openai.Client
+}
+
+// New returns a Backend.
+func New(opts Options) *Backend {
+	opts.Endpoint = cmp.Or(opts.Endpoint, DefaultEndpoint)
+	opts.Model = cmp.Or(opts.Model, DefaultModel)
+	opts.MaxTokens = cmp.Or(opts.MaxTokens, DefaultMaxTokens)
+	retries := cmp.Or(opts.MaxRetries, 2)
+	reqOpts := []option.RequestOption{option.WithBaseURL(opts.Endpoint), option.WithMaxRetries(max(retries, 0))}
+	// The SDK refuses to send without a key; a local vLLM ignores it.
+	reqOpts = append(reqOpts, option.WithAPIKey(cmp.Or(opts.APIKey, "none")))
+	return &Backend{opts: opts, client: openai.NewClient(reqOpts...)}
+}
+
+// Start begins a conversation toward s.Goal.
+func (b *Backend) Start(_ context.Context, s model.Start) (model.Conversation, error) {
+	if len(s.Script) > 0 {
+		return nil, fmt.Errorf("%w: holo takes a goal, not a script", model.ErrBadStart)
+	}
+	return &Conversation{b: b, model: cmp.Or(s.Model, b.opts.Model)}, nil
+}
+
+// Conversation is one task's chat with Holo.
+type Conversation struct {
+	b     *Backend
+	model string
+	turns []turn
+	// lastPrompt is the previous call's prompt size, for estimates.
+	lastPrompt int64
+}
+
+// turn is one exchange: what we sent (text around one screenshot) and the
+// assistant's content as it is sent back (the parsed JSON only).
+type turn struct {
+	before, after string
+	image         model.Screenshot
+	assistant     string
+}
+
+// Model returns the model id.
+func (c *Conversation) Model() string { return c.model }
+
+// ScreenshotScale is 1: Holo answers in [0, 1000] of whatever it sees, and
+// the full-size image keeps small targets legible.
+func (c *Conversation) ScreenshotScale(int, int) float64 { return 1 }
+
+// Estimate bounds the next call: the last prompt plus a screenshot, and a
+// full completion.
+func (c *Conversation) Estimate(t model.Turn) model.Usage {
+	in := c.lastPrompt + model.ImageTokens(t.Screenshot.Width, t.Screenshot.Height) + 2000
+	return model.Usage{Model: c.model, InputTokens: in, OutputTokens: c.b.opts.MaxTokens}
+}
+
+// systemPrompt states the job and the output format: H trained Holo3 with
+// the schema both in the constraint and in the prompt.
+func systemPrompt(schema []byte) string {
+	return "You operate a Linux desktop (sway) to accomplish the user's task. Each turn you get an " +
+		"observation with a screenshot. Reply with exactly one JSON object: a short thought, an optional " +
+		"note of facts to remember (your reasoning is not kept between turns), and one tool_call. " +
+		"Coordinates x and y are integers from 0 to 1000, relative to the screenshot's width and height, " +
+		"origin at the top-left. Keys use xdotool names (Return, Escape, ctrl+l, super+Return). " +
+		"When the task is done, call answer; if it cannot be done, call fail.\n" +
+		"<output_format>\n" + string(schema) + "\n</output_format>"
+}
+
+// observation writes the text around turn t's screenshot.
+func observation(t model.Turn) (before, after string) {
+	var sb strings.Builder
+	if t.Step == 1 {
+		fmt.Fprintf(&sb, "<task>%s</task>\n", t.Goal)
+	}
+	fmt.Fprintf(&sb, "<observation step=%d>\n", t.Step)
+	if t.Error != "" {
+		fmt.Fprintf(&sb, "<error>your previous reply could not be carried out: %s</error>\n", t.Error)
+	}
+	for i, r := range t.Results {
+		if r.Error != "" {
+			fmt.Fprintf(&sb, "<tool_result index=%d>error: %s</tool_result>\n", i+1, r.Error)
+		} else {
+			fmt.Fprintf(&sb, "<tool_result index=%d>ok</tool_result>\n", i+1)
+		}
+	}
+	for _, n := range t.Notes {
+		fmt.Fprintf(&sb, "<event>%s</event>\n", n)
+	}
+	sb.WriteString("<screenshot>")
+	return sb.String(), "</screenshot>\n</observation>"
+}
+
+// messages lays out the chat: system, then user/assistant turns, the newest
+// MaxImages keeping their screenshots.
+func (c *Conversation) messages(schema []byte) []openai.ChatCompletionMessageParamUnion {
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(systemPrompt(schema))}
+	for i, t := range c.turns {
+		parts := []openai.ChatCompletionContentPartUnionParam{openai.TextContentPart(t.before)}
+		if i >= len(c.turns)-MaxImages {
+			url := "data:" + t.image.MediaType() + ";base64," + base64.StdEncoding.EncodeToString(t.image.Data)
+			parts = append(parts, openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: url}))
+		} else {
+			parts = append(parts, openai.TextContentPart("(an earlier screenshot, no longer shown)"))
+		}
+		parts = append(parts, openai.TextContentPart(t.after))
+		msgs = append(msgs, openai.UserMessage(parts))
+		if t.assistant != "" {
+			msgs = append(msgs, openai.AssistantMessage(t.assistant))
+		}
+	}
+	return msgs
+}
+
+// Next sends the observation and parses the step.
+func (c *Conversation) Next(ctx context.Context, t model.Turn) (model.Reply, error) {
+	before, after := observation(t)
+	c.turns = append(c.turns, turn{before: before, after: after, image: t.Screenshot})
+	schema := stepSchema()
+	schemaJSON, err := json.Marshal(schema)
+	if err != nil {
+		return model.Reply{}, fmt.Errorf("encode schema: %w", err)
+	}
+	params := openai.ChatCompletionNewParams{
+		Model:           c.model,
+		Messages:        c.messages(schemaJSON),
+		MaxTokens:       openai.Int(c.b.opts.MaxTokens),
+		ReasoningEffort: shared.ReasoningEffortMedium,
+	}
+	extra := map[string]any{"chat_template_kwargs": map[string]any{"enable_thinking": true}}
+	if c.b.opts.StructuredOutputs {
+		extra["structured_outputs"] = map[string]any{"json": schema}
+	} else {
+		params.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+			JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: "step", Schema: schema, Strict: openai.Bool(true)},
+		}}
+	}
+	params.SetExtraFields(extra)
+
+	resp, err := c.b.client.Chat.Completions.New(ctx, params)
+	if err != nil {
+		c.turns = c.turns[:len(c.turns)-1] // nothing was answered; the loop ends or retries the turn
+		return model.Reply{}, fmt.Errorf("holo %s: %w", c.model, err)
+	}
+	// Priced under the id we asked for: a server may report another name.
+	usage := model.Usage{
+		Model:           c.model,
+		InputTokens:     resp.Usage.PromptTokens - resp.Usage.PromptTokensDetails.CachedTokens,
+		CacheReadTokens: resp.Usage.PromptTokensDetails.CachedTokens,
+		OutputTokens:    resp.Usage.CompletionTokens,
+		ReasoningTokens: resp.Usage.CompletionTokensDetails.ReasoningTokens,
+	}
+	c.lastPrompt = resp.Usage.PromptTokens
+	if len(resp.Choices) == 0 {
+		return model.Reply{}, model.OutputErrorf(usage, "the server returned no choices")
+	}
+	ch := resp.Choices[0]
+	content := ch.Message.Content
+	if ch.FinishReason == "length" {
+		c.turns[len(c.turns)-1].assistant = content
+		return model.Reply{}, model.OutputErrorf(usage, "the reply was cut off at max_tokens (%d)", c.b.opts.MaxTokens)
+	}
+	st, err := parseStep(content)
+	if err != nil {
+		c.turns[len(c.turns)-1].assistant = content
+		return model.Reply{}, model.OutputErrorf(usage, "%v", err)
+	}
+	// Only the parsed JSON goes back: reasoning is never resent.
+	c.turns[len(c.turns)-1].assistant = st.canonical
+	reply, err := st.toReply(t.Screenshot)
+	if err != nil {
+		return model.Reply{}, model.OutputErrorf(usage, "%v", err)
+	}
+	reply.Usage = usage
+	return reply, nil
+}
+
+// step is one parsed reply.
+type step struct {
+	Note     *string         `json:"note"`
+	Thought  string          `json:"thought"`
+	ToolCall json.RawMessage `json:"tool_call"`
+
+	call      map[string]json.RawMessage
+	canonical string
+}
+
+// parseStep parses a reply's content strictly: one JSON object with the
+// three fields, a tool_call naming a known tool with exactly its arguments.
+func parseStep(content string) (step, error) {
+	var st step
+	s := strings.TrimSpace(content)
+	// Servers without constrained decoding sometimes fence the JSON.
+	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "```json"), "```"), "```")
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return st, fmt.Errorf("the reply is not the step object: %v", err)
+	}
+	if dec.More() {
+		return st, errors.New("the reply has data after the step object")
+	}
+	if err := json.Unmarshal(st.ToolCall, &st.call); err != nil || st.call == nil {
+		return st, errors.New("tool_call is not an object")
+	}
+	var name string
+	if err := json.Unmarshal(st.call["tool_name"], &name); err != nil {
+		return st, errors.New("tool_call has no tool_name")
+	}
+	i := slices.IndexFunc(tools, func(t tool) bool { return t.name == name })
+	if i < 0 {
+		return st, fmt.Errorf("unknown tool %q", name)
+	}
+	for arg := range st.call {
+		if _, ok := tools[i].props[arg]; !ok && arg != "tool_name" {
+			return st, fmt.Errorf("tool %s has no argument %q", name, arg)
+		}
+	}
+	for _, arg := range slices.Sorted(maps.Keys(tools[i].props)) {
+		if _, ok := st.call[arg]; !ok && !optional[arg] {
+			return st, fmt.Errorf("tool %s needs %q", name, arg)
+		}
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, []byte(s)); err == nil {
+		st.canonical = buf.String()
+	}
+	return st, nil
+}
+
+func (st step) str(name string) (string, error) {
+	var s string
+	if err := json.Unmarshal(st.call[name], &s); err != nil {
+		return "", fmt.Errorf("%s must be a string", name)
+	}
+	return s, nil
+}
+
+func (st step) num(name string) (float64, error) {
+	var f float64
+	if err := json.Unmarshal(st.call[name], &f); err != nil {
+		return 0, fmt.Errorf("%s must be a number", name)
+	}
+	return f, nil
+}
+
+// point maps (x, y) in [0, 1000] of the image to output pixels.
+func (st step) point(xName, yName string, img model.Screenshot) (*agentapi.Point, error) {
+	x, errX := st.num(xName)
+	y, errY := st.num(yName)
+	if err := cmp.Or(errX, errY); err != nil {
+		return nil, err
+	}
+	if x != float64(int(x)) || y != float64(int(y)) || x < 0 || y < 0 || x > 1000 || y > 1000 {
+		return nil, fmt.Errorf("(%v, %v) is not a pair of integers in [0, 1000]", x, y)
+	}
+	p := ToOutput(int(x), int(y), img)
+	return &p, nil
+}
+
+// ToOutput maps Holo's (x, y) in [0, 1000] to a pixel of the image sent,
+// then to the output: px = x·W/1000, with 1000 landing on the last pixel.
+func ToOutput(x, y int, img model.Screenshot) agentapi.Point {
+	px := min(x*img.Width/1000, img.Width-1)
+	py := min(y*img.Height/1000, img.Height-1)
+	return img.ToOutput(px, py)
+}
+
+// toReply maps the tool call to protocol-v1 actions in output pixels.
+func (st step) toReply(img model.Screenshot) (model.Reply, error) {
+	r := model.Reply{Thought: st.Thought}
+	if st.Note != nil {
+		r.Note = *st.Note
+	}
+	name, _ := st.str("tool_name")
+	req := func(v agentapi.Verb) agentapi.Request { return agentapi.Request{V: agentapi.Version, Action: v} }
+	at := func(v agentapi.Verb) error {
+		p, err := st.point("x", "y", img)
+		if err != nil {
+			return err
+		}
+		a := req(v)
+		a.Coordinate = p
+		r.Actions = append(r.Actions, a)
+		return nil
+	}
+	var err error
+	switch name {
+	case "click":
+		err = at(agentapi.LeftClick)
+	case "double_click":
+		err = at(agentapi.DoubleClick)
+	case "right_click":
+		err = at(agentapi.RightClick)
+	case "mouse_move":
+		err = at(agentapi.MouseMove)
+	case "write":
+		if err = at(agentapi.LeftClick); err != nil {
+			break
+		}
+		var content string
+		if content, err = st.str("content"); err != nil {
+			break
+		}
+		a := req(agentapi.Type)
+		a.Text = content
+		r.Actions = append(r.Actions, a)
+		var enter bool
+		if raw, ok := st.call["press_enter"]; ok && json.Unmarshal(raw, &enter) == nil && enter {
+			k := req(agentapi.Key)
+			k.Text = "Return"
+			r.Actions = append(r.Actions, k)
+		}
+	case "type":
+		a := req(agentapi.Type)
+		a.Text, err = st.str("content")
+		r.Actions = append(r.Actions, a)
+	case "key_press":
+		a := req(agentapi.Key)
+		a.Text, err = st.str("keys")
+		r.Actions = append(r.Actions, a)
+	case "scroll":
+		a := req(agentapi.Scroll)
+		if a.Coordinate, err = st.point("x", "y", img); err != nil {
+			break
+		}
+		if a.ScrollDirection, err = st.str("direction"); err != nil {
+			break
+		}
+		a.ScrollAmount = 3
+		if _, ok := st.call["amount"]; ok {
+			var n float64
+			if n, err = st.num("amount"); err != nil {
+				break
+			}
+			a.ScrollAmount = int(n)
+		}
+		r.Actions = append(r.Actions, a)
+	case "drag":
+		a := req(agentapi.LeftClickDrag)
+		if a.StartCoordinate, err = st.point("x1", "y1", img); err != nil {
+			break
+		}
+		a.Coordinate, err = st.point("x2", "y2", img)
+		r.Actions = append(r.Actions, a)
+	case "wait":
+		a := req(agentapi.Wait)
+		a.Duration, err = st.num("seconds")
+		r.Actions = append(r.Actions, a)
+	case "answer":
+		r.Done = true
+		r.Answer, err = st.str("content")
+	case "fail":
+		r.Done, r.Failed = true, true
+		r.Answer, err = st.str("reason")
+	}
+	if err != nil {
+		return model.Reply{}, fmt.Errorf("tool %s: %v", name, err)
+	}
+	return r, nil
+}

@@ -1,0 +1,102 @@
+package modeltest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// OpenAIStep is one reply of an OpenAI-compatible transcript.
+type OpenAIStep struct {
+	// Content is the assistant message's content. A JSON object is sent as
+	// its compact text (what structured output produces); a string as is.
+	Content json.RawMessage `json:"content"`
+	// Reasoning is the thinking trace, sent as vLLM does in "reasoning"
+	// (or as H's API does in "reasoning_content" when ReasoningContent).
+	Reasoning        string `json:"reasoning"`
+	ReasoningContent bool   `json:"reasoning_content"`
+	FinishReason     string `json:"finish_reason"` // default "stop"
+	PromptTokens     int64  `json:"prompt_tokens"`
+	CompletionTokens int64  `json:"completion_tokens"`
+	CachedTokens     int64  `json:"cached_tokens"`
+	// Failure instead of a reply.
+	Status int    `json:"status"`
+	Error  string `json:"error"`
+	Hang   bool   `json:"hang"`
+}
+
+// OpenAI starts a fake OpenAI-compatible server (as vLLM serves
+// /v1/chat/completions) replaying the transcript at path. Its URL ends in
+// /v1, like HOLO3_ENDPOINT.
+func OpenAI(t testing.TB, path string) *Server {
+	return OpenAISteps(t, loadTranscript[OpenAIStep](t, path))
+}
+
+// OpenAISteps is OpenAI with the steps given directly.
+func OpenAISteps(t testing.TB, steps []OpenAIStep) *Server {
+	s := start(t, func(s *Server, w http.ResponseWriter, r *http.Request) {
+		req, n := s.record(r)
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/chat/completions" {
+			writeJSON(w, http.StatusNotFound, openAIError(fmt.Sprintf("no route %s %s", r.Method, r.URL.Path), "NotFoundError", 404))
+			return
+		}
+		if n >= len(steps) {
+			writeJSON(w, http.StatusInternalServerError, openAIError("transcript exhausted", "InternalServerError", 500))
+			return
+		}
+		st := steps[n]
+		switch {
+		case st.Hang:
+			s.hang(r)
+			return
+		case st.Status != 0:
+			writeJSON(w, st.Status, openAIError(st.Error, http.StatusText(st.Status), st.Status))
+			return
+		}
+		content := string(st.Content)
+		var str string
+		if json.Unmarshal(st.Content, &str) == nil {
+			content = str
+		}
+		model, _ := req.Body["model"].(string)
+		msg := map[string]any{
+			"role": "assistant", "content": content, "refusal": nil, "annotations": nil, "audio": nil,
+			"function_call": nil, "tool_calls": []any{},
+		}
+		if st.ReasoningContent {
+			msg["reasoning_content"] = st.Reasoning
+		} else {
+			msg["reasoning"] = st.Reasoning
+		}
+		finish := st.FinishReason
+		if finish == "" {
+			finish = "stop"
+		}
+		var details any
+		if st.CachedTokens > 0 {
+			details = map[string]any{"cached_tokens": st.CachedTokens}
+		}
+		w.Header().Set("x-request-id", fmt.Sprintf("chatcmpl-%d", n))
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": fmt.Sprintf("chatcmpl-%016x", n+1), "object": "chat.completion", "created": time.Now().Unix(),
+			"model": model,
+			"choices": []any{map[string]any{
+				"index": 0, "message": msg, "logprobs": nil, "finish_reason": finish, "stop_reason": nil,
+			}},
+			"service_tier": nil, "system_fingerprint": nil,
+			"usage": map[string]any{
+				"prompt_tokens": st.PromptTokens, "completion_tokens": st.CompletionTokens,
+				"total_tokens": st.PromptTokens + st.CompletionTokens, "prompt_tokens_details": details,
+			},
+			"prompt_logprobs": nil, "kv_transfer_params": nil,
+		})
+	})
+	s.URL += "/v1"
+	return s
+}
+
+func openAIError(msg, typ string, code int) map[string]any {
+	return map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": code}}
+}

@@ -1,0 +1,216 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	"atelier/desktop"
+	"atelier/internal/sessions"
+)
+
+// desk is one desktop known to the runtime.
+type desk struct {
+	id  string
+	dir string // DataDir/desktops/<id>: root's; holds spec, pid file, log
+
+	// op serializes lifecycle operations (Create, Start, Stop, Remove,
+	// Close) on this desktop. It is taken before mu, never after.
+	op  sync.Mutex
+	sup *supervisor // set while a supervisor runs; guarded by op
+
+	// mu guards what the supervisor changes.
+	mu         sync.Mutex
+	spec       spec
+	proc       *proc // the running sandbox, nil when stopped
+	restarting bool  // the supervisor is bringing the sandbox back
+}
+
+func (d *desk) home() string     { return filepath.Join(d.dir, "home") }
+func (d *desk) run() string      { return filepath.Join(d.dir, "run") }
+func (d *desk) specFile() string { return filepath.Join(d.dir, "spec.json") }
+func (d *desk) pidFile() string  { return filepath.Join(d.dir, "pid.json") }
+func (d *desk) logFile() string  { return filepath.Join(d.dir, "desktop.log") }
+
+// current reports the running sandbox (if any) and whether the supervisor
+// is restarting it.
+func (d *desk) current() (*proc, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.proc, d.restarting
+}
+
+// findProc reads the pid file and returns the sandbox it names if that
+// process still runs and is the one started (same start time), else nil.
+// A stale pid file is removed.
+func (d *desk) findProc() (*proc, error) {
+	b, err := os.ReadFile(d.pidFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pf pidFile
+	if err := json.Unmarshal(b, &pf); err != nil || pf.PID <= 0 {
+		os.Remove(d.pidFile())
+		return nil, nil
+	}
+	p, err := openProc(pf.PID, pf.StartTicks)
+	if err != nil {
+		os.Remove(d.pidFile())
+		return nil, nil
+	}
+	p.startedAt = pf.StartedAt
+	return p, nil
+}
+
+// dial connects to endpoint in the run dir. The run dir belongs to the
+// desktop, so the socket must be a socket, not a link planted to lead the
+// fleet elsewhere.
+func (d *desk) dial(ctx context.Context, endpoint sessions.Endpoint) (net.Conn, error) {
+	if endpoint != sessions.EndpointAgent && endpoint != sessions.EndpointVNC {
+		return nil, fmt.Errorf("dial %s: unknown endpoint %q", d.id, endpoint)
+	}
+	path := filepath.Join(d.run(), string(endpoint))
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s %s: %w", d.id, endpoint, err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return nil, fmt.Errorf("dial %s %s: not a socket", d.id, endpoint)
+	}
+	var dl net.Dialer
+	conn, err := dl.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s %s: %w", d.id, endpoint, err)
+	}
+	return conn, nil
+}
+
+// pidFile is the JSON pid file of a running sandbox.
+type pidFile struct {
+	PID        int       `json:"pid"`
+	StartTicks uint64    `json:"start_ticks"` // field 22 of /proc/<pid>/stat
+	StartedAt  time.Time `json:"started_at"`
+}
+
+// spec is what the runtime keeps of a desktop, so List and Inspect work
+// without the fleet's database.
+type spec struct {
+	ID         string             `json:"id"`
+	Label      string             `json:"label,omitempty"`
+	Theme      string             `json:"theme,omitempty"`
+	Resolution desktop.Resolution `json:"resolution"`
+	Resources  sessions.Resources `json:"resources"`
+	CreatedAt  time.Time          `json:"created_at"`
+}
+
+// newSpec checks s and fills in the runtime's defaults.
+func (r *Runtime) newSpec(s sessions.Spec) (spec, error) {
+	sp := spec{ID: s.ID, Label: s.Label, Theme: s.Theme, Resolution: s.Resolution, Resources: s.Resources, CreatedAt: time.Now().UTC()}
+	if sp.Resolution == (desktop.Resolution{}) {
+		sp.Resolution = desktop.DefaultResolution
+	}
+	if err := sp.Resolution.Validate(); err != nil {
+		return spec{}, err
+	}
+	if sp.Theme != "" && !themeRE.MatchString(sp.Theme) {
+		return spec{}, fmt.Errorf("theme %q: want lowercase letters, digits and dashes", sp.Theme)
+	}
+	if sp.Resources.MemoryBytes == 0 {
+		sp.Resources.MemoryBytes = r.opts.Limits.MemoryBytes
+	}
+	if sp.Resources.CPUs == 0 {
+		sp.Resources.CPUs = r.opts.Limits.CPUs
+	}
+	if sp.Resources.PIDs == 0 {
+		sp.Resources.PIDs = r.opts.Limits.PIDs
+	}
+	if err := checkLimits(sp.Resources); err != nil {
+		return spec{}, err
+	}
+	return sp, nil
+}
+
+var themeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
+// checkLimits refuses limits no desktop can run within.
+func checkLimits(l sessions.Resources) error {
+	switch {
+	case l.MemoryBytes < 64<<20:
+		return fmt.Errorf("memory limit %d bytes: want at least 64 MiB", l.MemoryBytes)
+	case l.CPUs < 0.1 || l.CPUs > 1024:
+		return fmt.Errorf("cpu limit %g: want from 0.1 to 1024", l.CPUs)
+	case l.PIDs < 16:
+		return fmt.Errorf("pids limit %d: want at least 16", l.PIDs)
+	}
+	return nil
+}
+
+func readSpec(dir string) (spec, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "spec.json"))
+	if err != nil {
+		return spec{}, err
+	}
+	var sp spec
+	if err := json.Unmarshal(b, &sp); err != nil {
+		return spec{}, fmt.Errorf("desktop spec %s: %w", dir, err)
+	}
+	return sp, nil
+}
+
+func writeSpec(dir string, sp spec) error {
+	b, err := json.MarshalIndent(sp, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(dir, "spec.json", append(b, '\n'), 0, 0)
+}
+
+// idRE is what the runtime accepts as a desktop id: safe as a path
+// component and a cgroup name. Session ids ("sess_…") match.
+var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+func checkID(id string) error {
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("desktop id %q: want 1 to 64 lowercase letters, digits, _ and -", id)
+	}
+	return nil
+}
+
+// writeFileAtomic writes dir/name through a temporary file and a rename, so
+// readers see the old or the new content, never a part. The file is owned
+// by uid:gid and readable by all.
+func writeFileAtomic(dir, name string, data []byte, uid, gid int) error {
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op after the rename
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chown(uid, gid)
+	}
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, name))
+}

@@ -1,0 +1,543 @@
+// Package local runs desktops on this host as sandboxed process trees: one
+// bubblewrap sandbox per desktop, running atelier-agent as an unprivileged
+// user in its own user, mount, pid, ipc and uts namespaces, with only its own
+// home and run dir writable. Sandboxes are started detached, so they outlive
+// the fleet; a restarted fleet re-adopts them through their pid files. A
+// supervisor restarts a sandbox whose agent tree exits while it should run.
+//
+// Networking is shared with the host for now, so a browser in the desktop
+// reaches the network; the desktop has no listening port of its own.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"atelier/desktop"
+	"atelier/internal/agentapi"
+	"atelier/internal/sessions"
+)
+
+// Default limits of one desktop, used where Spec.Resources leaves zeros.
+const (
+	DefaultMemoryBytes = 4 << 30
+	DefaultCPUs        = 2
+	DefaultPIDs        = 1024
+)
+
+// Options configure a Runtime. Zero values take the defaults noted.
+type Options struct {
+	// DataDir holds the desktops, under DataDir/desktops. Required.
+	DataDir string
+	// AgentPath is the atelier-agent binary run in each sandbox. Required.
+	AgentPath string
+	// User is the unprivileged user desktops run as. Default "atelier".
+	User string
+	// Logger receives lifecycle events. Default: discard.
+	Logger *slog.Logger
+	// Limits apply where a Spec leaves its Resources zero. Default 4 GiB,
+	// 2 CPUs, 1024 pids.
+	Limits sessions.Resources
+	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL.
+	// Default 10s.
+	StopTimeout time.Duration
+	// Bwrap is the bubblewrap binary. Default: "bwrap" on PATH.
+	Bwrap string
+}
+
+// Runtime is the local runtime. It is safe for concurrent use.
+type Runtime struct {
+	opts     Options
+	log      *slog.Logger
+	root     string // DataDir/desktops
+	uid, gid int
+	cg       cgroups
+	bwrap    string
+
+	mu     sync.Mutex
+	desks  map[string]*desk
+	closed bool
+}
+
+// New returns a runtime over opts.DataDir and re-adopts the desktops whose
+// sandboxes still run there.
+func New(opts Options) (*Runtime, error) {
+	if opts.DataDir == "" || opts.AgentPath == "" {
+		return nil, errors.New("local runtime: DataDir and AgentPath are required")
+	}
+	if opts.User == "" {
+		opts.User = "atelier"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Limits.MemoryBytes == 0 {
+		opts.Limits.MemoryBytes = DefaultMemoryBytes
+	}
+	if opts.Limits.CPUs == 0 {
+		opts.Limits.CPUs = DefaultCPUs
+	}
+	if opts.Limits.PIDs == 0 {
+		opts.Limits.PIDs = DefaultPIDs
+	}
+	if opts.StopTimeout == 0 {
+		opts.StopTimeout = 10 * time.Second
+	}
+	if err := checkLimits(opts.Limits); err != nil {
+		return nil, fmt.Errorf("local runtime: default limits: %w", err)
+	}
+	bw := opts.Bwrap
+	if bw == "" {
+		bw = "bwrap"
+	}
+	bwPath, err := exec.LookPath(bw)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: bubblewrap: %w (install the bubblewrap package)", err)
+	}
+	agent, err := filepath.EvalSymlinks(opts.AgentPath)
+	if err == nil {
+		agent, err = filepath.Abs(agent)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: agent path: %w", err)
+	}
+	if fi, err := os.Stat(agent); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o005 != 0o005 {
+		return nil, fmt.Errorf("local runtime: agent %s: want a regular file others may read and run (stat: %v)", agent, err)
+	}
+	opts.AgentPath = agent
+	u, err := user.Lookup(opts.User)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: desktop user: %w (desktop/install-deps.sh creates it)", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if uid == 0 {
+		return nil, fmt.Errorf("local runtime: desktop user %s is root; desktops never run as root", opts.User)
+	}
+	root := filepath.Join(opts.DataDir, "desktops")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("local runtime: %w", err)
+	}
+	r := &Runtime{opts: opts, log: opts.Logger, root: root, uid: uid, gid: gid, bwrap: bwPath, desks: map[string]*desk{}}
+	r.cg = detectCgroups()
+	if r.cg.kind == "" {
+		r.log.Warn("local runtime: no writable cgroup hierarchy; desktops run without memory, cpu and pids limits")
+	} else {
+		r.log.Info("local runtime: resource limits through cgroups", "cgroup", r.cg.kind)
+	}
+	if err := r.adopt(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// adopt finds the desktops on disk and supervises those still running.
+func (r *Runtime) adopt() error {
+	ents, err := os.ReadDir(r.root)
+	if err != nil {
+		return fmt.Errorf("local runtime: list desktops: %w", err)
+	}
+	for _, e := range ents {
+		if checkID(e.Name()) != nil {
+			continue
+		}
+		d, err := r.lookup(e.Name())
+		if errors.Is(err, sessions.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		d.op.Lock()
+		p, err := d.findProc()
+		if err == nil && p != nil {
+			d.mu.Lock()
+			d.proc = p
+			d.mu.Unlock()
+			d.supervise(r)
+			r.log.Info("desktop adopted", "desktop", d.id, "pid", p.pid)
+		}
+		d.op.Unlock()
+		if err != nil {
+			r.log.Warn("desktop not adopted", "desktop", d.id, "err", err)
+		}
+	}
+	return nil
+}
+
+// Name reports "local".
+func (r *Runtime) Name() string { return "local" }
+
+// Close stops supervising and leaves every desktop running.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	desks := slices.Collect(maps.Values(r.desks))
+	r.mu.Unlock()
+	for _, d := range desks {
+		d.op.Lock()
+		d.unsupervise()
+		d.mu.Lock()
+		if d.proc != nil {
+			d.proc.close()
+			d.proc = nil
+		}
+		d.mu.Unlock()
+		d.op.Unlock()
+	}
+	return nil
+}
+
+// lookup returns the desktop id, loading it from disk if needed, or
+// ErrNotFound.
+func (r *Runtime) lookup(id string) (*desk, error) {
+	if err := checkID(id); err != nil {
+		return nil, fmt.Errorf("%w: %v", sessions.ErrNotFound, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errors.New("local runtime is closed")
+	}
+	if d, ok := r.desks[id]; ok {
+		return d, nil
+	}
+	dir := filepath.Join(r.root, id)
+	sp, err := readSpec(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", sessions.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := &desk{id: id, dir: dir, spec: sp}
+	r.desks[id] = d
+	return d, nil
+}
+
+// Create prepares the desktop's directories and spec. An existing home is
+// kept; a running desktop cannot be created again.
+func (r *Runtime) Create(ctx context.Context, spec sessions.Spec) error {
+	if err := checkID(spec.ID); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	sp, err := r.newSpec(spec)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", spec.ID, err)
+	}
+	if spec.HomeArchive != nil {
+		return fmt.Errorf("create %s: home archives are not supported by the local runtime yet (no snapshot extractor)", spec.ID)
+	}
+	if spec.Image != "" {
+		return fmt.Errorf("create %s: the local runtime has no images (image %q)", spec.ID, spec.Image)
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return errors.New("local runtime is closed")
+	}
+	d, ok := r.desks[spec.ID]
+	if !ok {
+		d = &desk{id: spec.ID, dir: filepath.Join(r.root, spec.ID)}
+		r.desks[spec.ID] = d
+	}
+	r.mu.Unlock()
+
+	d.op.Lock()
+	defer d.op.Unlock()
+	if d.sup != nil {
+		return fmt.Errorf("create %s: desktop exists and runs", spec.ID)
+	}
+	if p, _ := d.findProc(); p != nil {
+		p.close()
+		return fmt.Errorf("create %s: desktop exists and runs", spec.ID)
+	}
+	if err := r.prepareDirs(d); err != nil {
+		return fmt.Errorf("create %s: %w", spec.ID, err)
+	}
+	if err := writeSpec(d.dir, sp); err != nil {
+		return fmt.Errorf("create %s: %w", spec.ID, err)
+	}
+	d.mu.Lock()
+	d.spec = sp
+	d.mu.Unlock()
+	r.log.Info("desktop created", "desktop", spec.ID, "resolution", sp.Resolution.String())
+	return nil
+}
+
+// prepareDirs makes the desktop's dir (root's), home and run dir (the
+// desktop user's).
+func (r *Runtime) prepareDirs(d *desk) error {
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return err
+	}
+	for _, p := range []string{d.home(), d.run()} {
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", p)
+		}
+		if err := os.Lchown(p, r.uid, r.gid); err != nil {
+			return fmt.Errorf("own %s: %w", p, err)
+		}
+		if err := os.Chmod(p, 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Start launches the desktop's sandbox; a running one is left alone.
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	d, err := r.lookup(id)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	d.op.Lock()
+	defer d.op.Unlock()
+	if d.sup != nil {
+		return nil
+	}
+	p, err := d.findProc()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	if p == nil {
+		if p, err = r.launch(ctx, d); err != nil {
+			return fmt.Errorf("start %s: %w", id, err)
+		}
+		r.log.Info("desktop started", "desktop", id, "pid", p.pid)
+	}
+	d.mu.Lock()
+	d.proc = p
+	d.restarting = false
+	d.mu.Unlock()
+	d.supervise(r)
+	return nil
+}
+
+// Stop ends the desktop's process tree, keeping its home.
+func (r *Runtime) Stop(ctx context.Context, id string) error {
+	d, err := r.lookup(id)
+	if err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	d.op.Lock()
+	defer d.op.Unlock()
+	if err := r.stop(ctx, d); err != nil {
+		return fmt.Errorf("stop %s: %w", id, err)
+	}
+	return nil
+}
+
+// stop ends d's tree; d.op must be held.
+func (r *Runtime) stop(ctx context.Context, d *desk) error {
+	d.unsupervise()
+	d.mu.Lock()
+	p := d.proc
+	d.proc = nil
+	d.restarting = false
+	d.mu.Unlock()
+	if p == nil {
+		var err error
+		if p, err = d.findProc(); err != nil || p == nil {
+			os.Remove(d.pidFile())
+			r.cg.remove(r.cgName(d.id))
+			return err
+		}
+	}
+	defer p.close()
+	if err := r.terminate(ctx, p); err != nil {
+		return err
+	}
+	os.Remove(d.pidFile())
+	if err := r.cg.remove(r.cgName(d.id)); err != nil {
+		r.log.Warn("desktop cgroup not removed", "desktop", d.id, "err", err)
+	}
+	r.log.Info("desktop stopped", "desktop", d.id)
+	return nil
+}
+
+// Remove stops the desktop and deletes its run dir and spec; its home too
+// when purge.
+func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
+	d, err := r.lookup(id)
+	if err != nil {
+		return fmt.Errorf("remove: %w", err)
+	}
+	d.op.Lock()
+	defer d.op.Unlock()
+	if err := r.stop(ctx, d); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	r.mu.Lock()
+	delete(r.desks, id)
+	r.mu.Unlock()
+	// The spec goes first: without it the desktop no longer exists, even if
+	// a later removal fails half-way.
+	for _, p := range []string{d.specFile(), d.run(), d.logFile()} {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("remove %s: %w", id, err)
+		}
+	}
+	if purge {
+		if err := os.RemoveAll(d.dir); err != nil {
+			return fmt.Errorf("remove %s: purge home: %w", id, err)
+		}
+	}
+	r.log.Info("desktop removed", "desktop", id, "purge", purge)
+	return nil
+}
+
+// Inspect reports one desktop.
+func (r *Runtime) Inspect(ctx context.Context, id string) (sessions.Instance, error) {
+	d, err := r.lookup(id)
+	if err != nil {
+		return sessions.Instance{}, fmt.Errorf("inspect: %w", err)
+	}
+	return r.inspect(ctx, d)
+}
+
+func (r *Runtime) inspect(ctx context.Context, d *desk) (sessions.Instance, error) {
+	in := sessions.Instance{ID: d.id}
+	p, restarting := d.current()
+	if p == nil && !restarting {
+		// Not supervised by this runtime: maybe started by another one on the
+		// same data dir, or stopped.
+		found, err := d.findProc()
+		if err != nil {
+			return in, fmt.Errorf("inspect %s: %w", d.id, err)
+		}
+		if found != nil {
+			found.close()
+		}
+		p = found
+	}
+	if p == nil && !restarting {
+		return in, nil
+	}
+	in.Running = true
+	if p != nil {
+		in.StartedAt = p.startedAt
+		in.Detail = fmt.Sprintf("pid %d", p.pid)
+	} else {
+		in.Detail = "restarting"
+	}
+	if restarting && p != nil && fileExists(filepath.Join(d.run(), desktop.ReadyFile)) {
+		// The relaunched desktop came up: the restart is over.
+		d.mu.Lock()
+		d.restarting = false
+		d.mu.Unlock()
+		restarting = false
+	}
+	in.Degraded = restarting || r.agentDegraded(ctx, d)
+	return in, nil
+}
+
+// agentDegraded asks the agent whether a component is restarting. An agent
+// that wrote ready and then stops answering counts as degraded too.
+func (r *Runtime) agentDegraded(ctx context.Context, d *desk) bool {
+	ready := fileExists(filepath.Join(d.run(), desktop.ReadyFile))
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c := agentapi.NewClient(func(ctx context.Context) (net.Conn, error) { return d.dial(ctx, sessions.EndpointAgent) })
+	defer c.Close()
+	resp, err := c.Do(ctx, agentapi.Request{Action: agentapi.StatusVerb})
+	if err != nil || resp.Status == nil {
+		return ready
+	}
+	for _, c := range resp.Status.Components {
+		if c.State == agentapi.StateRestarting {
+			return true
+		}
+	}
+	return false
+}
+
+// List reports every desktop with a spec in the data dir.
+func (r *Runtime) List(ctx context.Context) ([]sessions.Instance, error) {
+	ents, err := os.ReadDir(r.root)
+	if err != nil {
+		return nil, fmt.Errorf("list desktops: %w", err)
+	}
+	var out []sessions.Instance
+	for _, e := range ents {
+		if checkID(e.Name()) != nil {
+			continue
+		}
+		d, err := r.lookup(e.Name())
+		if errors.Is(err, sessions.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list desktops: %w", err)
+		}
+		in, err := r.inspect(ctx, d)
+		if err != nil {
+			return nil, fmt.Errorf("list desktops: %w", err)
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+// Dial connects to a socket in the desktop's run dir.
+func (r *Runtime) Dial(ctx context.Context, id string, endpoint sessions.Endpoint) (net.Conn, error) {
+	d, err := r.lookup(id)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	return d.dial(ctx, endpoint)
+}
+
+// WriteRunFile atomically writes one of the files the fleet owns in the run
+// dir, owned by the desktop user so the desktop may read it.
+func (r *Runtime) WriteRunFile(ctx context.Context, id, name string, data []byte) error {
+	if name != desktop.BudgetFile && name != desktop.ThemeFile {
+		return fmt.Errorf("write run file %q: only %s and %s are written by the fleet", name, desktop.BudgetFile, desktop.ThemeFile)
+	}
+	d, err := r.lookup(id)
+	if err != nil {
+		return fmt.Errorf("write run file: %w", err)
+	}
+	if err := writeFileAtomic(d.run(), name, data, r.uid, r.gid); err != nil {
+		return fmt.Errorf("write run file %s of %s: %w", name, id, err)
+	}
+	return nil
+}
+
+// ExportHome writes the desktop's home as a tar stream.
+func (r *Runtime) ExportHome(ctx context.Context, id string, w io.Writer) error {
+	d, err := r.lookup(id)
+	if err != nil {
+		return fmt.Errorf("export home: %w", err)
+	}
+	if err := exportTar(ctx, d.home(), w); err != nil {
+		return fmt.Errorf("export home of %s: %w", id, err)
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,188 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// proc is a sandbox's outermost process (bwrap), held through a pidfd so a
+// recycled pid can never be mistaken for it.
+type proc struct {
+	pid       int
+	ticks     uint64 // start time, in clock ticks after boot
+	startedAt time.Time
+	fd        *os.File // the pidfd, readable once the process exits
+	exit      string   // how it exited, when it was this process's child
+}
+
+// openProc returns the process pid if it runs and started at ticks.
+func openProc(pid int, ticks uint64) (*proc, error) {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("open pid %d: %w", pid, err)
+	}
+	// Checked after opening: if the pid was recycled in between, the start
+	// time differs; if not, the pidfd refers to the process checked.
+	st, err := readStat(pid)
+	if err != nil || st.ticks != ticks || st.state == 'Z' {
+		unix.Close(fd)
+		if err == nil {
+			err = fmt.Errorf("pid %d is another process or has exited", pid)
+		}
+		reap(pid)
+		return nil, err
+	}
+	return &proc{pid: pid, ticks: ticks, fd: os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))}, nil
+}
+
+func (p *proc) close() { p.fd.Close() }
+
+// wait blocks until the process exits (nil) or ctx ends (its error).
+func (p *proc) wait(ctx context.Context) error {
+	rc, err := p.fd.SyscallConn()
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { p.fd.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	// The poller wakes this when the pidfd turns readable: the process exited.
+	err = rc.Read(func(fd uintptr) bool {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, _ := unix.Poll(pfd, 0)
+		return n > 0
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("wait for pid %d: %w", p.pid, err)
+	}
+	p.exit = reap(p.pid)
+	return nil
+}
+
+// exited reports whether the process has exited, without blocking.
+func (p *proc) exited() bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return p.wait(ctx) == nil
+}
+
+// reap collects pid's exit status if it is a child of this process, so it
+// does not linger as a zombie, and describes it; for other processes it does
+// nothing and returns "".
+func reap(pid int) string {
+	var ws unix.WaitStatus
+	if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err != nil || got != pid {
+		return ""
+	}
+	if ws.Signaled() {
+		return "killed by " + ws.Signal().String()
+	}
+	return "exit status " + strconv.Itoa(ws.ExitStatus())
+}
+
+// stat is what the runtime reads of /proc/<pid>/stat.
+type stat struct {
+	state byte
+	ppid  int
+	ticks uint64
+}
+
+func readStat(pid int) (stat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return stat{}, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: the
+	// fields that follow start after its last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return stat{}, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return stat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f))
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	ticks, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil || len(f[0]) != 1 {
+		return stat{}, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	return stat{state: f[0][0], ppid: ppid, ticks: ticks}, nil
+}
+
+// tree returns pid and all its descendants, found through /proc.
+func tree(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readStat(c); err == nil {
+			children[st.ppid] = append(children[st.ppid], c)
+		}
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// treeRSS returns the summed resident memory of pid and its descendants, in bytes.
+func treeRSS(pid int) (int64, error) {
+	var sum int64
+	for _, p := range tree(pid) {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "status"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("parse VmRSS of %d: %w", p, err)
+				}
+				sum += kb << 10
+			}
+		}
+	}
+	return sum, nil
+}
+
+// terminate sends SIGTERM to the sandbox's processes (not to bwrap itself,
+// which would exit and orphan its sandbox), waits up to the stop timeout,
+// then kills the tree. Once the sandbox's pid 1 is gone the kernel has
+// killed everything else in its pid namespace, so nothing is left over.
+func (r *Runtime) terminate(ctx context.Context, p *proc) error {
+	for _, c := range tree(p.pid)[1:] {
+		syscall.Kill(c, syscall.SIGTERM)
+	}
+	wctx, cancel := context.WithTimeout(ctx, r.opts.StopTimeout)
+	err := p.wait(wctx)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	r.log.Warn("desktop did not stop in time; killing it", "pid", p.pid, "timeout", r.opts.StopTimeout)
+	for _, c := range tree(p.pid) {
+		syscall.Kill(c, syscall.SIGKILL)
+	}
+	kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.wait(kctx); err != nil {
+		return fmt.Errorf("pid %d survived SIGKILL: %w", p.pid, err)
+	}
+	return nil
+}

@@ -1,0 +1,18 @@
+package sessions
+
+import "errors"
+
+// Errors the manager returns and callers branch on; the API maps each to a
+// status and a stable code. Most come wrapped with details for people.
+var (
+	ErrNoSession     = errors.New("no such session")
+	ErrBadID         = errors.New("malformed session id")
+	ErrBadInput      = errors.New("bad input")
+	ErrBadTheme      = errors.New("unknown theme")
+	ErrBadResolution = errors.New("bad resolution")
+	ErrBadAction     = errors.New("bad action")
+	ErrNotRunning    = errors.New("session is stopped")
+	ErrNotReady      = errors.New("desktop not ready")
+	ErrBusy          = errors.New("session is busy")
+	ErrUnavailable   = errors.New("desktop does not answer")
+)

@@ -1,0 +1,278 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"atelier/internal/agentapi"
+	"atelier/internal/budget"
+	"atelier/internal/model"
+)
+
+// outcome is how a task ended.
+type outcome struct {
+	status Status
+	answer string
+	err    string
+}
+
+// loop runs one task to its end and records the end.
+func (m *Manager) loop(ctx context.Context, r *run, conv model.Conversation) {
+	out := m.steps(ctx, r, conv)
+	if cause := context.Cause(ctx); cause != nil && out.status == StatusFailed {
+		// Whatever failed last, a cancel or shutdown is why.
+		out = outcome{status: StatusInterrupted, err: "the fleet stopped while the task ran"}
+		if errors.Is(cause, errCancelled) {
+			out = outcome{status: StatusCancelled}
+		}
+	}
+	now := m.opts.Now().UTC()
+	ev := r.add(Event{Type: EventEnd, Time: now, Status: out.status, Answer: out.answer, Error: out.err}, func(t *Task) {
+		t.Status, t.Answer, t.Error, t.EndedAt = out.status, out.answer, out.err, now
+	})
+	// The end is recorded even when ctx is cancelled.
+	wctx := context.WithoutCancel(ctx)
+	final := r.snapshot()
+	m.persist(wctx, r, ev)
+	if err := m.opts.Store.FinishTask(wctx, toRow(final)); err != nil {
+		m.log.Error("record task end", "task", final.ID, "err", err)
+	}
+	m.log.Info("task ended", "task", final.ID, "session", final.SessionID, "status", final.Status,
+		"steps", final.Steps, "usd", final.CostUSD, "err", final.Error)
+}
+
+// persist stores ev and hands it to the recorder.
+func (m *Manager) persist(ctx context.Context, r *run, ev Event) {
+	t := r.snapshot()
+	raw, err := json.Marshal(ev)
+	if err == nil {
+		err = m.opts.Store.AddTaskStep(ctx, t.ID, ev.ID, raw, t.Steps, t.CostUSD)
+	}
+	if err != nil {
+		m.log.Error("record task event", "task", t.ID, "event", ev.ID, "err", err)
+	}
+	if m.opts.Recorder != nil {
+		if err := m.opts.Recorder.RecordTaskEvent(ctx, t.SessionID, t.ID, ev); err != nil {
+			m.log.Error("audit task event", "task", t.ID, "event", ev.ID, "err", err)
+		}
+	}
+}
+
+func failed(format string, args ...any) outcome {
+	return outcome{status: StatusFailed, err: fmt.Sprintf(format, args...)}
+}
+
+// steps is the loop proper: screenshot → model → actions → settle, until
+// an outcome.
+func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) outcome {
+	t := r.snapshot()
+	agent, err := m.opts.Desktops.Agent(ctx, t.SessionID)
+	if err != nil {
+		return failed("desktop: %v", err)
+	}
+	st, err := agent.Do(ctx, agentapi.Request{Action: agentapi.StatusVerb})
+	if err != nil || st.Status == nil {
+		return failed("desktop: %v", err)
+	}
+	outW, outH := st.Status.Width, st.Status.Height
+
+	var (
+		results  []model.Result
+		feedback string // a step error to feed back
+		fedBack  bool   // the previous step already fed one back
+		total    float64
+	)
+	for step := 1; ; step++ {
+		if step > t.MaxSteps {
+			return outcome{status: StatusMaxSteps, err: fmt.Sprintf("stopped after %d steps", t.MaxSteps)}
+		}
+		if ctx.Err() != nil {
+			return failed("stopped")
+		}
+		shot, err := m.screenshot(ctx, agent, conv.ScreenshotScale(outW, outH), outW, outH)
+		if err != nil {
+			return failed("desktop: %v", err)
+		}
+		shotURL := m.saveScreenshot(t.ID, step, shot)
+		turn := model.Turn{Goal: t.Goal, Step: step, Screenshot: shot, Results: results, Error: feedback}
+
+		estimate := m.opts.Prices.Cost(conv.Estimate(turn))
+		if t.MaxUSD > 0 && total+estimate > t.MaxUSD {
+			return outcome{status: StatusBudgetExhausted, err: fmt.Sprintf("the next step could cost %.4f USD, over the task's max_usd %.4f", estimate, t.MaxUSD)}
+		}
+		res, err := m.opts.Budget.Reserve(ctx, t.ID, t.SessionID, estimate)
+		if errors.Is(err, budget.ErrBudgetExhausted) {
+			return outcome{status: StatusBudgetExhausted, err: "the fleet's daily budget is exhausted"}
+		}
+		if err != nil {
+			return failed("budget: %v", err)
+		}
+
+		mctx, cancel := context.WithTimeout(ctx, m.opts.ModelTimeout)
+		reply, err := conv.Next(mctx, turn)
+		timedOut := errors.Is(mctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+		cancel()
+		usage := reply.Usage
+		if oe, ok := errors.AsType[*model.OutputError](err); ok {
+			usage = oe.Usage
+		}
+		if usage.Model == "" {
+			usage.Model = conv.Model()
+		}
+		cost := m.opts.Prices.Cost(usage)
+		total += cost
+		wctx := context.WithoutCancel(ctx)
+		if err == nil || errors.Is(err, model.ErrOutput) {
+			if serr := m.opts.Budget.Settle(wctx, res, step, cost, usage); serr != nil {
+				m.log.Error("settle budget", "task", t.ID, "err", serr)
+			}
+		} else if rerr := m.opts.Budget.Release(wctx, res); rerr != nil {
+			m.log.Error("release budget", "task", t.ID, "err", rerr)
+		}
+
+		ev := Event{Type: EventStep, Step: step, Screenshot: shotURL, StepUSD: cost, TotalUSD: total}
+		if usage.InputTokens+usage.OutputTokens > 0 {
+			ev.Usage = &usage
+		}
+		switch {
+		case timedOut:
+			return failed("model: no reply within %v", m.opts.ModelTimeout)
+		case errors.Is(err, model.ErrOutput):
+			ev.Error = err.Error()
+		case err != nil:
+			return failed("model: %v", err)
+		default:
+			ev.Thought, ev.Note, ev.Actions = reply.Thought, reply.Note, reply.Actions
+			if verr := checkActions(reply.Actions, outW, outH); verr != nil {
+				ev.Error = verr.Error()
+			}
+		}
+		results, feedback = nil, ""
+		if ev.Error != "" {
+			m.emitStep(ctx, r, ev, step, total)
+			if fedBack {
+				return failed("the model's output was unusable twice in a row: %s", ev.Error)
+			}
+			feedback, fedBack = ev.Error, true
+			continue
+		}
+		fedBack = false
+
+		var actErr error
+		results, actErr = m.act(ctx, agent, reply.Actions)
+		for _, res := range results {
+			ev.Results = append(ev.Results, ActionResult{OK: res.Error == "", Error: res.Error})
+		}
+		m.emitStep(ctx, r, ev, step, total)
+		if actErr != nil {
+			if ctx.Err() != nil {
+				return failed("stopped")
+			}
+			return failed("desktop: %v", actErr)
+		}
+		if reply.Done {
+			if reply.Failed {
+				return outcome{status: StatusFailed, answer: reply.Answer, err: "the model gave up: " + reply.Answer}
+			}
+			return outcome{status: StatusDone, answer: reply.Answer}
+		}
+		if len(reply.Actions) > 0 {
+			select {
+			case <-time.After(m.opts.Settle):
+			case <-ctx.Done():
+			}
+		}
+	}
+}
+
+func (m *Manager) emitStep(ctx context.Context, r *run, ev Event, step int, total float64) {
+	ev.Time = m.opts.Now().UTC()
+	ev = r.add(ev, func(t *Task) { t.Steps, t.CostUSD = step, total })
+	m.persist(context.WithoutCancel(ctx), r, ev)
+}
+
+// checkActions validates every action before any runs, so a reply is
+// carried out whole or not at all.
+func checkActions(acts []agentapi.Request, w, h int) error {
+	for i := range acts {
+		a := &acts[i]
+		a.V = agentapi.Version
+		if err := a.Validate(); err != nil {
+			return fmt.Errorf("action %d (%s): %v", i+1, a.Action, err)
+		}
+		if err := a.CheckBounds(w, h); err != nil {
+			return fmt.Errorf("action %d (%s): %v", i+1, a.Action, err)
+		}
+	}
+	return nil
+}
+
+// act runs acts in order. An action the agent refuses is reported in its
+// result and the rest are skipped; an unreachable desktop is an error.
+func (m *Manager) act(ctx context.Context, agent *agentapi.Client, acts []agentapi.Request) ([]model.Result, error) {
+	results := make([]model.Result, len(acts))
+	var stop error
+	for i, a := range acts {
+		if stop != nil {
+			results[i].Error = "not run: an earlier action failed"
+			continue
+		}
+		if a.Action == agentapi.Screenshot {
+			continue // the next turn carries a fresh screenshot anyway
+		}
+		resp, err := agent.Do(ctx, a)
+		results[i].Cursor = resp.Cursor
+		if err == nil {
+			continue
+		}
+		results[i].Error = err.Error()
+		pe, ok := errors.AsType[*agentapi.Error](err)
+		if !ok || pe.Code == agentapi.CodeUnavailable || pe.Code == agentapi.CodeTimeout {
+			return results, err
+		}
+		stop = err
+	}
+	return results, nil
+}
+
+// screenshot takes the turn's screenshot at scale.
+func (m *Manager) screenshot(ctx context.Context, agent *agentapi.Client, scale float64, outW, outH int) (model.Screenshot, error) {
+	req := agentapi.Request{Action: agentapi.Screenshot}
+	if scale > 0 && scale < 1 {
+		req.Scale = scale
+	}
+	resp, err := agent.Do(ctx, req)
+	if err != nil {
+		return model.Screenshot{}, err
+	}
+	im := resp.Image
+	if im == nil || len(im.Data) == 0 {
+		return model.Screenshot{}, errors.New("screenshot: the agent sent no image")
+	}
+	return model.Screenshot{Format: im.Format, Data: im.Data, Width: im.Width, Height: im.Height, OutputWidth: outW, OutputHeight: outH}, nil
+}
+
+// saveScreenshot keeps a step's screenshot on disk and returns its URL
+// path; a write error costs the replay, not the task.
+func (m *Manager) saveScreenshot(taskID string, step int, s model.Screenshot) string {
+	dir := filepath.Join(m.opts.DataDir, "tasks", taskID)
+	ext := "png"
+	if s.Format == agentapi.FormatJPEG {
+		ext = "jpg"
+	}
+	err := os.MkdirAll(dir, 0o700)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, strconv.Itoa(step)+"."+ext), s.Data, 0o600)
+	}
+	if err != nil {
+		m.log.Warn("keep step screenshot", "task", taskID, "step", step, "err", err)
+		return ""
+	}
+	return fmt.Sprintf("/tasks/%s/steps/%d/screenshot", taskID, step)
+}

@@ -1,0 +1,137 @@
+// Package tasks runs goals on desktops: the loop screenshot → model →
+// actions → screenshot, one task per session at a time, with step events
+// (kept in the store and streamed over SSE), cancellation, step screenshots
+// on disk and the daily budget. It reaches desktops, models, the budget and
+// the audit log through the small interfaces it declares here.
+package tasks
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"atelier/internal/agentapi"
+	"atelier/internal/model"
+)
+
+// Status is a task's state. Running is the only live one.
+type Status string
+
+// Task statuses.
+const (
+	StatusRunning         Status = "running"
+	StatusDone            Status = "done"            // the model finished
+	StatusFailed          Status = "failed"          // an error the loop could not get past
+	StatusCancelled       Status = "cancelled"       // Cancel was called
+	StatusMaxSteps        Status = "max_steps"       // the step limit was reached
+	StatusBudgetExhausted Status = "budget_exhausted" // the daily cap or the task's max_usd
+	StatusInterrupted     Status = "interrupted"     // the fleet stopped while it ran
+)
+
+// Limits of a Spec.
+const (
+	DefaultMaxSteps = 50
+	MaxMaxSteps     = 500
+	MaxGoalBytes    = 16 << 10
+	MaxScriptLen    = 1000
+)
+
+// Errors callers branch on.
+var (
+	// ErrBusy: the session already runs a task.
+	ErrBusy = errors.New("a task is already running on this session")
+	// ErrInvalid: the spec is refused (empty goal, unknown backend, …).
+	ErrInvalid = errors.New("invalid task")
+	// ErrNotFound: no task has this id.
+	ErrNotFound = errors.New("task not found")
+	// ErrNotRunning: the task has already ended.
+	ErrNotRunning = errors.New("task is not running")
+	// ErrNoDesktop is what a Desktops implementation wraps when the session
+	// does not exist or its desktop is not running.
+	ErrNoDesktop = errors.New("no running desktop for this session")
+)
+
+// Spec is what a client asks for: POST /sessions/{id}/task's body.
+type Spec struct {
+	Goal     string  `json:"goal"`
+	Backend  string  `json:"backend,omitempty"`
+	Model    string  `json:"model,omitempty"`
+	MaxSteps int     `json:"max_steps,omitempty"`
+	MaxUSD   float64 `json:"max_usd,omitempty"`
+	// Script is a list of protocol-v1 actions for the scripted backend.
+	Script []agentapi.Request `json:"script,omitempty"`
+}
+
+// Task is a task's record, as GET /tasks/{id} reports it.
+type Task struct {
+	ID        string    `json:"id"`
+	SessionID string    `json:"session_id"`
+	Goal      string    `json:"goal"`
+	Backend   string    `json:"backend"`
+	Model     string    `json:"model,omitempty"`
+	MaxSteps  int       `json:"max_steps"`
+	MaxUSD    float64   `json:"max_usd,omitempty"`
+	Status    Status    `json:"status"`
+	Answer    string    `json:"answer,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	Steps     int       `json:"steps"`
+	CostUSD   float64   `json:"cost_usd"`
+	CreatedAt time.Time `json:"created_at"`
+	EndedAt   time.Time `json:"ended_at,omitzero"`
+	// Events are the step events so far, when asked for (Get).
+	Events []Event `json:"events,omitempty"`
+}
+
+// Event kinds.
+const (
+	EventStep = "step"
+	EventEnd  = "end"
+)
+
+// Event is one SSE event of a task: a step, or the final event.
+type Event struct {
+	// ID numbers a task's events from 1; it is the SSE id, so a client
+	// resumes with Last-Event-ID.
+	ID   int       `json:"id"`
+	Type string    `json:"type"`
+	Time time.Time `json:"time"`
+	// Step fields.
+	Step    int                `json:"step,omitempty"`
+	Thought string             `json:"thought,omitempty"`
+	Note    string             `json:"note,omitempty"`
+	Actions []agentapi.Request `json:"actions,omitempty"`
+	Results []ActionResult     `json:"results,omitempty"`
+	// Error is a step error: unusable model output or an invalid action,
+	// fed back to the model.
+	Error      string       `json:"error,omitempty"`
+	Usage      *model.Usage `json:"usage,omitempty"`
+	StepUSD    float64      `json:"step_usd"`
+	TotalUSD   float64      `json:"total_usd"`
+	Screenshot string       `json:"screenshot,omitempty"` // URL path of the step's screenshot
+	// Final event fields.
+	Status Status `json:"status,omitempty"`
+	Answer string `json:"answer,omitempty"`
+}
+
+// ActionResult is the outcome of one action of a step.
+type ActionResult struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// Desktops gives the loop a session's agent. The fleet's sessions manager
+// satisfies it; an error for a missing or stopped desktop wraps
+// ErrNoDesktop.
+type Desktops interface {
+	Agent(ctx context.Context, sessionID string) (*agentapi.Client, error)
+}
+
+// Backend begins conversations with one kind of model.
+type Backend interface {
+	Start(ctx context.Context, s model.Start) (model.Conversation, error)
+}
+
+// Recorder receives every event of every task (the audit log). Optional.
+type Recorder interface {
+	RecordTaskEvent(ctx context.Context, sessionID, taskID string, ev Event) error
+}

@@ -1,0 +1,121 @@
+package view
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// downBufSize is the largest WebSocket message sent to a viewer: one read
+// from the desktop. Bounded, so a slow viewer slows the desktop's sends
+// instead of growing a buffer.
+const downBufSize = 64 << 10
+
+// serveVNC upgrades to a WebSocket and proxies it to the session's RFB
+// server until either side ends.
+func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	claims, err := h.tokens.Verify(r.URL.Query().Get("token"), id, ModeView)
+	if err != nil {
+		h.deny(w, r, err)
+		return
+	}
+	if !h.track() {
+		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the fleet is shutting down")
+		return
+	}
+	defer h.wg.Done()
+
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:   []string{"binary"},
+		OriginPatterns: h.opts.OriginPatterns,
+	})
+	if err != nil {
+		// Accept has written the response (bad origin, not an upgrade).
+		h.log.Debug("websocket refused", "session", id, "err", err)
+		return
+	}
+	// Detached from the request: a hijacked connection's request context
+	// is not a reliable stop; the Handler's own context is.
+	ctx, cancel := context.WithCancel(h.ctx)
+	defer cancel()
+
+	dialCtx, dialCancel := context.WithTimeout(ctx, h.opts.DialTimeout)
+	desk, err := h.opts.Dialer.DialVNC(dialCtx, id)
+	dialCancel()
+	if err != nil {
+		h.log.Info("view dial refused", "session", id, "err", err)
+		ws.Close(websocket.StatusTryAgainLater, "desktop not reachable")
+		return
+	}
+	t0 := time.Now()
+	h.log.Debug("viewer connected", "session", id, "mode", claims.Mode)
+	err = proxy(ctx, ws, desk, claims.Mode)
+	h.log.Debug("viewer gone", "session", id, "mode", claims.Mode, "took", time.Since(t0), "err", err)
+}
+
+// proxy runs both directions between a viewer and a desktop and returns
+// when both have stopped, with both connections closed. It returns the
+// client's protocol error if that is what ended it, else nil: either side
+// may end a view at any time.
+func proxy(ctx context.Context, ws *websocket.Conn, desk net.Conn, mode Mode) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Whatever ends first, the other direction's blocked call returns:
+	// cancelling ctx closes the WebSocket (NetConn) and the desktop conn.
+	stop := context.AfterFunc(ctx, func() { desk.Close() })
+	defer stop()
+	nc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
+
+	upErr := make(chan error, 1)
+	go func() {
+		err := newFilter(nc, desk, mode).run()
+		if errors.Is(err, errProtocol) {
+			// Close reasons are limited to 123 bytes.
+			reason := err.Error()
+			if len(reason) > 120 {
+				reason = reason[:120]
+			}
+			ws.Close(websocket.StatusPolicyViolation, reason)
+		}
+		cancel()
+		upErr <- err
+	}()
+
+	copyDown(ctx, ws, desk)
+	if ctx.Err() == nil {
+		// The desktop ended first: tell the viewer with a close frame,
+		// which also ends the reader above.
+		ws.Close(websocket.StatusNormalClosure, "desktop closed the connection")
+	}
+	cancel()
+	err := <-upErr
+	desk.Close()
+	ws.CloseNow()
+	if errors.Is(err, errProtocol) {
+		return err
+	}
+	return nil
+}
+
+// copyDown sends what the desktop writes to the viewer, one binary message
+// per read, waiting for each send: the back-pressure reaches the desktop.
+func copyDown(ctx context.Context, ws *websocket.Conn, desk net.Conn) error {
+	buf := make([]byte, downBufSize)
+	for {
+		n, err := desk.Read(buf)
+		if n > 0 {
+			if werr := ws.Write(ctx, websocket.MessageBinary, buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

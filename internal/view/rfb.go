@@ -1,0 +1,232 @@
+package view
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Client-to-server RFB message types (RFC 6143 §7.5 and the extensions
+// noVNC sends).
+const (
+	msgSetPixelFormat          = 0
+	msgSetEncodings            = 2
+	msgFramebufferUpdateReq    = 3
+	msgKeyEvent                = 4
+	msgPointerEvent            = 5
+	msgClientCutText           = 6
+	msgEnableContinuousUpdates = 150
+	msgFence                   = 248
+	msgXVP                     = 250
+	msgSetDesktopSize          = 251
+	msgQEMU                    = 255
+
+	qemuExtendedKeyEvent = 0
+)
+
+// Security types whose client side the filter can frame.
+const (
+	securityNone    = 1
+	securityVNCAuth = 2 // 16-byte DES response
+)
+
+// Limits on variable-length messages: beyond them a message is refused
+// rather than streamed to the desktop.
+const (
+	maxCutText   = 1 << 24
+	maxFenceData = 64 // RFB fence payloads are at most 64 bytes
+)
+
+// errProtocol marks client data the filter cannot frame: the connection
+// must be closed, since the rest of the stream cannot be read.
+var errProtocol = errors.New("rfb")
+
+func protocolErrorf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errProtocol}, args...)...)
+}
+
+// filter copies the client half of an RFB stream from r to w message by
+// message. In view mode it drops every message that acts on the desktop:
+// keys, pointer, clipboard, desktop size, and power (xvp). In both modes it
+// forces ClientInit's shared flag, so that no viewer can disconnect the
+// others.
+type filter struct {
+	r    *bufio.Reader
+	w    *bufio.Writer
+	view bool
+	hdr  [20]byte
+}
+
+func newFilter(r io.Reader, w io.Writer, mode Mode) *filter {
+	return &filter{r: bufio.NewReaderSize(r, 4096), w: bufio.NewWriterSize(w, 4096), view: mode != ModeControl}
+}
+
+// run filters until r ends (io.EOF), a write fails, or the client sends
+// what cannot be framed (an errProtocol error).
+func (f *filter) run() error {
+	if err := f.handshake(); err != nil {
+		return err
+	}
+	for {
+		if err := f.message(); err != nil {
+			return err
+		}
+		// Flush once the client has nothing more queued: small messages
+		// arriving together go out in one write.
+		if f.r.Buffered() == 0 {
+			if err := f.w.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// handshake passes ProtocolVersion, the security type selection (and a VNC
+// authentication response) and ClientInit.
+func (f *filter) handshake() error {
+	v := f.hdr[:12]
+	if err := f.read(v); err != nil {
+		return err
+	}
+	switch string(v) {
+	case "RFB 003.007\n", "RFB 003.008\n":
+	default:
+		// 3.3 lets the server pick the security type unseen by this side.
+		return protocolErrorf("protocol version %q: want RFB 003.007 or 003.008", v)
+	}
+	if err := f.forward(v); err != nil {
+		return err
+	}
+	sec := f.hdr[:1]
+	if err := f.read(sec); err != nil {
+		return err
+	}
+	if err := f.forward(sec); err != nil {
+		return err
+	}
+	switch sec[0] {
+	case securityNone:
+	case securityVNCAuth:
+		if err := f.copy(16, true); err != nil {
+			return err
+		}
+	default:
+		return protocolErrorf("security type %d: want none (1) or VNC authentication (2)", sec[0])
+	}
+	if err := f.w.Flush(); err != nil {
+		return err
+	}
+	shared := f.hdr[:1]
+	if err := f.read(shared); err != nil {
+		return err
+	}
+	shared[0] = 1
+	if err := f.forward(shared); err != nil {
+		return err
+	}
+	return f.w.Flush()
+}
+
+// message passes or drops one client message.
+func (f *filter) message() error {
+	t, err := f.r.ReadByte()
+	if err != nil {
+		return err
+	}
+	f.hdr[0] = t
+	var (
+		n     int   // fixed length, type byte included
+		extra int64 // variable payload after the fixed part
+		input bool  // acts on the desktop: dropped in view mode
+	)
+	switch t {
+	case msgSetPixelFormat:
+		n = 20
+	case msgSetEncodings:
+		n = 4
+	case msgFramebufferUpdateReq, msgEnableContinuousUpdates:
+		n = 10
+	case msgKeyEvent:
+		n, input = 8, true
+	case msgPointerEvent:
+		n, input = 6, true
+	case msgClientCutText:
+		n, input = 8, true
+	case msgFence:
+		n = 9
+	case msgXVP:
+		n, input = 4, true
+	case msgSetDesktopSize:
+		n, input = 8, true
+	case msgQEMU:
+		n = 2
+	default:
+		return protocolErrorf("unknown client message type %d", t)
+	}
+	if err := f.read(f.hdr[1:n]); err != nil {
+		return err
+	}
+	switch t {
+	case msgSetEncodings:
+		extra = 4 * int64(binary.BigEndian.Uint16(f.hdr[2:4]))
+	case msgClientCutText:
+		// Negative lengths are the extended clipboard; the payload is |len|.
+		l := int64(int32(binary.BigEndian.Uint32(f.hdr[4:8])))
+		if l < 0 {
+			l = -l
+		}
+		if l > maxCutText {
+			return protocolErrorf("clipboard of %d bytes: at most %d", l, maxCutText)
+		}
+		extra = l
+	case msgFence:
+		extra = int64(f.hdr[8])
+		if extra > maxFenceData {
+			return protocolErrorf("fence payload of %d bytes: at most %d", extra, maxFenceData)
+		}
+	case msgSetDesktopSize:
+		extra = 16 * int64(f.hdr[6])
+	case msgQEMU:
+		if f.hdr[1] != qemuExtendedKeyEvent {
+			return protocolErrorf("unknown QEMU client message %d", f.hdr[1])
+		}
+		if err := f.read(f.hdr[2:12]); err != nil {
+			return err
+		}
+		n, input = 12, true
+	}
+	drop := input && f.view
+	if !drop {
+		if err := f.forward(f.hdr[:n]); err != nil {
+			return err
+		}
+	}
+	return f.copy(extra, drop)
+}
+
+// read fills b from the client; a stream ending inside it is
+// io.ErrUnexpectedEOF.
+func (f *filter) read(b []byte) error {
+	_, err := io.ReadFull(f.r, b)
+	return err
+}
+
+func (f *filter) forward(b []byte) error {
+	_, err := f.w.Write(b)
+	return err
+}
+
+// copy passes (or with drop, discards) the next n bytes of the client.
+func (f *filter) copy(n int64, drop bool) error {
+	var dst io.Writer = f.w
+	if drop {
+		dst = io.Discard
+	}
+	m, err := io.CopyN(dst, f.r, n)
+	if err == io.EOF && m < n {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

@@ -1,0 +1,138 @@
+package wayland
+
+import (
+	"context"
+	"fmt"
+	"sync"
+)
+
+// Interface names of the globals the agent binds.
+const (
+	ifaceOutput      = "wl_output"
+	ifaceSeat        = "wl_seat"
+	ifaceShm         = "wl_shm"
+	ifaceScreencopy  = "zwlr_screencopy_manager_v1"
+	ifaceVirtualKbd  = "zwp_virtual_keyboard_manager_v1"
+	ifaceVirtualPtr  = "zwlr_virtual_pointer_manager_v1"
+	keymapFormatXKB1 = 1 // wl_keyboard.keymap_format.xkb_v1
+)
+
+// Display is a connection with the globals the agent needs bound: the first
+// output, the seat, shm, screencopy, and the virtual input managers.
+type Display struct {
+	*Conn
+
+	output, seat, shm      uint32
+	screencopy, vkbd, vptr uint32
+	screencopyVersion      uint32
+
+	mu            sync.Mutex
+	width, height int // current mode of the output
+	pendW, pendH  int // mode announced, applied on wl_output.done
+
+	capture capturer
+}
+
+type global struct {
+	name    uint32
+	version uint32
+}
+
+// Dial connects to the compositor at socketPath and binds the globals the
+// agent needs. It fails with a clear error when one is missing.
+func Dial(ctx context.Context, socketPath string) (*Display, error) {
+	c, err := Connect(socketPath)
+	if err != nil {
+		return nil, err
+	}
+	d := &Display{Conn: c}
+	if err := d.bindAll(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Display) bindAll(ctx context.Context) error {
+	var mu sync.Mutex
+	globals := map[string]global{}
+	registry := d.NewObject(func(e *Event) {
+		if e.Opcode != 0 { // only global; removals do not concern the first output here
+			return
+		}
+		name, iface, version := e.Uint(), e.String(), e.Uint()
+		mu.Lock()
+		if _, seen := globals[iface]; !seen {
+			globals[iface] = global{name, version}
+		}
+		mu.Unlock()
+	})
+	if err := d.Send(NewMessage(displayID, 1).Uint(registry)); err != nil {
+		return err
+	}
+	if err := d.Roundtrip(ctx); err != nil {
+		return fmt.Errorf("list wayland globals: %w", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	bind := func(iface string, maxVersion uint32, h func(*Event)) (uint32, uint32, error) {
+		g, ok := globals[iface]
+		if !ok {
+			return 0, 0, fmt.Errorf("compositor does not offer %s", iface)
+		}
+		v := min(g.version, maxVersion)
+		id := d.NewObject(h)
+		err := d.Send(NewMessage(registry, 0).Uint(g.name).String(iface).Uint(v).Uint(id))
+		return id, v, err
+	}
+	var err error
+	if d.output, _, err = bind(ifaceOutput, 2, d.outputEvent); err != nil {
+		return err
+	}
+	if d.seat, _, err = bind(ifaceSeat, 1, nil); err != nil {
+		return err
+	}
+	if d.shm, _, err = bind(ifaceShm, 1, nil); err != nil {
+		return err
+	}
+	if d.screencopy, d.screencopyVersion, err = bind(ifaceScreencopy, 3, nil); err != nil {
+		return err
+	}
+	if d.vkbd, _, err = bind(ifaceVirtualKbd, 1, nil); err != nil {
+		return err
+	}
+	if d.vptr, _, err = bind(ifaceVirtualPtr, 1, nil); err != nil {
+		return err
+	}
+	// The output announces its mode in response to the bind.
+	if err := d.Roundtrip(ctx); err != nil {
+		return fmt.Errorf("read output mode: %w", err)
+	}
+	if w, h := d.OutputSize(); w <= 0 || h <= 0 {
+		return fmt.Errorf("output announced no current mode")
+	}
+	return nil
+}
+
+// outputEvent tracks the output's current mode. Sizes are applied on done,
+// so a reader never sees half of a change.
+func (d *Display) outputEvent(e *Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch e.Opcode {
+	case 1: // mode: flags, width, height, refresh
+		flags, w, h := e.Uint(), e.Int(), e.Int()
+		if flags&1 != 0 { // current
+			d.pendW, d.pendH = int(w), int(h)
+		}
+	case 2: // done
+		d.width, d.height = d.pendW, d.pendH
+	}
+}
+
+// OutputSize returns the current size of the output in pixels.
+func (d *Display) OutputSize() (width, height int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.width, d.height
+}
