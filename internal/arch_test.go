@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"io"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -29,10 +27,9 @@ const mod = "atelier/"
 // packages lists the module's packages (not their tests) with go list.
 func packages(t *testing.T) []pkg {
 	t.Helper()
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	// -e: a package another engineer is halfway through still lists; the
 	// build of that package is its own tests' concern.
-	cmd := exec.Command(gobin, "list", "-e", "-json=ImportPath,Name,Doc,Imports,Deps,GoFiles", "atelier/...")
+	cmd := exec.Command("go", "list", "-e", "-json=ImportPath,Name,Doc,Imports,Deps,GoFiles", "atelier/...")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

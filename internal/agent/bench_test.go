@@ -2,35 +2,55 @@ package agent_test
 
 import (
 	"context"
-	"slices"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"atelier/internal/agent"
 	"atelier/internal/agentapi"
 )
 
 // BenchmarkVerbs measures request → response on agent.sock against a real
 // sway, per verb. The agent answers after a wl_display.sync round trip, so
-// the time includes the compositor having the events. It reports p50, p95
-// and p99 in milliseconds.
+// the time includes the compositor having the events. Screenshots are of
+// realistic screens: a terminal full of text, then a web page in Chromium
+// (the _page cases). It reports p50, p95 and p99 in milliseconds.
+//
+// Screenshots are paced 50 ms apart, as an agent that looks after acting
+// takes them: the compositor copies a frame at its next repaint, and the
+// headless output repaints at most every 16.7 ms (60 Hz), so requests sent
+// back to back measure that clock; screenshot_jpeg_b2b shows it.
 func BenchmarkVerbs(b *testing.B) {
 	e := start(b)
 	p := e.openProbe(b) // a focused client receives the input, as in real use
 	at := p.cell(20, 10)
 	mixed := "Hello, wörld! ✓ 日本 😀 The quick brown fox jumps ov" // 50 characters
+	png := agentapi.Request{Action: agentapi.Screenshot}
+	jpeg := agentapi.Request{Action: agentapi.Screenshot, Format: agentapi.FormatJPEG}
+	var screen string // what is on the screen now
 	for _, bc := range []struct {
-		name string
-		req  agentapi.Request
+		name   string
+		screen string // for screenshots: "text" or "page"
+		req    agentapi.Request
+		pace   time.Duration // from one response to the next request
 	}{
-		{"mouse_move", agentapi.Request{Action: agentapi.MouseMove, Coordinate: at}},
-		{"left_click", agentapi.Request{Action: agentapi.LeftClick, Coordinate: at}},
-		{"key", agentapi.Request{Action: agentapi.Key, Text: "ctrl+a"}},
-		{"scroll", agentapi.Request{Action: agentapi.Scroll, Coordinate: at, ScrollDirection: "down", ScrollAmount: 1}},
-		{"type50", agentapi.Request{Action: agentapi.Type, Text: mixed}},
-		{"screenshot_png", agentapi.Request{Action: agentapi.Screenshot}},
-		{"screenshot_jpeg", agentapi.Request{Action: agentapi.Screenshot, Format: agentapi.FormatJPEG}},
+		{"mouse_move", "", agentapi.Request{Action: agentapi.MouseMove, Coordinate: at}, 0},
+		{"left_click", "", agentapi.Request{Action: agentapi.LeftClick, Coordinate: at}, 0},
+		{"key", "", agentapi.Request{Action: agentapi.Key, Text: "ctrl+a"}, 0},
+		{"scroll", "", agentapi.Request{Action: agentapi.Scroll, Coordinate: at, ScrollDirection: "down", ScrollAmount: 1}, 0},
+		{"type50", "", agentapi.Request{Action: agentapi.Type, Text: mixed}, 0},
+		{"screenshot_png", "text", png, 50 * time.Millisecond},
+		{"screenshot_jpeg", "text", jpeg, 50 * time.Millisecond},
+		{"screenshot_jpeg_b2b", "text", jpeg, 0},
+		{"screenshot_png_page", "page", png, 50 * time.Millisecond},
+		{"screenshot_jpeg_page", "page", jpeg, 50 * time.Millisecond},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
+			if bc.screen != screen {
+				screen = bc.screen
+				e.show(b, bc.screen)
+			}
 			ctx := context.Background()
 			var times []time.Duration
 			for b.Loop() {
@@ -39,14 +59,41 @@ func BenchmarkVerbs(b *testing.B) {
 					b.Fatal(err)
 				}
 				times = append(times, time.Since(t0))
+				if bc.pace > 0 {
+					b.StopTimer()
+					time.Sleep(bc.pace)
+					b.StartTimer()
+				}
 			}
-			slices.Sort(times)
-			pct := func(q float64) float64 {
-				return float64(times[int(q*float64(len(times)-1))].Microseconds()) / 1000
-			}
-			b.ReportMetric(pct(0.50), "p50-ms")
-			b.ReportMetric(pct(0.95), "p95-ms")
-			b.ReportMetric(pct(0.99), "p99-ms")
+			agent.ReportPercentiles(b, times)
 		})
 	}
+}
+
+// show fills the screen with realistic content: "text" is a terminal of
+// hex dump, long listings and columns in colour; "page" is
+// testdata/page.html in Chromium. It returns once the screen is still.
+func (e *env) show(b *testing.B, screen string) {
+	switch screen {
+	case "text":
+		e.sway.Terminal(b, "text", "od -A x -t x1z -w32 /usr/bin/ls | head -n 22; "+
+			"ls --color=always -l /usr/lib/x86_64-linux-gnu | tail -n 14; "+
+			"ls --color=always -C -w 180 /usr/bin | head -n 14; exec sleep 1000000")
+		e.sway.Msg(b, "fullscreen", "enable")
+	case "page":
+		html, err := os.ReadFile("testdata/page.html")
+		if err != nil {
+			b.Fatal(err)
+		}
+		page := e.sway.FileOwnedByDesktop(b, "page.html")
+		if err := os.WriteFile(page, html, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		e.sway.Msg(b, "[app_id=text]", "kill")
+		e.sway.Msg(b, "[app_id=probe]", "kill")
+		e.sway.Exec(b, "chromium --ozone-platform=wayland --no-first-run --user-data-dir="+e.sway.Dir+"/chromium --app=file://"+page)
+		// Chromium names an app window after its URL's host and path.
+		e.sway.WaitWindow(b, "chrome-_"+strings.ReplaceAll(page, "/", "_")+"-Default")
+	}
+	settle(b, e)
 }

@@ -2,99 +2,148 @@ package agent
 
 import (
 	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"hash/adler32"
 	"hash/crc32"
-	"image"
 	"runtime"
 	"sync"
+
+	// At its fastest level this deflate is about 2.5 times as fast as
+	// compress/flate's on screen contents, for the same size.
+	"github.com/klauspost/compress/flate"
+
+	"atelier/internal/agent/jpegenc"
 )
 
-// encodePNG writes img (treated as opaque) as an 8-bit RGB PNG, fast: every
-// row uses the Sub filter (flat screen areas become runs of zeros), and the
-// rows are deflated in parallel strips that join into one zlib stream — a
-// strip ends with a sync flush, so the next strip's independent deflate
-// stream continues it on a byte boundary.
-func encodePNG(img *image.RGBA) []byte {
-	w, h := img.Rect.Dx(), img.Rect.Dy()
-	strips := min(runtime.GOMAXPROCS(0), 4, h)
-	type strip struct {
-		z     bytes.Buffer
-		adler uint32
-		n     int
-	}
-	out := make([]strip, strips)
+// encodePNG writes px as an 8-bit RGB PNG, fast: every row uses the Sub
+// filter (flat screen areas become runs of zeros), and the rows are
+// deflated in parallel strips that join into one zlib stream — a strip
+// ends with a sync flush, so the next strip's independent deflate stream
+// continues it on a byte boundary. There are twice as many strips as
+// CPUs, so a CPU that finishes early takes another.
+func encodePNG(px jpegenc.Pixels) []byte {
+	w, h := px.Width, px.Height
+	strips := make([]*pngStrip, min(2*runtime.GOMAXPROCS(0), 8, h))
 	var wg sync.WaitGroup
 	for i := range strips {
+		s := pngStrips.Get().(*pngStrip)
+		strips[i] = s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			y0, y1 := i*h/strips, (i+1)*h/strips
-			raw := make([]byte, (y1-y0)*(1+3*w))
-			for y := y0; y < y1; y++ {
-				row := raw[(y-y0)*(1+3*w) : (y-y0+1)*(1+3*w)]
-				row[0] = 1 // Sub
-				src := img.Pix[y*img.Stride : y*img.Stride+4*w]
-				var pr, pg, pb byte
-				for x, j := 0, 1; x < 4*w; x, j = x+4, j+3 {
-					r, g, b := src[x], src[x+1], src[x+2]
-					row[j], row[j+1], row[j+2] = r-pr, g-pg, b-pb
-					pr, pg, pb = r, g, b
-				}
-			}
-			s := &out[i]
-			s.z.Grow(len(raw) / 8)
-			fw, _ := flate.NewWriter(&s.z, flate.BestSpeed) // BestSpeed is a valid level: no error
-			fw.Write(raw)
-			if i == strips-1 {
-				fw.Close()
-			} else {
-				fw.Flush()
-			}
-			s.adler, s.n = adler32.Checksum(raw), len(raw)
+			s.encode(&px, i*h/len(strips), (i+1)*h/len(strips), i == len(strips)-1)
 		}()
 	}
 	wg.Wait()
 
 	size := 0
-	for i := range out {
-		size += out[i].z.Len()
+	for _, s := range strips {
+		size += s.z.Len()
 	}
-	idat := make([]byte, 0, 2+size+4)
-	idat = append(idat, 0x78, 0x01) // zlib header: deflate, 32K window, fastest
-	sum := out[0].adler
-	for i := range out {
-		idat = append(idat, out[i].z.Bytes()...)
-		if i > 0 {
-			sum = adler32Combine(sum, out[i].adler, out[i].n)
-		}
-	}
-	idat = binary.BigEndian.AppendUint32(idat, sum)
-
-	var b bytes.Buffer
-	b.Grow(len(idat) + 64)
-	b.WriteString("\x89PNG\r\n\x1a\n")
+	const zlibHeader = "\x78\x01" // deflate, 32K window, fastest
+	out := make([]byte, 0, 8+25+12+len(zlibHeader)+size+4+12)
+	out = append(out, "\x89PNG\r\n\x1a\n"...)
 	ihdr := make([]byte, 13)
 	binary.BigEndian.PutUint32(ihdr[0:], uint32(w))
 	binary.BigEndian.PutUint32(ihdr[4:], uint32(h))
 	ihdr[8], ihdr[9] = 8, 2 // 8 bits per sample, truecolour
-	writeChunk(&b, "IHDR", ihdr)
-	writeChunk(&b, "IDAT", idat)
-	writeChunk(&b, "IEND", nil)
-	return b.Bytes()
+	out = appendChunk(out, "IHDR", ihdr)
+
+	// IDAT: the zlib stream, written in place from the strips.
+	start := len(out)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(zlibHeader)+size+4))
+	out = append(out, "IDAT"+zlibHeader...)
+	sum := strips[0].adler
+	for i, s := range strips {
+		out = append(out, s.z.Bytes()...)
+		if i > 0 {
+			sum = adler32Combine(sum, s.adler, s.n)
+		}
+		pngStrips.Put(s)
+	}
+	out = binary.BigEndian.AppendUint32(out, sum)
+	out = binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(out[start+4:]))
+	return appendChunk(out, "IEND", nil)
 }
 
-func writeChunk(b *bytes.Buffer, kind string, data []byte) {
-	var hdr [8]byte
-	binary.BigEndian.PutUint32(hdr[:4], uint32(len(data)))
-	copy(hdr[4:], kind)
-	b.Write(hdr[:])
-	b.Write(data)
-	crc := crc32.NewIEEE()
-	crc.Write(hdr[4:])
-	crc.Write(data)
-	b.Write(binary.BigEndian.AppendUint32(nil, crc.Sum32()))
+// pngStrip is one strip's filtered rows and their deflated form; strips
+// are pooled with their buffers and compressor.
+type pngStrip struct {
+	raw   []byte
+	z     bytes.Buffer
+	fw    *flate.Writer
+	adler uint32 // of raw
+	n     int    // len(raw)
+}
+
+var pngStrips = sync.Pool{New: func() any { return new(pngStrip) }}
+
+// encode filters rows y0 to y1 of px and deflates them, ending the stream
+// if last.
+func (s *pngStrip) encode(px *jpegenc.Pixels, y0, y1 int, last bool) {
+	w := px.Width
+	rs, gs, bs := uint(8*px.R)&31, uint(8*px.G)&31, uint(8*px.B)&31
+	stride := 1 + 3*w
+	s.n = (y1 - y0) * stride
+	if cap(s.raw) < s.n {
+		s.raw = make([]byte, s.n)
+	}
+	raw := s.raw[:s.n]
+	for y := y0; y < y1; y++ {
+		row := raw[(y-y0)*stride:][:stride]
+		row[0] = 1 // Sub
+		sy := y
+		if px.BottomUp {
+			sy = px.Height - 1 - y
+		}
+		src := px.Pix[sy*px.Stride:][:4*w]
+		// Each pixel becomes the word R|G<<8|B<<16 and is subtracted from
+		// the previous one byte by byte: four bytes are stored, the fourth
+		// to be overwritten by the next pixel, except for the last pixel.
+		var prev uint32
+		for x := range w {
+			v := binary.LittleEndian.Uint32(src[4*x:])
+			p := v>>rs&0xff | (v>>gs&0xff)<<8 | (v>>bs&0xff)<<16
+			d := subBytes(p, prev)
+			prev = p
+			if x < w-1 {
+				binary.LittleEndian.PutUint32(row[1+3*x:], d)
+			} else {
+				row[1+3*x], row[2+3*x], row[3+3*x] = byte(d), byte(d>>8), byte(d>>16)
+			}
+		}
+	}
+	s.z.Reset()
+	if s.fw == nil {
+		s.fw, _ = flate.NewWriter(&s.z, flate.BestSpeed) // BestSpeed is a valid level: no error
+	} else {
+		s.fw.Reset(&s.z)
+	}
+	s.fw.Write(raw) // writes to a bytes.Buffer do not fail
+	if last {
+		s.fw.Close()
+	} else {
+		s.fw.Flush()
+	}
+	s.adler = adler32.Checksum(raw)
+}
+
+// subBytes subtracts each byte of b from the same byte of a, modulo 256,
+// without borrowing from the next byte: the top bit of each byte is set
+// in a and cleared in b so no byte's difference can borrow, and then put
+// right.
+func subBytes(a, b uint32) uint32 {
+	const top = 0x80808080
+	return ((a | top) - (b &^ top)) ^ ((a ^ ^b) & top)
+}
+
+// appendChunk appends a PNG chunk: length, kind, data, CRC.
+func appendChunk(b []byte, kind string, data []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(data)))
+	start := len(b)
+	b = append(b, kind...)
+	b = append(b, data...)
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b[start:]))
 }
 
 // adler32Combine returns the Adler-32 of A followed by B from the sums a of

@@ -1,13 +1,12 @@
 package agent
 
 import (
-	"bytes"
-	"encoding/binary"
+	"context"
 	"fmt"
 	"image"
-	"image/jpeg"
 	"math"
 
+	"atelier/internal/agent/jpegenc"
 	"atelier/internal/agentapi"
 	"atelier/internal/wayland"
 )
@@ -15,54 +14,88 @@ import (
 // DefaultJPEGQuality is the quality of a JPEG screenshot that names none.
 const DefaultJPEGQuality = 80
 
-// toRGBA copies a frame into an opaque RGBA image, turning it upright.
-func toRGBA(f *wayland.Frame) (*image.RGBA, error) {
-	var r, b int // byte offsets of red and blue in a pixel; green is 1
+// screenshot captures the output or a region, scales it and encodes it.
+// The encoders read the frame in the capture buffer, in the compositor's
+// pixel layout, so the pixels are never converted or copied first.
+func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agentapi.Request) (*agentapi.Image, error) {
+	var r image.Rectangle
+	if g := req.Region; g != nil {
+		r = image.Rect(g.X, g.Y, g.X+g.Width, g.Y+g.Height)
+	}
+	scale := req.Scale
+	if scale == 0 {
+		scale = 1
+	}
+	format := req.Format
+	if format == "" {
+		format = agentapi.FormatPNG
+	}
+	var data []byte
+	var w, h int
+	err := d.Capture(ctx, r, func(f *wayland.Frame) error {
+		px, err := framePixels(f)
+		if err != nil {
+			return err
+		}
+		if scale < 1 {
+			px = downscale(px, scale)
+		}
+		w, h = px.Width, px.Height
+		data, err = encode(px, format, req.Quality)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &agentapi.Image{
+		Format: format,
+		Width:  w,
+		Height: h,
+		Scale:  scale,
+		Region: req.Region,
+		Data:   data,
+	}, nil
+}
+
+// framePixels describes a captured frame's pixels where they lie.
+func framePixels(f *wayland.Frame) (jpegenc.Pixels, error) {
+	p := jpegenc.Pixels{Pix: f.Pix, Width: f.Width, Height: f.Height, Stride: f.Stride, G: 1, BottomUp: f.YInvert}
 	switch f.Format {
-	case wayland.FormatARGB8888, wayland.FormatXRGB8888:
-		r, b = 2, 0
+	case wayland.FormatARGB8888, wayland.FormatXRGB8888: // little-endian words: bytes B G R X
+		p.R, p.B = 2, 0
 	case wayland.FormatABGR8888, wayland.FormatXBGR8888:
-		r, b = 0, 2
+		p.R, p.B = 0, 2
 	default:
-		return nil, fmt.Errorf("unsupported pixel format %#x", f.Format)
+		return p, fmt.Errorf("unsupported pixel format %#x", f.Format)
 	}
-	img := image.NewRGBA(image.Rect(0, 0, f.Width, f.Height))
-	rs, bs := uint(8*r), uint(8*b)
-	for y := range f.Height {
-		sy := y
-		if f.YInvert {
-			sy = f.Height - 1 - y
-		}
-		src := f.Pix[sy*f.Stride : sy*f.Stride+4*f.Width]
-		dst := img.Pix[y*img.Stride : y*img.Stride+4*f.Width]
-		for i := 0; i < len(src); i += 4 {
-			v := binary.LittleEndian.Uint32(src[i:])
-			binary.LittleEndian.PutUint32(dst[i:], 0xff000000|(v>>rs&0xff)|(v&0xff00)|(v>>bs&0xff)<<16)
-		}
-	}
-	return img, nil
+	return p, nil
 }
 
 // downscale shrinks src by scale (0 < scale < 1) with a box filter: each
-// output pixel is the mean of the source pixels it covers.
-func downscale(src *image.RGBA, scale float64) *image.RGBA {
-	sw, sh := src.Rect.Dx(), src.Rect.Dy()
+// output pixel is the mean of the source pixels it covers. The result is
+// upright RGBA.
+func downscale(src jpegenc.Pixels, scale float64) jpegenc.Pixels {
+	sw, sh := src.Width, src.Height
 	dw, dh := scaled(sw, scale), scaled(sh, scale)
-	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	dst := jpegenc.Pixels{Pix: make([]byte, 4*dw*dh), Width: dw, Height: dh, Stride: 4 * dw, R: 0, G: 1, B: 2}
 	x0s := spans(sw, dw)
 	y0s := spans(sh, dh)
 	sums := make([]uint32, 3*dw)
 	for dy := range dh {
 		clear(sums)
 		for sy := y0s[dy]; sy < y0s[dy+1]; sy++ {
-			row := src.Pix[sy*src.Stride:]
+			ry := sy
+			if src.BottomUp {
+				ry = sh - 1 - sy
+			}
+			row := src.Pix[ry*src.Stride:]
 			for dx := range dw {
 				s := sums[3*dx : 3*dx+3 : 3*dx+3]
 				for sx := x0s[dx]; sx < x0s[dx+1]; sx++ {
-					p := row[4*sx : 4*sx+3 : 4*sx+3]
-					s[0] += uint32(p[0])
-					s[1] += uint32(p[1])
-					s[2] += uint32(p[2])
+					p := row[4*sx : 4*sx+4 : 4*sx+4]
+					s[0] += uint32(p[src.R&3])
+					s[1] += uint32(p[src.G&3])
+					s[2] += uint32(p[src.B&3])
 				}
 			}
 		}
@@ -93,22 +126,17 @@ func spans(n, m int) []int {
 	return s
 }
 
-// encode writes img in format.
-func encode(img *image.RGBA, format string, quality int) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(len(img.Pix) / 8)
-	var err error
-	switch format {
-	case agentapi.FormatJPEG:
-		if quality == 0 {
-			quality = DefaultJPEGQuality
-		}
-		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality})
-	default:
-		return encodePNG(img), nil
+// encode writes px in format.
+func encode(px jpegenc.Pixels, format string, quality int) ([]byte, error) {
+	if format != agentapi.FormatJPEG {
+		return encodePNG(px), nil
 	}
+	if quality == 0 {
+		quality = DefaultJPEGQuality
+	}
+	data, err := jpegenc.Encode(nil, px, quality)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", format, err)
+		return nil, fmt.Errorf("encode jpeg: %w", err)
 	}
-	return buf.Bytes(), nil
+	return data, nil
 }

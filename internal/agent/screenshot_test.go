@@ -3,36 +3,48 @@ package agent
 import (
 	"bytes"
 	"hash/adler32"
-	"image"
+	"image/color"
 	"image/png"
 	"math/rand/v2"
 	"testing"
 
+	"atelier/internal/agent/jpegenc"
 	"atelier/internal/wayland"
 )
 
+// pixelAt reads pixel (x, y) of p in its layout.
+func pixelAt(p jpegenc.Pixels, x, y int) color.RGBA {
+	if p.BottomUp {
+		y = p.Height - 1 - y
+	}
+	o := y*p.Stride + 4*x
+	return color.RGBA{p.Pix[o+p.R], p.Pix[o+p.G], p.Pix[o+p.B], 0xff}
+}
+
 func TestEncodePNG(t *testing.T) {
-	for _, size := range []image.Point{{1, 1}, {3, 7}, {640, 360}} {
-		img := image.NewRGBA(image.Rect(0, 0, size.X, size.Y))
+	for _, tc := range []struct {
+		w, h    int
+		r, b    int
+		upside  bool
+		padding int
+	}{{1, 1, 0, 2, false, 0}, {3, 7, 2, 0, true, 4}, {640, 360, 2, 0, false, 0}, {333, 101, 0, 2, true, 12}} {
+		stride := 4*tc.w + tc.padding
+		px := jpegenc.Pixels{Pix: make([]byte, stride*tc.h), Width: tc.w, Height: tc.h, Stride: stride, R: tc.r, G: 1, B: tc.b, BottomUp: tc.upside}
 		r := rand.New(rand.NewPCG(1, 2))
-		for i := range img.Pix {
-			img.Pix[i] = byte(r.IntN(4) * 60) // runs and noise
-			if i%4 == 3 {
-				img.Pix[i] = 0xff
-			}
+		for i := range px.Pix {
+			px.Pix[i] = byte(r.IntN(4) * 60) // runs and noise
 		}
-		got, err := png.Decode(bytes.NewReader(encodePNG(img)))
+		got, err := png.Decode(bytes.NewReader(encodePNG(px)))
 		if err != nil {
-			t.Fatalf("%v: decode: %v", size, err)
+			t.Fatalf("%+v: decode: %v", tc, err)
 		}
-		for y := range size.Y {
-			for x := range size.X {
-				if a, b := got.At(x, y), img.At(x, y); a != b {
-					gr, gg, gb, _ := a.RGBA()
-					wr, wg, wb, _ := b.RGBA()
-					if gr != wr || gg != wg || gb != wb {
-						t.Fatalf("%v: pixel (%d,%d) = %v, want %v", size, x, y, a, b)
-					}
+		if b := got.Bounds(); b.Dx() != tc.w || b.Dy() != tc.h {
+			t.Fatalf("%+v: decoded %v", tc, b)
+		}
+		for y := range tc.h {
+			for x := range tc.w {
+				if a, b := color.RGBAModel.Convert(got.At(x, y)), pixelAt(px, x, y); a != b {
+					t.Fatalf("%+v: pixel (%d,%d) = %v, want %v", tc, x, y, a, b)
 				}
 			}
 		}
@@ -47,41 +59,62 @@ func TestAdler32Combine(t *testing.T) {
 	}
 }
 
-func TestToRGBA(t *testing.T) {
+func TestFramePixels(t *testing.T) {
 	// Two rows of one pixel, XRGB8888 (bytes B G R X), stored bottom-up.
 	f := &wayland.Frame{Width: 1, Height: 2, Stride: 4, Format: wayland.FormatXRGB8888, YInvert: true,
 		Pix: []byte{1, 2, 3, 0, 4, 5, 6, 0}}
-	img, err := toRGBA(f)
+	px, err := framePixels(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []byte{6, 5, 4, 0xff, 3, 2, 1, 0xff}; !bytes.Equal(img.Pix, want) {
-		t.Fatalf("pixels %v, want %v", img.Pix, want)
+	if a, b := pixelAt(px, 0, 0), pixelAt(px, 0, 1); a != (color.RGBA{6, 5, 4, 0xff}) || b != (color.RGBA{3, 2, 1, 0xff}) {
+		t.Fatalf("XRGB pixels %v %v", a, b)
 	}
 	f.Format, f.YInvert = wayland.FormatXBGR8888, false
-	img, _ = toRGBA(f)
-	if want := []byte{1, 2, 3, 0xff, 4, 5, 6, 0xff}; !bytes.Equal(img.Pix, want) {
-		t.Fatalf("XBGR pixels %v, want %v", img.Pix, want)
+	px, _ = framePixels(f)
+	if a, b := pixelAt(px, 0, 0), pixelAt(px, 0, 1); a != (color.RGBA{1, 2, 3, 0xff}) || b != (color.RGBA{4, 5, 6, 0xff}) {
+		t.Fatalf("XBGR pixels %v %v", a, b)
 	}
-	if _, err := toRGBA(&wayland.Frame{Format: 0x12345678}); err == nil {
+	if _, err := framePixels(&wayland.Frame{Format: 0x12345678}); err == nil {
 		t.Fatal("unknown format accepted")
 	}
 }
 
 func TestDownscale(t *testing.T) {
-	img := image.NewRGBA(image.Rect(0, 0, 4, 2))
-	for i := range img.Pix {
-		img.Pix[i] = 0xff
+	// 4×2 XRGB, bottom-up: the first stored row is the picture's bottom.
+	px := jpegenc.Pixels{Pix: bytes.Repeat([]byte{0xff}, 32), Width: 4, Height: 2, Stride: 16, R: 2, G: 1, B: 0, BottomUp: true}
+	px.Pix[16], px.Pix[17], px.Pix[18] = 0, 0, 0 // one black pixel in the top-left 2×2 box
+	got := downscale(px, 0.5)
+	if got.Width != 2 || got.Height != 1 {
+		t.Fatalf("size %dx%d", got.Width, got.Height)
 	}
-	img.Pix[0], img.Pix[1], img.Pix[2] = 0, 0, 0 // one black pixel in the first 2×2 box
-	got := downscale(img, 0.5)
-	if b := got.Bounds(); b.Dx() != 2 || b.Dy() != 1 {
-		t.Fatalf("size %v", b)
-	}
-	if p := got.Pix[:4]; p[0] != 191 || p[3] != 0xff { // (0+255*3)/4 rounded
+	if p := pixelAt(got, 0, 0); p != (color.RGBA{191, 191, 191, 0xff}) { // (0+255*3)/4 rounded
 		t.Fatalf("first pixel %v, want the box mean 191", p)
 	}
-	if got := downscale(image.NewRGBA(image.Rect(0, 0, 1280, 720)), 0.05).Bounds(); got.Dx() != 64 || got.Dy() != 36 {
-		t.Fatalf("0.05 of 1280x720 is %v", got)
+	if p := pixelAt(got, 1, 0); p != (color.RGBA{255, 255, 255, 0xff}) {
+		t.Fatalf("second pixel %v, want white", p)
+	}
+	big := jpegenc.Pixels{Pix: make([]byte, 4*1280*720), Width: 1280, Height: 720, Stride: 4 * 1280, G: 1, B: 2}
+	if got := downscale(big, 0.05); got.Width != 64 || got.Height != 36 {
+		t.Fatalf("0.05 of 1280x720 is %dx%d", got.Width, got.Height)
+	}
+}
+
+func TestSubBytes(t *testing.T) {
+	for a := range 256 {
+		for b := range 256 {
+			// The pair in every byte position, beside bytes that would
+			// catch a borrow or a carry crossing over.
+			for shift := 0; shift < 32; shift += 8 {
+				x := uint32(a)<<shift | 0x00ff00ff&^(0xff<<shift)
+				y := uint32(b)<<shift | 0xff00ff00&^(0xff<<shift)
+				got := subBytes(x, y)
+				for k := 0; k < 32; k += 8 {
+					if want := byte(x>>k) - byte(y>>k); byte(got>>k) != want {
+						t.Fatalf("subBytes(%#x, %#x) = %#x: byte %d is %#x, want %#x", x, y, got, k/8, byte(got>>k), want)
+					}
+				}
+			}
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
 	"io"
 	"log/slog"
 	"net"
@@ -435,44 +434,4 @@ func textKeysyms(text string) ([]uint32, error) {
 		syms = append(syms, ks)
 	}
 	return syms, nil
-}
-
-// screenshot captures, converts, scales and encodes the output or a region.
-func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agentapi.Request) (*agentapi.Image, error) {
-	var r image.Rectangle
-	if g := req.Region; g != nil {
-		r = image.Rect(g.X, g.Y, g.X+g.Width, g.Y+g.Height)
-	}
-	var img *image.RGBA
-	err := d.Capture(ctx, r, func(f *wayland.Frame) error {
-		var err error
-		img, err = toRGBA(f)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	scale := req.Scale
-	if scale == 0 {
-		scale = 1
-	}
-	if scale < 1 {
-		img = downscale(img, scale)
-	}
-	format := req.Format
-	if format == "" {
-		format = agentapi.FormatPNG
-	}
-	data, err := encode(img, format, req.Quality)
-	if err != nil {
-		return nil, err
-	}
-	return &agentapi.Image{
-		Format: format,
-		Width:  img.Rect.Dx(),
-		Height: img.Rect.Dy(),
-		Scale:  scale,
-		Region: req.Region,
-		Data:   data,
-	}, nil
 }

@@ -23,7 +23,7 @@ const (
 func toAPI(s sessions.Session) apitype.Session {
 	return apitype.Session{
 		ID: s.ID, SessionID: s.ID, Label: s.Label, Theme: s.Theme, Resolution: s.Resolution.String(),
-		State: string(s.State), Desired: s.Desired, Reason: s.Reason, Runtime: s.Runtime, SnapshotID: s.SnapshotID,
+		State: string(s.State), Desired: s.Desired, Reason: s.Reason, Detail: s.Detail, Runtime: s.Runtime, SnapshotID: s.SnapshotID,
 		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 	}
 }

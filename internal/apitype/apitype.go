@@ -72,7 +72,9 @@ type Session struct {
 	State   string `json:"state"`
 	Desired string `json:"desired"`
 	// Reason says why a session is degraded or failed.
-	Reason     string    `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Detail is the runtime's, for people: a pid, a container id.
+	Detail     string    `json:"detail,omitempty"`
 	Runtime    string    `json:"runtime"`
 	SnapshotID string    `json:"snapshot_id,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`

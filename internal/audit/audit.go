@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -120,11 +119,15 @@ var (
 	ErrLocked     = errors.New("audit dir in use by another process")
 )
 
-var sessionRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$`)
-
-// CheckSession reports ErrBadSession unless id can name an audit file.
+// CheckSession reports ErrBadSession unless id can name an audit file:
+// 1 to 128 ASCII letters, digits, '_', '-' or '.', not starting with '.'.
 func CheckSession(id string) error {
-	if !sessionRE.MatchString(id) {
+	ok := len(id) >= 1 && len(id) <= 128 && id[0] != '.'
+	for i := 0; ok && i < len(id); i++ {
+		c := id[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+	}
+	if !ok {
 		return fmt.Errorf("%w: %q: want 1-128 letters, digits, '_', '-' or '.', not starting with '.'", ErrBadSession, id)
 	}
 	return nil

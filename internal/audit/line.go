@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"time"
 )
 
 // hashLine is the chain's link: the hex SHA-256 of a line's exact bytes,
@@ -18,18 +20,51 @@ func hashLine(line []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// encode returns e as one line, newline included.
-func encode(e *Entry) ([]byte, error) {
+// body is an entry without the fields the log fills, in Entry's order.
+type body struct {
+	Session string          `json:"session"`
+	Actor   string          `json:"actor"`
+	Kind    Kind            `json:"kind"`
+	Action  json.RawMessage `json:"action,omitempty"`
+	Result  *Result         `json:"result,omitempty"`
+	Cost    *Cost           `json:"cost,omitempty"`
+	Detail  map[string]any  `json:"detail,omitempty"`
+}
+
+// lineOverhead bounds what line adds to a body.
+const lineOverhead = 160
+
+// encodeBody encodes what the caller gave, without braces. It runs before
+// any lock or file is touched, so an entry that cannot be encoded changes
+// nothing and the encoding work happens outside the session's lock.
+func encodeBody(e *Entry) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // typed "<" and "&" stay readable
-	if err := enc.Encode(e); err != nil {
+	err := enc.Encode(body{e.Session, e.Actor, e.Kind, e.Action, e.Result, e.Cost, e.Detail})
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadEntry, err)
 	}
-	if b.Len() > MaxLineBytes {
-		return nil, fmt.Errorf("%w: %d bytes encoded, the limit is %d", ErrBadEntry, b.Len(), MaxLineBytes)
+	if b.Len()+lineOverhead > MaxLineBytes {
+		return nil, fmt.Errorf("%w: %d bytes encoded, the limit is %d", ErrBadEntry, b.Len(), MaxLineBytes-lineOverhead)
 	}
-	return b.Bytes(), nil
+	out := b.Bytes()
+	return out[1 : len(out)-2], nil // drop "{" and "}\n"
+}
+
+// line frames a body with the fields the log fills, giving the bytes
+// json.Marshal(Entry) would (with HTML escaping off) and a newline.
+func line(body []byte, t time.Time, seq int64, prev string) []byte {
+	b := make([]byte, 0, len(body)+lineOverhead)
+	b = append(b, `{"time":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","seq":`...)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, ',')
+	b = append(b, body...)
+	b = append(b, `,"prev":"`...)
+	b = append(b, prev...)
+	return append(b, "\"}\n"...)
 }
 
 // decodeLine parses one line (without its newline) strictly: unknown

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -147,10 +146,38 @@ func Open(dir string, opts Options) (*Log, error) {
 		lru:      list.New(),
 		done:     make(chan struct{}),
 	}
+	l.repairAll()
 	if opts.Sync == SyncInterval {
 		l.wg.Go(l.syncEvery)
 	}
 	return l, nil
+}
+
+// repairAll repairs, at start, every session file whose last line a crash
+// tore, so the repair is recorded even for a session never written again.
+// A file damaged beyond that is logged and left as it is: it must not stop
+// the fleet, and appending to it fails with an error naming it.
+func (l *Log) repairAll() {
+	files, _ := filepath.Glob(filepath.Join(l.dir, "*.jsonl"))
+	for _, p := range files {
+		name := strings.TrimSuffix(filepath.Base(p), ".jsonl")
+		torn, err := tornTail(p)
+		if err == nil && torn && CheckSession(name) == nil {
+			var s *session
+			if s, err = l.session(name); err == nil {
+				s.mu.Lock()
+				var victims []*session
+				if err = l.openLocked(s); err == nil {
+					victims = l.touch(s)
+				}
+				s.mu.Unlock()
+				l.evict(victims)
+			}
+		}
+		if err != nil {
+			l.log.Error("audit file damaged", "file", p, "err", err)
+		}
+	}
 }
 
 // Dir returns the directory the log writes to.
@@ -183,6 +210,10 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 		}
 		e.Action = a
 	}
+	body, err := encodeBody(&e)
+	if err != nil {
+		return Entry{}, err
+	}
 	for {
 		s, err := l.session(e.Session)
 		if err != nil {
@@ -193,7 +224,7 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 			s.mu.Unlock()
 			continue
 		}
-		e, victims, err := l.appendLocked(s, e)
+		e, victims, err := l.appendLocked(s, e, body)
 		s.mu.Unlock()
 		l.evict(victims)
 		return e, err
@@ -203,7 +234,7 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 // appendLocked writes e to s, opening s's file if needed, and waits for
 // the policy's fsync. s.mu is held. It returns the sessions whose files
 // the LRU bound asks to close, for the caller to evict once s.mu is free.
-func (l *Log) appendLocked(s *session, e Entry) (Entry, []*session, error) {
+func (l *Log) appendLocked(s *session, e Entry, body []byte) (Entry, []*session, error) {
 	if s.f == nil {
 		if err := l.openLocked(s); err != nil {
 			return Entry{}, nil, err
@@ -211,11 +242,7 @@ func (l *Log) appendLocked(s *session, e Entry) (Entry, []*session, error) {
 	}
 	victims := l.touch(s)
 	e.Seq, e.Prev, e.Time = s.seq+1, s.prev, l.opts.Now().UTC()
-	line, err := encode(&e)
-	if err != nil {
-		return Entry{}, victims, err
-	}
-	if err := s.writeLocked(line); err != nil {
+	if err := s.writeLocked(line(body, e.Time, e.Seq, e.Prev)); err != nil {
 		return Entry{}, victims, fmt.Errorf("append to audit of %s: %w", s.name, err)
 	}
 	if l.opts.Sync == SyncAlways {
@@ -513,15 +540,6 @@ func syncDir(dir string) error {
 	err = d.Sync()
 	if cerr := d.Close(); err == nil {
 		err = cerr
-	}
-	return err
-}
-
-// readFull reads exactly len(b) bytes at off.
-func readFull(r io.ReaderAt, b []byte, off int64) error {
-	_, err := r.ReadAt(b, off)
-	if errors.Is(err, io.EOF) {
-		return io.ErrUnexpectedEOF
 	}
 	return err
 }

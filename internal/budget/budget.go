@@ -12,6 +12,7 @@ import (
 	"math"
 	"time"
 
+	"atelier/desktop"
 	"atelier/internal/model"
 	"atelier/internal/store"
 )
@@ -134,3 +135,9 @@ func (b *Budget) Today(ctx context.Context) (Totals, error) {
 
 // Cap returns the daily cap in USD; 0 means none.
 func (b *Budget) Cap() float64 { return b.cap }
+
+// ForDesktop returns t as the budget file waybar reads in every desktop
+// (desktop.BudgetFile), stamped with when it was computed.
+func (t Totals) ForDesktop(now time.Time) desktop.Budget {
+	return desktop.Budget{SpentUSD: t.SpentUSD, CapUSD: t.CapUSD, ReservedUSD: t.ReservedUSD, Updated: now.UTC()}
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"atelier/desktop"
 	"atelier/internal/budget"
 	"atelier/internal/model"
 	"atelier/internal/store"
@@ -56,7 +57,15 @@ func TestReserveSettleAndCap(t *testing.T) {
 		t.Errorf("Today = %+v, want %+v", got, want)
 	}
 	if len(changes) != 1 || changes[0].SpentUSD != 0.3 {
-		t.Errorf("OnChange calls = %+v, want one with 0.3 spent", changes)
+		t.Fatalf("OnChange calls = %+v, want one with 0.3 spent", changes)
+	}
+	// What the hook hands the fleet is a valid budget file for waybar.
+	file := filepath.Join(t.TempDir(), desktop.BudgetFile)
+	if err := desktop.WriteBudget(file, changes[0].ForDesktop(now)); err != nil {
+		t.Fatal(err)
+	}
+	if back, err := desktop.ReadBudget(file); err != nil || back.SpentUSD != 0.3 || back.CapUSD != 1 || back.ReservedUSD != 0 {
+		t.Errorf("budget file read back = %+v, %v", back, err)
 	}
 	if _, err := b.Reserve(ctx, "task_c", "s3", -1); err == nil {
 		t.Error("a negative estimate was accepted")

@@ -26,19 +26,28 @@ func newAPIClient(env *Env) (*client.Client, error) {
 	return client.New(c.URL, c.Token, nil), nil
 }
 
-// parseArgs parses flags that may come before, between or after the
-// positional arguments, and checks the count of the latter.
-func parseArgs(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
+// parseInterspersed parses flags that may come before, between or after
+// the positional arguments, and returns the latter.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := parseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		if fs.NArg() == 0 {
-			break
+			return pos, nil
 		}
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
+	}
+}
+
+// parseArgs is parseInterspersed that also checks the count of positional
+// arguments.
+func parseArgs(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
 	}
 	if len(pos) != positional {
 		fs.Usage()

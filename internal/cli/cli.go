@@ -36,6 +36,10 @@ var commands = []command{
 	{"serve", "run the fleet: the HTTP API and the desktops", runServe},
 	{"session", "create, list, show, stop, start, remove sessions; set a theme; screenshot", runSession},
 	{"act", "run actions (JSON on stdin) on a session through the fleet", runAct},
+	{"task", "run a goal on a session (--follow), list, show, cancel tasks", runTask},
+	{"audit", "verify audit files offline; show a session's audit (--follow)", runAudit},
+	{"action", "send actions (JSON on stdin) to a desktop's agent socket", runAction},
+	{"screenshot", "save a screenshot of a desktop", runScreenshot},
 	{"version", "print the version", runVersion},
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"atelier/internal/api"
+	"atelier/internal/apitype"
+	"atelier/internal/budget"
 	"atelier/internal/config"
 	"atelier/internal/sessions"
 	"atelier/internal/store"
@@ -56,7 +58,15 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer mgr.Close()
-	srv := api.New(api.Options{Sessions: mgr, Token: cfg.APIToken, CapUSD: cfg.MaxUSDPerDay, Version: version.Version, Logger: log})
+	spend, err := budget.New(ctx, budget.Options{Store: st, CapUSD: cfg.MaxUSDPerDay})
+	if err != nil {
+		return err
+	}
+	srv := api.New(api.Options{Sessions: mgr, Token: cfg.APIToken, Version: version.Version, Logger: log,
+		Budget: func(ctx context.Context) (apitype.Budget, error) {
+			t, err := spend.Today(ctx)
+			return apitype.Budget{Day: t.Day, SpentUSD: t.SpentUSD, ReservedUSD: t.ReservedUSD, CapUSD: t.CapUSD}, err
+		}})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -52,7 +52,7 @@ func printSession(w io.Writer, s apitype.Session) {
 	}
 	rows := [][2]string{
 		{"id", s.ID}, {"state", state}, {"label", s.Label}, {"theme", s.Theme},
-		{"resolution", s.Resolution}, {"runtime", s.Runtime}, {"created", s.CreatedAt.Local().Format(time.DateTime)},
+		{"resolution", s.Resolution}, {"runtime", s.Runtime + " " + s.Detail}, {"created", s.CreatedAt.Local().Format(time.DateTime)},
 		{"snapshot", s.SnapshotID}, {"embed", s.EmbedURL},
 	}
 	for _, r := range rows {
@@ -274,12 +274,22 @@ func runSessionTheme(ctx context.Context, env *Env, args []string) error {
 func runSessionScreenshot(ctx context.Context, env *Env, args []string) error {
 	var out string
 	var o client.ScreenshotOptions
-	c, id, asJSON, err := oneSession(env, "screenshot", args, func(fs flagSet) {
+	_, id, asJSON, err := oneSession(env, "screenshot", args, func(fs flagSet) {
 		fs.StringVar(&out, "o", "", "file to write (default SESSION.png or .jpeg; - for stdout)")
 		fs.StringVar(&o.Format, "format", "", "png (default) or jpeg")
 		fs.Float64Var(&o.Scale, "scale", 0, "scale from 0.05 to 1 (default 1)")
 		fs.IntVar(&o.Quality, "quality", 0, "JPEG quality 1-100")
 	})
+	if err != nil {
+		return err
+	}
+	return fleetScreenshot(ctx, env, id, out, o, asJSON)
+}
+
+// fleetScreenshot saves a screenshot of session id, taken through the
+// fleet's API, to out (SESSION.png or .jpeg if empty; - for stdout).
+func fleetScreenshot(ctx context.Context, env *Env, id, out string, o client.ScreenshotOptions, asJSON bool) error {
+	c, err := newAPIClient(env)
 	if err != nil {
 		return err
 	}

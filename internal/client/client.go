@@ -43,6 +43,7 @@ type Error struct {
 	Message string
 }
 
+// Error reports the message, the status and the code.
 func (e *Error) Error() string { return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code) }
 
 // do sends a request and returns the response if its status is want;

@@ -126,6 +126,7 @@ type OutputError struct {
 	Msg   string
 }
 
+// Error returns the reason the output was unusable.
 func (e *OutputError) Error() string { return e.Msg }
 
 // Unwrap makes errors.Is(err, ErrOutput) hold.

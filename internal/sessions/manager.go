@@ -78,6 +78,8 @@ type Session struct {
 	State State
 	// Reason says why the state is degraded, failed or starting.
 	Reason string
+	// Detail is the runtime's, for people: a pid, a container id.
+	Detail string
 }
 
 // Manager runs sessions. It is safe for concurrent use.
@@ -104,6 +106,19 @@ type live struct {
 	creating bool
 	lastErr  error
 	agent    *agentapi.Client
+	// status asks the agent for its status on a connection of its own, so
+	// a long action (a wait, a hold_key) does not make the session look
+	// unresponsive.
+	status *agentapi.Client
+}
+
+// closeClients closes the session's agent connections. l.mu must be held.
+func (l *live) closeClients() {
+	for _, c := range []*agentapi.Client{l.agent, l.status} {
+		if c != nil {
+			c.Close()
+		}
+	}
 }
 
 // Open returns a Manager over opts.Runtime and opts.Store. It re-adopts what
@@ -151,9 +166,7 @@ func (m *Manager) Close() error {
 	defer m.mu.Unlock()
 	for _, l := range m.live {
 		l.mu.Lock()
-		if l.agent != nil {
-			l.agent.Close()
-		}
+		l.closeClients()
 		l.mu.Unlock()
 	}
 	return nil
@@ -431,9 +444,7 @@ func (m *Manager) forget(id string) {
 	m.mu.Unlock()
 	if l != nil {
 		l.mu.Lock()
-		if l.agent != nil {
-			l.agent.Close()
-		}
+		l.closeClients()
 		l.mu.Unlock()
 	}
 }
@@ -491,27 +502,41 @@ func (m *Manager) observe(ctx context.Context, se store.Session) Session {
 		}
 		if o.desired == store.DesiredRunning && o.inst != nil && o.inst.Running && !o.inst.Degraded {
 			sctx, cancel := context.WithTimeout(ctx, m.opts.StatusTimeout)
-			resp, err := m.agent(se.ID).Do(sctx, agentapi.Request{Action: agentapi.StatusVerb})
+			resp, err := m.statusClient(se.ID).Do(sctx, agentapi.Request{Action: agentapi.StatusVerb})
 			cancel()
 			o.status, o.statusErr = resp.Status, err
 		}
 	}
 	st, reason := derive(o)
-	return Session{Session: se, State: st, Reason: reason}
+	out := Session{Session: se, State: st, Reason: reason}
+	if o.inst != nil {
+		out.Detail = o.inst.Detail
+	}
+	return out
 }
 
 // agent returns session id's agent client, made on first use and reused:
 // it keeps one connection and redials after an agent restart.
 func (m *Manager) agent(id string) *agentapi.Client {
+	return m.client(id, func(l *live) **agentapi.Client { return &l.agent })
+}
+
+// statusClient returns the client status queries of session id use.
+func (m *Manager) statusClient(id string) *agentapi.Client {
+	return m.client(id, func(l *live) **agentapi.Client { return &l.status })
+}
+
+func (m *Manager) client(id string, which func(*live) **agentapi.Client) *agentapi.Client {
 	l := m.entry(id)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.agent == nil {
-		l.agent = agentapi.NewClient(func(ctx context.Context) (net.Conn, error) {
+	c := which(l)
+	if *c == nil {
+		*c = agentapi.NewClient(func(ctx context.Context) (net.Conn, error) {
 			return m.rt.Dial(ctx, id, EndpointAgent)
 		})
 	}
-	return l.agent
+	return *c
 }
 
 // Agent returns the agent client of a running session (for tasks).
@@ -612,9 +637,7 @@ func (m *Manager) setDesired(ctx context.Context, id, desired string) (Session, 
 	se.Desired = desired
 	if desired == store.DesiredStopped {
 		l.mu.Lock()
-		if l.agent != nil {
-			l.agent.Close()
-		}
+		l.closeClients()
 		l.mu.Unlock()
 		if err := m.rt.Stop(ctx, id); err != nil {
 			return Session{}, fmt.Errorf("stop %s: %w", id, err)

@@ -42,8 +42,8 @@ CREATE TABLE IF NOT EXISTS task_steps (
 
 // Task statuses the store itself sets or relies on; package tasks owns the rest.
 const (
-	TaskRunning         = "running"
-	TaskInterrupted     = "interrupted"
+	TaskRunning     = "running"
+	TaskInterrupted = "interrupted"
 )
 
 // ErrTaskRunning is returned by InsertTask when the session already has a

@@ -30,8 +30,14 @@ type realDesktop struct {
 
 func startDesktop(t *testing.T) *realDesktop {
 	t.Helper()
-	sw := desktoptest.StartSway(t, desktop.DefaultResolution)
-	sw.Msg(t, "bindsym", "Mod4+Return", "exec", "foot")
+	return startDesktopAt(t, desktop.DefaultResolution.Width, desktop.DefaultResolution.Height)
+}
+
+func startDesktopAt(t *testing.T, w, h int) *realDesktop {
+	t.Helper()
+	sw := desktoptest.StartSway(t, desktop.Resolution{Width: w, Height: h})
+	// The atelier user has no login shell: the terminal runs sh.
+	sw.Msg(t, "bindsym", "Mod4+Return", "exec", "foot", "sh")
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {

@@ -22,8 +22,10 @@ type outcome struct {
 	err    string
 }
 
-// loop runs one task to its end and records the end.
-func (m *Manager) loop(ctx context.Context, r *run, conv model.Conversation) {
+// loop runs one task to its end and records the end. The end is stored
+// and the session released before subscribers hear of it, so a client that
+// sees the end can submit the next task at once.
+func (m *Manager) loop(ctx context.Context, r *run, conv model.Conversation, release func()) {
 	out := m.steps(ctx, r, conv)
 	if cause := context.Cause(ctx); cause != nil && out.status == StatusFailed {
 		// Whatever failed last, a cancel or shutdown is why.
@@ -33,23 +35,25 @@ func (m *Manager) loop(ctx context.Context, r *run, conv model.Conversation) {
 		}
 	}
 	now := m.opts.Now().UTC()
-	ev := r.add(Event{Type: EventEnd, Time: now, Status: out.status, Answer: out.answer, Error: out.err}, func(t *Task) {
-		t.Status, t.Answer, t.Error, t.EndedAt = out.status, out.answer, out.err, now
-	})
+	final := r.snapshot()
+	final.Status, final.Answer, final.Error, final.EndedAt = out.status, out.answer, out.err, now
+	ev := Event{ID: len(final.Events) + 1, Type: EventEnd, Time: now, Status: out.status, Answer: out.answer, Error: out.err, TotalUSD: final.CostUSD}
 	// The end is recorded even when ctx is cancelled.
 	wctx := context.WithoutCancel(ctx)
-	final := r.snapshot()
-	m.persist(wctx, r, ev)
+	m.persist(wctx, final, ev)
 	if err := m.opts.Store.FinishTask(wctx, toRow(final)); err != nil {
 		m.log.Error("record task end", "task", final.ID, "err", err)
 	}
+	release()
+	r.add(ev, func(t *Task) {
+		t.Status, t.Answer, t.Error, t.EndedAt = final.Status, final.Answer, final.Error, final.EndedAt
+	})
 	m.log.Info("task ended", "task", final.ID, "session", final.SessionID, "status", final.Status,
 		"steps", final.Steps, "usd", final.CostUSD, "err", final.Error)
 }
 
-// persist stores ev and hands it to the recorder.
-func (m *Manager) persist(ctx context.Context, r *run, ev Event) {
-	t := r.snapshot()
+// persist stores ev with t's running totals and hands it to the recorder.
+func (m *Manager) persist(ctx context.Context, t Task, ev Event) {
 	raw, err := json.Marshal(ev)
 	if err == nil {
 		err = m.opts.Store.AddTaskStep(ctx, t.ID, ev.ID, raw, t.Steps, t.CostUSD)
@@ -194,7 +198,7 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 func (m *Manager) emitStep(ctx context.Context, r *run, ev Event, step int, total float64) {
 	ev.Time = m.opts.Now().UTC()
 	ev = r.add(ev, func(t *Task) { t.Steps, t.CostUSD = step, total })
-	m.persist(context.WithoutCancel(ctx), r, ev)
+	m.persist(context.WithoutCancel(ctx), r.snapshot(), ev)
 }
 
 // checkActions validates every action before any runs, so a reply is

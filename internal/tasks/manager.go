@@ -203,11 +203,13 @@ func (m *Manager) Submit(ctx context.Context, sessionID string, s Spec) (Task, e
 	m.bySession[sessionID], m.byID[t.ID] = r, r
 	m.wg.Go(func() {
 		defer cancel(nil)
-		m.loop(ctx, r, conv)
-		m.mu.Lock()
-		delete(m.bySession, sessionID)
-		delete(m.byID, t.ID)
-		m.mu.Unlock()
+		m.loop(ctx, r, conv, func() {
+			m.mu.Lock()
+			delete(m.bySession, sessionID)
+			delete(m.byID, t.ID)
+			m.mu.Unlock()
+		})
+		m.prune()
 	})
 	m.log.Info("task started", "task", t.ID, "session", sessionID, "backend", s.Backend, "model", t.Model)
 	return t, nil
@@ -286,7 +288,7 @@ func (m *Manager) Cancel(ctx context.Context, id string) error {
 
 // Subscribe returns a channel carrying the task's events with an id above
 // after: first those so far, then live ones. The channel is closed after the
-// final event, or when ctx ends.
+// final event, or when ctx ends; the caller drains it or cancels ctx.
 func (m *Manager) Subscribe(ctx context.Context, id string, after int) (<-chan Event, error) {
 	m.mu.Lock()
 	r := m.byID[id]

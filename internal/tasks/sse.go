@@ -1,6 +1,8 @@
 package tasks
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,4 +17,37 @@ func WriteSSE(w io.Writer, ev Event) error {
 	}
 	_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.ID, ev.Type, data)
 	return err
+}
+
+// ReadSSE reads a task's event stream (as WriteSSE writes it) until EOF and
+// returns its events; each, if set, is called as every event arrives and
+// may stop the reading by returning an error.
+func ReadSSE(r io.Reader, each func(Event) error) ([]Event, error) {
+	var evs []Event
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	var data []byte
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0:
+			if len(data) == 0 {
+				continue
+			}
+			var ev Event
+			if err := json.Unmarshal(data, &ev); err != nil {
+				return evs, fmt.Errorf("decode event: %w", err)
+			}
+			data = data[:0]
+			evs = append(evs, ev)
+			if each != nil {
+				if err := each(ev); err != nil {
+					return evs, err
+				}
+			}
+		case bytes.HasPrefix(line, []byte("data:")):
+			data = append(data, bytes.TrimSpace(line[len("data:"):])...)
+		}
+	}
+	return evs, sc.Err()
 }

@@ -20,12 +20,12 @@ type Status string
 // Task statuses.
 const (
 	StatusRunning         Status = "running"
-	StatusDone            Status = "done"            // the model finished
-	StatusFailed          Status = "failed"          // an error the loop could not get past
-	StatusCancelled       Status = "cancelled"       // Cancel was called
-	StatusMaxSteps        Status = "max_steps"       // the step limit was reached
+	StatusDone            Status = "done"             // the model finished
+	StatusFailed          Status = "failed"           // an error the loop could not get past
+	StatusCancelled       Status = "cancelled"        // Cancel was called
+	StatusMaxSteps        Status = "max_steps"        // the step limit was reached
 	StatusBudgetExhausted Status = "budget_exhausted" // the daily cap or the task's max_usd
-	StatusInterrupted     Status = "interrupted"     // the fleet stopped while it ran
+	StatusInterrupted     Status = "interrupted"      // the fleet stopped while it ran
 )
 
 // Limits of a Spec.

@@ -198,7 +198,7 @@ func TestFiftySubmitsOneAccepted(t *testing.T) {
 	api := httptest.NewServer(mux)
 	defer api.Close()
 
-	body := `{"goal":"hold still","script":[{"action":"wait","duration":30}]}`
+	body := `{"goal":"hold still","script":[{"action":"wait","duration":0.01},{"action":"wait","duration":30}]}`
 	var (
 		mu       sync.Mutex
 		accepted []tasks.SubmitResponse
@@ -224,7 +224,9 @@ func TestFiftySubmitsOneAccepted(t *testing.T) {
 				json.NewDecoder(resp.Body).Decode(&sr)
 				accepted = append(accepted, sr)
 			case http.StatusConflict:
-				var e struct{ Error struct{ Code, Message string } }
+				var e struct {
+					Error struct{ Code, Message string }
+				}
 				json.NewDecoder(resp.Body).Decode(&e)
 				if e.Error.Code != "task_running" {
 					t.Errorf("409 code %q, want task_running", e.Error.Code)
@@ -246,18 +248,15 @@ func TestFiftySubmitsOneAccepted(t *testing.T) {
 		t.Errorf("store holds %d tasks for s1, want 1", len(rows))
 	}
 
-	// Wait until the 30 s wait action is under way, then cancel.
+	// Step 1 is a short wait; once it is reported, give the loop time to
+	// settle and start step 2's 30 s wait, then cancel in the middle of it.
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	evs, _ := f.m.Subscribe(ctx, sr.TaskID, 0)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if got, _ := f.m.Get(ctx, sr.TaskID); got.Steps == 0 && time.Now().Before(deadline) {
-			// Steps are recorded after their actions; the wait runs inside step 1.
-		}
-		if time.Now().After(deadline.Add(-9500 * time.Millisecond)) {
-			break
-		}
+	if ev := <-evs; ev.Step != 1 {
+		t.Fatalf("first event = %+v", ev)
 	}
+	<-time.After(time.Second)
 	t0 := time.Now()
 	resp, err := http.Post(api.URL+"/tasks/"+sr.TaskID+"/cancel", "application/json", nil)
 	if err != nil || resp.StatusCode != http.StatusAccepted {
@@ -361,7 +360,10 @@ func TestModelFailures(t *testing.T) {
 			srv := modeltest.OpenAISteps(t, tt.steps)
 			f := newFixture(t, desktops{byID: map[string]*agentapi.Client{"s1": d.client}}, 0, func(o *tasks.Options) {
 				o.Backends["holo"] = holo.New(holo.Options{Endpoint: srv.URL, MaxRetries: 1})
-				o.ModelTimeout = 500 * time.Millisecond
+				o.ModelTimeout = 10 * time.Second
+				if tt.name == "timeout" {
+					o.ModelTimeout = 500 * time.Millisecond
+				}
 			})
 			task, err := f.m.Submit(t.Context(), "s1", tasks.Spec{Goal: "g", Backend: "holo"})
 			if err != nil {
@@ -558,10 +560,59 @@ func TestSubmitHandlerRefusesBadBodies(t *testing.T) {
 		req.SetPathValue("id", "s1")
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
-		var e struct{ Error struct{ Code, Message string } }
+		var e struct {
+			Error struct{ Code, Message string }
+		}
 		json.Unmarshal(rec.Body.Bytes(), &e)
 		if rec.Code != http.StatusBadRequest || e.Error.Code != "bad_request" || e.Error.Message == "" {
 			t.Errorf("body %s: %d %s", body, rec.Code, rec.Body)
 		}
+	}
+}
+
+// TestCoordinatesLandOnTheDesktop drives a 1920x1080 desktop with each
+// backend's convention and reads back where the pointer went: Holo's
+// (500, 250) of 1000 is (960, 270); Claude, shown a 1280x720 screenshot,
+// clicks (640, 360), which is (960, 540) of the output.
+func TestCoordinatesLandOnTheDesktop(t *testing.T) {
+	d := startDesktopAt(t, 1920, 1080)
+	holoSrv := modeltest.OpenAISteps(t, []modeltest.OpenAIStep{
+		{Content: json.RawMessage(`{"note":null,"thought":"t","tool_call":{"tool_name":"mouse_move","element":"target","x":500,"y":250}}`)},
+		{Content: holoAnswer("ok")},
+	})
+	claudeSrv := modeltest.AnthropicSteps(t, []modeltest.AnthropicStep{
+		{Content: []json.RawMessage{json.RawMessage(`{"type":"tool_use","id":"toolu_1","name":"computer","input":{"action":"mouse_move","coordinate":[640,360]}}`)}},
+		{Content: []json.RawMessage{json.RawMessage(`{"type":"text","text":"done"}`)}},
+	})
+	f := newFixture(t, desktops{fallback: d.client}, 0, func(o *tasks.Options) {
+		o.Backends["holo"] = holo.New(holo.Options{Endpoint: holoSrv.URL})
+		o.Backends["anthropic"] = anthropic.New(anthropic.Options{APIKey: "k", BaseURL: claudeSrv.URL})
+	})
+	for _, tt := range []struct {
+		backend string
+		want    agentapi.Point
+	}{{"holo", agentapi.Point{X: 960, Y: 270}}, {"anthropic", agentapi.Point{X: 960, Y: 540}}} {
+		task, err := f.m.Submit(t.Context(), "s-"+tt.backend, tasks.Spec{Goal: "point", Backend: tt.backend})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.wait(t, task.ID); got.Status != tasks.StatusDone {
+			t.Fatalf("%s: %s %s", tt.backend, got.Status, got.Error)
+		}
+		resp, err := d.client.Do(t.Context(), agentapi.Request{Action: agentapi.CursorPosition})
+		if err != nil || resp.Cursor == nil || *resp.Cursor != tt.want {
+			t.Errorf("%s: pointer at %v (%v), want %v", tt.backend, resp.Cursor, err, tt.want)
+		}
+	}
+	// Claude was shown the downscaled screenshot and told its size.
+	var body struct {
+		Tools []struct {
+			W int `json:"display_width_px"`
+			H int `json:"display_height_px"`
+		} `json:"tools"`
+	}
+	json.Unmarshal(claudeSrv.Requests()[0].Raw, &body)
+	if len(body.Tools) != 1 || body.Tools[0].W != 1280 || body.Tools[0].H != 720 {
+		t.Errorf("declared display = %+v, want 1280x720", body.Tools)
 	}
 }

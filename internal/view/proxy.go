@@ -3,9 +3,9 @@ package view
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -14,7 +14,7 @@ import (
 // downBufSize is the largest WebSocket message sent to a viewer: one read
 // from the desktop. Bounded, so a slow viewer slows the desktop's sends
 // instead of growing a buffer.
-const downBufSize = 64 << 10
+const downBufSize = 256 << 10
 
 // serveVNC upgrades to a WebSocket and proxies it to the session's RFB
 // server until either side ends.
@@ -59,16 +59,34 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	h.log.Debug("viewer gone", "session", id, "mode", claims.Mode, "took", time.Since(t0), "err", err)
 }
 
+// drainTimeout bounds how long a view that has ended waits for the desktop
+// to close its side.
+const drainTimeout = 5 * time.Second
+
 // proxy runs both directions between a viewer and a desktop and returns
 // when both have stopped, with both connections closed. It returns the
 // client's protocol error if that is what ended it, else nil: either side
 // may end a view at any time.
+//
+// When the viewer goes first, the desktop connection is not just closed:
+// wayvnc 0.5 dies of SIGPIPE if a client's socket closes while it writes a
+// frame. So the proxy half-closes it, keeps reading (discarding) until the
+// server closes its side, and only then closes it.
 func proxy(ctx context.Context, ws *websocket.Conn, desk net.Conn, mode Mode) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Whatever ends first, the other direction's blocked call returns:
-	// cancelling ctx closes the WebSocket (NetConn) and the desktop conn.
-	stop := context.AfterFunc(ctx, func() { desk.Close() })
+	var once sync.Once
+	hangUp := func() {
+		once.Do(func() {
+			if cw, ok := desk.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+				desk.SetReadDeadline(time.Now().Add(drainTimeout))
+				return
+			}
+			desk.Close()
+		})
+	}
+	// The owner's stop ends the viewer side; the rest follows from there.
+	stop := context.AfterFunc(ctx, func() { ws.CloseNow(); hangUp() })
 	defer stop()
 	nc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
 
@@ -83,12 +101,11 @@ func proxy(ctx context.Context, ws *websocket.Conn, desk net.Conn, mode Mode) er
 			}
 			ws.Close(websocket.StatusPolicyViolation, reason)
 		}
-		cancel()
+		hangUp()
 		upErr <- err
 	}()
 
-	copyDown(ctx, ws, desk)
-	if ctx.Err() == nil {
+	if copyDown(ctx, ws, desk) {
 		// The desktop ended first: tell the viewer with a close frame,
 		// which also ends the reader above.
 		ws.Close(websocket.StatusNormalClosure, "desktop closed the connection")
@@ -105,17 +122,21 @@ func proxy(ctx context.Context, ws *websocket.Conn, desk net.Conn, mode Mode) er
 
 // copyDown sends what the desktop writes to the viewer, one binary message
 // per read, waiting for each send: the back-pressure reaches the desktop.
-func copyDown(ctx context.Context, ws *websocket.Conn, desk net.Conn) error {
+// Once the viewer is gone it discards instead, until the desktop's side
+// closes (or the drain deadline). It reports whether the viewer was still
+// there when the desktop ended.
+func copyDown(ctx context.Context, ws *websocket.Conn, desk net.Conn) (viewerThere bool) {
 	buf := make([]byte, downBufSize)
+	viewerThere = true
 	for {
 		n, err := desk.Read(buf)
-		if n > 0 {
-			if werr := ws.Write(ctx, websocket.MessageBinary, buf[:n]); werr != nil {
-				return werr
+		if n > 0 && viewerThere {
+			if ws.Write(ctx, websocket.MessageBinary, buf[:n]) != nil {
+				viewerThere = false
 			}
 		}
 		if err != nil {
-			return err
+			return viewerThere && ctx.Err() == nil
 		}
 	}
 }

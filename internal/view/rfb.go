@@ -96,37 +96,35 @@ func (f *filter) handshake() error {
 		// 3.3 lets the server pick the security type unseen by this side.
 		return protocolErrorf("protocol version %q: want RFB 003.007 or 003.008", v)
 	}
-	if err := f.forward(v); err != nil {
+	// Each step of the handshake waits for the server's answer: flush.
+	if err := f.forwardFlush(v); err != nil {
 		return err
 	}
 	sec := f.hdr[:1]
 	if err := f.read(sec); err != nil {
 		return err
 	}
-	if err := f.forward(sec); err != nil {
+	if err := f.forwardFlush(sec); err != nil {
 		return err
 	}
 	switch sec[0] {
 	case securityNone:
 	case securityVNCAuth:
-		if err := f.copy(16, true); err != nil {
+		if err := f.copy(16, false); err != nil {
+			return err
+		}
+		if err := f.w.Flush(); err != nil {
 			return err
 		}
 	default:
 		return protocolErrorf("security type %d: want none (1) or VNC authentication (2)", sec[0])
-	}
-	if err := f.w.Flush(); err != nil {
-		return err
 	}
 	shared := f.hdr[:1]
 	if err := f.read(shared); err != nil {
 		return err
 	}
 	shared[0] = 1
-	if err := f.forward(shared); err != nil {
-		return err
-	}
-	return f.w.Flush()
+	return f.forwardFlush(shared)
 }
 
 // message passes or drops one client message.
@@ -216,6 +214,13 @@ func (f *filter) read(b []byte) error {
 func (f *filter) forward(b []byte) error {
 	_, err := f.w.Write(b)
 	return err
+}
+
+func (f *filter) forwardFlush(b []byte) error {
+	if err := f.forward(b); err != nil {
+		return err
+	}
+	return f.w.Flush()
 }
 
 // copy passes (or with drop, discards) the next n bytes of the client.

@@ -153,9 +153,6 @@ func New(opts Options) (*Supervisor, error) {
 // WaylandSocket is the path of sway's Wayland socket, for the agent server.
 func (s *Supervisor) WaylandSocket() string { return filepath.Join(s.xdgDir, WaylandDisplay) }
 
-// SwaySocket is the path of sway's IPC socket.
-func (s *Supervisor) SwaySocket() string { return s.swaySock }
-
 // Status reports each component and whether the desktop is ready. Width and
 // Height are left for the agent server, which knows the output.
 func (s *Supervisor) Status() agentapi.Status {
@@ -222,6 +219,7 @@ func (s *Supervisor) superviseSway(ctx context.Context) {
 		began := time.Now()
 		err := s.swayGeneration(ctx)
 		if ctx.Err() != nil {
+			s.setStopped(Sway)
 			return
 		}
 		if time.Since(began) > stableAfter {
@@ -291,7 +289,6 @@ func (s *Supervisor) swayGeneration(ctx context.Context) error {
 	p.stop()
 	s.clearProc(Sway)
 	if ctx.Err() != nil {
-		s.setStopped(Sway)
 		return nil
 	}
 	return p.exitError()

@@ -159,7 +159,12 @@ func decodeEscape(b []byte) (ev Event, n int, complete bool) {
 		return keyEvent(b[:1], "Escape"), 1, true
 	}
 	first := inner[0]
-	size := 1 + len(first.Raw)
+	if first.RawBytes()[0] == 0x1b {
+		// Escape, then a sequence of its own: terminals report Alt with a
+		// sequence as a modifier parameter, not with an ESC prefix.
+		return keyEvent(b[:1], "Escape"), 1, true
+	}
+	size := 1 + len(first.RawBytes())
 	name := first.Key
 	if first.Kind == KindText {
 		r, rn := utf8.DecodeRuneInString(first.Text)

@@ -38,6 +38,8 @@ func TestDecode(t *testing.T) {
 		{"alt+x", "\x1bx", []brief{{Kind: "key", Key: "alt+x"}}, ""},
 		{"alt+ctrl+a", "\x1b\x01", []brief{{Kind: "key", Key: "alt+ctrl+a"}}, ""},
 		{"alt+é", "\x1bé", []brief{{Kind: "key", Key: "alt+é"}}, ""},
+		{"escape then a sequence", "\x1b\x1b[24;2~", []brief{{Kind: "key", Key: "Escape"}, {Kind: "key", Key: "shift+F12"}}, ""},
+		{"escape twice", "\x1b\x1b", []brief{{Kind: "key", Key: "Escape"}, {Kind: "key", Key: "Escape"}}, ""},
 		{"shift+Tab", "\x1b[Z", []brief{{Kind: "key", Key: "shift+Tab"}}, ""},
 		{"arrows", "\x1b[A\x1b[B\x1b[C\x1b[D", []brief{{Kind: "key", Key: "Up"}, {Kind: "key", Key: "Down"}, {Kind: "key", Key: "Right"}, {Kind: "key", Key: "Left"}}, ""},
 		{"ctrl+Up", "\x1b[1;5A", []brief{{Kind: "key", Key: "ctrl+Up"}}, ""},

@@ -204,7 +204,9 @@ func (c *Conversation) observe(t model.Turn) {
 // placeholder.
 func (c *Conversation) trimImages() {
 	seen := 0
-	placeholder := func() *sdk.BetaTextBlockParam { return &sdk.BetaTextBlockParam{Text: "(an earlier screenshot, no longer shown)"} }
+	placeholder := func() *sdk.BetaTextBlockParam {
+		return &sdk.BetaTextBlockParam{Text: "(an earlier screenshot, no longer shown)"}
+	}
 	for i := len(c.msgs) - 1; i >= 0; i-- {
 		u := c.msgs[i].OfUser
 		if u == nil {
@@ -292,6 +294,10 @@ func (c *Conversation) Next(ctx context.Context, t model.Turn) (model.Reply, err
 		return model.Reply{}, model.OutputErrorf(usage, "%v", bad)
 	}
 	if len(c.pending) == 0 {
+		if msg.StopReason == sdk.BetaStopReasonRefusal {
+			reply.Done, reply.Failed, reply.Answer = true, true, cmp.Or(reply.Thought, "the model refused")
+			return reply, nil
+		}
 		if msg.StopReason == sdk.BetaStopReasonMaxTokens {
 			return model.Reply{}, model.OutputErrorf(usage, "the reply was cut off at max_tokens (%d)", c.b.opts.MaxTokens)
 		}

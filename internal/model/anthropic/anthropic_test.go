@@ -228,3 +228,11 @@ func TestUnusableOutputIsFedBackAsErrorResults(t *testing.T) {
 		t.Errorf("start without a key: %v, want ErrBadStart", err)
 	}
 }
+
+func TestRefusalEndsTaskAsFailed(t *testing.T) {
+	srv := modeltest.AnthropicSteps(t, []modeltest.AnthropicStep{{Content: []json.RawMessage{json.RawMessage(`{"type":"text","text":"I can't help with that."}`)}, StopReason: "refusal"}})
+	got, err := start(t, srv, "").Next(t.Context(), model.Turn{Goal: goal, Step: 1, Screenshot: shot})
+	if err != nil || !got.Done || !got.Failed || got.Answer != "I can't help with that." {
+		t.Fatalf("got %+v, %v; want done and failed with the refusal", got, err)
+	}
+}

@@ -31,9 +31,9 @@ const (
 	DefaultEndpoint  = "http://localhost:8000/v1"
 	DefaultModel     = "holo3-35b-a3b"
 	DefaultMaxTokens = 4096
-	// MaxImages is H's image budget: older screenshots are replaced by a
-	// placeholder that keeps the <observation> wrapper.
-	MaxImages = 3
+	// DefaultMaxImages is H's image budget: older screenshots are replaced
+	// by a placeholder that keeps the <observation> wrapper.
+	DefaultMaxImages = 3
 )
 
 // Options configure the backend. Zero values take the defaults.
@@ -45,6 +45,9 @@ type Options struct {
 	// StructuredOutputs sends the schema as H's top-level
 	// structured_outputs field instead of OpenAI's response_format.
 	StructuredOutputs bool
+	// MaxImages is how many screenshots a request carries; a vLLM started
+	// with --limit-mm-per-prompt '{"image": 1}' needs 1. 0 means 3.
+	MaxImages int
 	// MaxRetries is the SDK's retry count on 408/409/429/5xx and connection
 	// errors, with exponential backoff; 0 means 2, negative means none.
 	MaxRetries int
@@ -61,6 +64,7 @@ func New(opts Options) *Backend {
 	opts.Endpoint = cmp.Or(opts.Endpoint, DefaultEndpoint)
 	opts.Model = cmp.Or(opts.Model, DefaultModel)
 	opts.MaxTokens = cmp.Or(opts.MaxTokens, DefaultMaxTokens)
+	opts.MaxImages = cmp.Or(opts.MaxImages, DefaultMaxImages)
 	retries := cmp.Or(opts.MaxRetries, 2)
 	reqOpts := []option.RequestOption{option.WithBaseURL(opts.Endpoint), option.WithMaxRetries(max(retries, 0))}
 	// The SDK refuses to send without a key; a local vLLM ignores it.
@@ -149,7 +153,7 @@ func (c *Conversation) messages(schema []byte) []openai.ChatCompletionMessagePar
 	msgs := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(systemPrompt(schema))}
 	for i, t := range c.turns {
 		parts := []openai.ChatCompletionContentPartUnionParam{openai.TextContentPart(t.before)}
-		if i >= len(c.turns)-MaxImages {
+		if i >= len(c.turns)-c.b.opts.MaxImages {
 			url := "data:" + t.image.MediaType() + ";base64," + base64.StdEncoding.EncodeToString(t.image.Data)
 			parts = append(parts, openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: url}))
 		} else {

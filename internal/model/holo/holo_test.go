@@ -72,8 +72,8 @@ func TestTranscriptMapsToActions(t *testing.T) {
 		t.Error("request has a literal extra_body key; H ignores it")
 	}
 	last := reqs[len(reqs)-1]
-	if n := strings.Count(string(last.Raw), `"type":"image_url"`); n != holo.MaxImages {
-		t.Errorf("last request holds %d images, want the budget of %d", n, holo.MaxImages)
+	if n := strings.Count(string(last.Raw), `"type":"image_url"`); n != holo.DefaultMaxImages {
+		t.Errorf("last request holds %d images, want the budget of %d", n, holo.DefaultMaxImages)
 	}
 	if strings.Contains(string(last.Raw), "super+Return opens the terminal") {
 		t.Error("reasoning was sent back to the model")
@@ -209,5 +209,24 @@ func TestStartRefusesScript(t *testing.T) {
 	_, err := holo.New(holo.Options{}).Start(t.Context(), model.Start{Goal: "g", Script: []agentapi.Request{{Action: agentapi.Wait, Duration: 1}}})
 	if !errors.Is(err, model.ErrBadStart) {
 		t.Fatalf("got %v, want ErrBadStart", err)
+	}
+}
+
+func TestImageBudgetIsConfigurable(t *testing.T) {
+	steps := make([]modeltest.OpenAIStep, 3)
+	for i := range steps {
+		steps[i] = modeltest.OpenAIStep{Content: json.RawMessage(`{"note":null,"thought":"t","tool_call":{"tool_name":"wait","seconds":1}}`)}
+	}
+	srv := modeltest.OpenAISteps(t, steps)
+	c, _ := holo.New(holo.Options{Endpoint: srv.URL, MaxImages: 1}).Start(t.Context(), model.Start{Goal: goal})
+	for i := range steps {
+		if _, err := c.Next(t.Context(), model.Turn{Goal: goal, Step: i + 1, Screenshot: shot, Results: []model.Result{{}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range srv.Requests() {
+		if n := strings.Count(string(r.Raw), `"type":"image_url"`); n != 1 {
+			t.Errorf("request %d holds %d images, want 1", i+1, n)
+		}
 	}
 }

@@ -88,7 +88,7 @@ func AnthropicSteps(t testing.TB, steps []AnthropicStep) *Server {
 			"usage": map[string]any{
 				"input_tokens": u.InputTokens, "output_tokens": u.OutputTokens,
 				"cache_creation_input_tokens": u.CacheCreationInputTokens, "cache_read_input_tokens": u.CacheReadInputTokens,
-				"cache_creation": map[string]any{"ephemeral_5m_input_tokens": u.CacheCreationInputTokens, "ephemeral_1h_input_tokens": 0},
+				"cache_creation":  map[string]any{"ephemeral_5m_input_tokens": u.CacheCreationInputTokens, "ephemeral_1h_input_tokens": 0},
 				"server_tool_use": nil, "service_tier": "standard",
 			},
 		})

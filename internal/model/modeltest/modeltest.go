@@ -36,7 +36,6 @@ type Request struct {
 type Server struct {
 	URL string
 
-	t    testing.TB
 	mu   sync.Mutex
 	reqs []Request
 	next int
@@ -74,7 +73,7 @@ func (s *Server) hang(r *http.Request) {
 
 func start(t testing.TB, h func(s *Server, w http.ResponseWriter, r *http.Request)) *Server {
 	t.Helper()
-	s := &Server{t: t, done: make(chan struct{})}
+	s := &Server{done: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(s, w, r) }))
 	t.Cleanup(func() {
 		close(s.done)

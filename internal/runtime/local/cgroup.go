@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"atelier/internal/sessions"
 )
@@ -149,13 +151,25 @@ func (c cgroups) procs(name string) ([]int, error) {
 	return pids, sc.Err()
 }
 
-// remove deletes the desktop's cgroups; it fails while processes remain.
+// remove deletes the desktop's cgroups, killing what is left in them. A
+// stopped sandbox's last processes may linger a moment as zombies of the
+// host's init, which keep the groups busy: removal is retried for a while.
 func (c cgroups) remove(name string) error {
-	var errs []error
-	for _, parent := range c.dirs {
-		if err := os.Remove(filepath.Join(parent, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pids, _ := c.procs(name)
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
+		var errs []error
+		for _, parent := range c.dirs {
+			if err := os.Remove(filepath.Join(parent, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) == 0 || time.Now().After(deadline) {
+			return errors.Join(errs...)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return errors.Join(errs...)
 }

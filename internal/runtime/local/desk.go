@@ -172,7 +172,7 @@ func writeSpec(dir string, sp spec) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(dir, "spec.json", append(b, '\n'), 0, 0)
+	return writeFileAtomic(dir, "spec.json", append(b, '\n'), 0, 0, 0o600)
 }
 
 // idRE is what the runtime accepts as a desktop id: safe as a path
@@ -188,8 +188,8 @@ func checkID(id string) error {
 
 // writeFileAtomic writes dir/name through a temporary file and a rename, so
 // readers see the old or the new content, never a part. The file is owned
-// by uid:gid and readable by all.
-func writeFileAtomic(dir, name string, data []byte, uid, gid int) error {
+// by uid:gid, with mode perm.
+func writeFileAtomic(dir, name string, data []byte, uid, gid int, perm os.FileMode) error {
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
 		return err
@@ -201,7 +201,7 @@ func writeFileAtomic(dir, name string, data []byte, uid, gid int) error {
 		err = f.Chown(uid, gid)
 	}
 	if err == nil {
-		err = f.Chmod(0o644)
+		err = f.Chmod(perm)
 	}
 	if err == nil {
 		err = f.Sync()

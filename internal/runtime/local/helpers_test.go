@@ -50,6 +50,10 @@ func agentPath(t testing.TB) string {
 			agentErr = err
 			return
 		}
+		// The desktop user must reach the binary: see checkTraversable.
+		if agentErr = os.Chmod(dir, 0o755); agentErr != nil {
+			return
+		}
 		agentBin = filepath.Join(dir, "atelier-agent")
 		out, err := exec.Command("go", "build", "-o", agentBin, "atelier/cmd/atelier-agent").CombinedOutput()
 		if err != nil {
@@ -63,6 +67,9 @@ func agentPath(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if arg := os.Getenv(helperEnv); arg != "" {
+		runHelperFleet(arg)
+	}
 	code := m.Run()
 	if agentBin != "" {
 		os.RemoveAll(filepath.Dir(agentBin))
@@ -76,7 +83,7 @@ func newRuntime(t testing.TB, opts Options) *Runtime {
 	t.Helper()
 	requireHost(t)
 	if opts.DataDir == "" {
-		opts.DataDir = t.TempDir()
+		opts.DataDir = dataDir(t)
 	}
 	opts.AgentPath = agentPath(t)
 	if opts.Logger == nil {
@@ -93,6 +100,12 @@ func newRuntime(t testing.TB, opts Options) *Runtime {
 // purgeAll removes every desktop of r and closes it, failing the test if a
 // process or cgroup is left over.
 func purgeAll(t testing.TB, r *Runtime) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return // closed by the test; another runtime on its data dir cleans up
+	}
 	// t.Context is already done when cleanups run.
 	ctx := context.Background()
 	list, err := r.List(ctx)
@@ -113,4 +126,16 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(b), "\n"))
 	return len(b), nil
+}
+
+// dataDir returns a fresh data dir the desktop user may pass through (not
+// t.TempDir: its parent is private to root), removed when the test ends.
+func dataDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "atelier-local-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

@@ -10,6 +10,7 @@
 package local
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"atelier/desktop"
 	"atelier/internal/agentapi"
 	"atelier/internal/sessions"
+	"atelier/internal/snapshot/archive"
 )
 
 // Default limits of one desktop, used where Spec.Resources leaves zeros.
@@ -127,9 +129,25 @@ func New(opts Options) (*Runtime, error) {
 	if uid == 0 {
 		return nil, fmt.Errorf("local runtime: desktop user %s is root; desktops never run as root", opts.User)
 	}
-	root := filepath.Join(opts.DataDir, "desktops")
-	if err := os.MkdirAll(root, 0o700); err != nil {
+	dataDir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: data dir: %w", err)
+	}
+	root := filepath.Join(dataDir, "desktops")
+	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, fmt.Errorf("local runtime: %w", err)
+	}
+	// bwrap, running as the desktop user, resolves the paths it binds: the
+	// user may pass through the data dir (not list it) to reach its own home.
+	for _, p := range []string{dataDir, root} {
+		if err := os.Chmod(p, 0o711); err != nil {
+			return nil, fmt.Errorf("local runtime: %w", err)
+		}
+	}
+	for _, p := range []string{filepath.Dir(dataDir), filepath.Dir(agent)} {
+		if err := checkTraversable(p); err != nil {
+			return nil, fmt.Errorf("local runtime: %w; desktops run as %s and bwrap must reach their directories and the agent", err, opts.User)
+		}
 	}
 	r := &Runtime{opts: opts, log: opts.Logger, root: root, uid: uid, gid: gid, bwrap: bwPath, desks: map[string]*desk{}}
 	r.cg = detectCgroups()
@@ -231,16 +249,13 @@ func (r *Runtime) lookup(id string) (*desk, error) {
 
 // Create prepares the desktop's directories and spec. An existing home is
 // kept; a running desktop cannot be created again.
-func (r *Runtime) Create(ctx context.Context, spec sessions.Spec) error {
+func (r *Runtime) Create(ctx context.Context, spec sessions.Spec) (err error) {
 	if err := checkID(spec.ID); err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
 	sp, err := r.newSpec(spec)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", spec.ID, err)
-	}
-	if spec.HomeArchive != nil {
-		return fmt.Errorf("create %s: home archives are not supported by the local runtime yet (no snapshot extractor)", spec.ID)
 	}
 	if spec.Image != "" {
 		return fmt.Errorf("create %s: the local runtime has no images (image %q)", spec.ID, spec.Image)
@@ -259,12 +274,34 @@ func (r *Runtime) Create(ctx context.Context, spec sessions.Spec) error {
 
 	d.op.Lock()
 	defer d.op.Unlock()
+	_, statErr := os.Stat(d.dir)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	defer func() {
+		if err == nil || !fresh {
+			return
+		}
+		// A refused create leaves nothing behind.
+		os.RemoveAll(d.dir)
+		r.mu.Lock()
+		delete(r.desks, d.id)
+		r.mu.Unlock()
+	}()
 	if d.sup != nil {
 		return fmt.Errorf("create %s: desktop exists and runs", spec.ID)
 	}
 	if p, _ := d.findProc(); p != nil {
 		p.close()
 		return fmt.Errorf("create %s: desktop exists and runs", spec.ID)
+	}
+	if spec.HomeArchive != nil {
+		if err := os.MkdirAll(d.dir, 0o711); err != nil {
+			return fmt.Errorf("create %s: %w", spec.ID, err)
+		}
+		// The target must be empty: a snapshot never merges into a home.
+		own := &archive.Owner{UID: r.uid, GID: r.gid}
+		if err := archive.ExtractTar(d.home(), spec.HomeArchive, archive.ExtractOptions{Owner: own}); err != nil {
+			return fmt.Errorf("create %s: home archive: %w", spec.ID, err)
+		}
 	}
 	if err := r.prepareDirs(d); err != nil {
 		return fmt.Errorf("create %s: %w", spec.ID, err)
@@ -275,14 +312,19 @@ func (r *Runtime) Create(ctx context.Context, spec sessions.Spec) error {
 	d.mu.Lock()
 	d.spec = sp
 	d.mu.Unlock()
-	r.log.Info("desktop created", "desktop", spec.ID, "resolution", sp.Resolution.String())
+	r.log.Info("desktop created", "desktop", spec.ID, "resolution", sp.Resolution.String(), "from_archive", spec.HomeArchive != nil)
 	return nil
 }
 
 // prepareDirs makes the desktop's dir (root's), home and run dir (the
-// desktop user's).
+// desktop user's), and fixes their owners and modes.
 func (r *Runtime) prepareDirs(d *desk) error {
-	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+	// Others may pass through (bwrap resolves the binds as the desktop
+	// user), not list: the spec, pid file and log are root's alone.
+	if err := os.MkdirAll(d.dir, 0o711); err != nil {
+		return err
+	}
+	if err := os.Chmod(d.dir, 0o711); err != nil {
 		return err
 	}
 	for _, p := range []string{d.home(), d.run()} {
@@ -519,7 +561,7 @@ func (r *Runtime) WriteRunFile(ctx context.Context, id, name string, data []byte
 	if err != nil {
 		return fmt.Errorf("write run file: %w", err)
 	}
-	if err := writeFileAtomic(d.run(), name, data, r.uid, r.gid); err != nil {
+	if err := writeFileAtomic(d.run(), name, data, r.uid, r.gid, 0o644); err != nil {
 		return fmt.Errorf("write run file %s of %s: %w", name, id, err)
 	}
 	return nil
@@ -531,7 +573,11 @@ func (r *Runtime) ExportHome(ctx context.Context, id string, w io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("export home: %w", err)
 	}
-	if err := exportTar(ctx, d.home(), w); err != nil {
+	tw := tar.NewWriter(w)
+	if _, err := archive.WriteTar(ctx, tw, d.home(), nil); err != nil {
+		return fmt.Errorf("export home of %s: %w", id, err)
+	}
+	if err := tw.Close(); err != nil {
 		return fmt.Errorf("export home of %s: %w", id, err)
 	}
 	return nil
@@ -540,4 +586,21 @@ func (r *Runtime) ExportHome(ctx context.Context, id string, w io.Writer) error 
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// checkTraversable reports an error unless others may pass through dir and
+// each of its parents.
+func checkTraversable(dir string) error {
+	for p := dir; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s is not traversable by other users (mode %v)", p, fi.Mode().Perm())
+		}
+		if p == "/" {
+			return nil
+		}
+	}
 }

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,6 +50,10 @@ func (p *proc) close() { p.fd.Close() }
 func (p *proc) wait(ctx context.Context) error {
 	rc, err := p.fd.SyscallConn()
 	if err != nil {
+		return err
+	}
+	// A deadline set by an earlier, cancelled wait would still hold.
+	if err := p.fd.SetReadDeadline(time.Time{}); err != nil {
 		return err
 	}
 	stop := context.AfterFunc(ctx, func() { p.fd.SetReadDeadline(time.Unix(1, 0)) })
@@ -102,20 +107,29 @@ func readStat(pid int) (stat, error) {
 	if err != nil {
 		return stat{}, err
 	}
+	st, err := parseStat(string(b))
+	if err != nil {
+		return stat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return st, nil
+}
+
+// parseStat parses the content of a /proc/<pid>/stat file.
+func parseStat(s string) (stat, error) {
 	// The command name (field 2) may hold spaces and parentheses: the
 	// fields that follow start after its last ')'.
-	i := strings.LastIndexByte(string(b), ')')
+	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return stat{}, fmt.Errorf("parse /proc/%d/stat", pid)
+		return stat{}, errors.New("no command name")
 	}
-	f := strings.Fields(string(b[i+1:]))
+	f := strings.Fields(s[i+1:])
 	if len(f) < 20 {
-		return stat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(f))
+		return stat{}, fmt.Errorf("%d fields after the command name, want 20 or more", len(f))
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	ticks, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err1 != nil || err2 != nil || len(f[0]) != 1 {
-		return stat{}, fmt.Errorf("parse /proc/%d/stat", pid)
+	if err1 != nil || err2 != nil || len(f[0]) != 1 || ppid < 0 {
+		return stat{}, errors.New("malformed state, ppid or start time")
 	}
 	return stat{state: f[0][0], ppid: ppid, ticks: ticks}, nil
 }
@@ -140,25 +154,38 @@ func tree(pid int) []int {
 	return out
 }
 
-// treeRSS returns the summed resident memory of pid and its descendants, in bytes.
-func treeRSS(pid int) (int64, error) {
+// treeMemory returns the summed memory of pid and its descendants, in
+// bytes, as the field of /proc/<pid>/smaps_rollup named: "Rss" counts
+// shared libraries once per process, "Pss" shares them out.
+func treeMemory(pid int, field string) (int64, error) {
 	var sum int64
 	for _, p := range tree(pid) {
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "status"))
+		n, err := procMemory(p, field)
 		if err != nil {
-			continue // exited meanwhile
+			return 0, err
 		}
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				if err != nil {
-					return 0, fmt.Errorf("parse VmRSS of %d: %w", p, err)
-				}
-				sum += kb << 10
-			}
-		}
+		sum += n
 	}
 	return sum, nil
+}
+
+// procMemory returns one field of /proc/<pid>/smaps_rollup in bytes; 0 if
+// the process has exited.
+func procMemory(pid int, field string) (int64, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "smaps_rollup"))
+	if err != nil {
+		return 0, nil
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse %s of %d: %w", field, pid, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, nil
 }
 
 // terminate sends SIGTERM to the sandbox's processes (not to bwrap itself,

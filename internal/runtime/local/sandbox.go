@@ -17,6 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// maxLogBytes is the size beyond which a desktop's log is started afresh.
+const maxLogBytes = 8 << 20
+
 // agentInSandbox is where the agent binary is bound, read-only.
 const agentInSandbox = "/opt/atelier/atelier-agent"
 
@@ -67,7 +70,13 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 		}
 		files = append(files, f)
 	}
-	logf, err := os.OpenFile(d.logFile(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	// The log is kept across restarts (it tells why the last run ended)
+	// but not forever.
+	flags := os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	if fi, err := os.Stat(d.logFile()); err == nil && fi.Size() > maxLogBytes {
+		flags |= os.O_TRUNC
+	}
+	logf, err := os.OpenFile(d.logFile(), flags, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +124,7 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 	}
 	p.startedAt = time.Now().UTC()
 	b, _ := json.Marshal(pidFile{PID: pid, StartTicks: st.ticks, StartedAt: p.startedAt})
-	if err := writeFileAtomic(d.dir, filepath.Base(d.pidFile()), b, 0, 0); err != nil {
+	if err := writeFileAtomic(d.dir, filepath.Base(d.pidFile()), b, 0, 0, 0o600); err != nil {
 		p.close()
 		return fail(err)
 	}

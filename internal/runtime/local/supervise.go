@@ -1,9 +1,9 @@
 package local
 
 import (
+	"context"
 	"io"
 	"os"
-	"context"
 	"time"
 )
 

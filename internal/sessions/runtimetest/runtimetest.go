@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -31,6 +32,7 @@ const ReadyTimeout = 60 * time.Second
 func Run(t *testing.T, newRuntime func(t *testing.T) sessions.Runtime) {
 	t.Run("UnknownID", func(t *testing.T) { testUnknownID(t, newRuntime(t)) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, newRuntime(t)) })
+	t.Run("HomeArchive", func(t *testing.T) { testHomeArchive(t, newRuntime(t)) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, newRuntime(t)) })
 }
 
@@ -97,6 +99,70 @@ func testBadInput(t *testing.T, rt sessions.Runtime) {
 	if err := rt.Remove(ctx, id, true); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testHomeArchive: a desktop created from a home archive has its files; a
+// hostile archive is refused and leaves nothing; an archive never merges
+// into an existing home.
+func testHomeArchive(t *testing.T, rt sessions.Runtime) {
+	ctx := t.Context()
+	id := sessions.NewID()
+	good := archive(t, map[string]string{"notes/": "", "notes/hello.txt": "from a snapshot\n", "link": "->notes/hello.txt"})
+	if err := rt.Create(ctx, sessions.Spec{ID: id, HomeArchive: good}); err != nil {
+		t.Fatalf("Create from an archive: %v", err)
+	}
+	if got := HomeFiles(t, rt, id)["notes/hello.txt"]; got != "from a snapshot\n" {
+		t.Errorf("~/notes/hello.txt = %q, want it from the archive", got)
+	}
+	again := archive(t, map[string]string{"other.txt": "x"})
+	if err := rt.Create(ctx, sessions.Spec{ID: id, HomeArchive: again}); err == nil {
+		t.Error("Create from an archive over an existing home accepted")
+	}
+	if _, ok := HomeFiles(t, rt, id)["other.txt"]; ok {
+		t.Error("an archive was merged into an existing home")
+	}
+	if err := rt.Remove(ctx, id, true); err != nil {
+		t.Fatal(err)
+	}
+
+	bad := sessions.NewID()
+	hostile := archive(t, map[string]string{"ok.txt": "fine", "../escape.txt": "out"})
+	if err := rt.Create(ctx, sessions.Spec{ID: bad, HomeArchive: hostile}); err == nil {
+		t.Error("Create from an archive with a ../ entry accepted")
+	}
+	if _, err := rt.Inspect(ctx, bad); !errors.Is(err, sessions.ErrNotFound) {
+		t.Errorf("after a refused archive, Inspect: %v, want ErrNotFound", err)
+	}
+	listed(t, rt, bad, false)
+}
+
+// archive returns a tar stream of entries: a name ending in / is a
+// directory, content starting with -> a symbolic link, else a file.
+func archive(t *testing.T, entries map[string]string) io.Reader {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	names := slices.Sorted(maps.Keys(entries))
+	for _, name := range names {
+		content := entries[name]
+		hdr := &tar.Header{Name: name, Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(content))}
+		switch {
+		case strings.HasSuffix(name, "/"):
+			hdr.Typeflag, hdr.Mode, hdr.Size = tar.TypeDir, 0o755, 0
+		case strings.HasPrefix(content, "->"):
+			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeSymlink, content[2:], 0
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			tw.Write([]byte(content))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
 }
 
 func testLifecycle(t *testing.T, rt sessions.Runtime) {

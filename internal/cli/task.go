@@ -1,0 +1,414 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"atelier/internal/agentapi"
+	"atelier/internal/apitype"
+	"atelier/internal/client"
+	"atelier/internal/config"
+	"atelier/internal/tasks"
+)
+
+// taskCommands are the subcommands of `atelier task`.
+var taskCommands = []command{
+	{"run", "give a session a goal (--follow streams its steps)", runTaskRun},
+	{"ls", "list a session's tasks", runTaskList},
+	{"show", "show a task and its steps", runTaskShow},
+	{"cancel", "cancel a running task", runTaskCancel},
+}
+
+// runTask is `atelier task <subcommand>`.
+func runTask(ctx context.Context, env *Env, args []string) error {
+	if len(args) > 0 {
+		for _, c := range taskCommands {
+			if c.name == args[0] {
+				return c.run(ctx, env, args[1:])
+			}
+		}
+	}
+	fmt.Fprintln(env.Stderr, "usage: atelier task <command> [arguments]\n\ncommands:")
+	for _, c := range taskCommands {
+		fmt.Fprintf(env.Stderr, "  %-12s %s\n", c.name, c.summary)
+	}
+	if len(args) == 0 {
+		return fmt.Errorf("%w: atelier task needs a command", ErrUsage)
+	}
+	return fmt.Errorf("%w: unknown task command %q", ErrUsage, args[0])
+}
+
+// taskAPI calls the fleet's task routes; the stream needs the raw response,
+// which the typed client does not expose.
+type taskAPI struct {
+	url, token string
+	hc         *http.Client
+}
+
+func newTaskAPI(env *Env) (*taskAPI, error) {
+	c, err := config.LoadClient(env.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	return &taskAPI{url: c.URL, token: c.Token, hc: http.DefaultClient}, nil
+}
+
+// do sends a request and returns the response if its status is want, else
+// the fleet's error as a *client.Error.
+func (a *taskAPI) do(ctx context.Context, method, path string, in any, want int, header http.Header) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.url+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode == want {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e apitype.Error
+	if json.Unmarshal(b, &e) != nil || e.Err.Code == "" {
+		return nil, &client.Error{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("%s %s: %s", method, path, strings.TrimSpace(string(b)))}
+	}
+	return nil, &client.Error{Status: resp.StatusCode, Code: e.Err.Code, Message: e.Err.Message}
+}
+
+func (a *taskAPI) call(ctx context.Context, method, path string, in, out any, want int) error {
+	resp, err := a.do(ctx, method, path, in, want, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// follow streams a task's events to each, resuming with Last-Event-ID when
+// the connection drops, until the final event.
+func (a *taskAPI) follow(ctx context.Context, id string, each func(tasks.Event)) (tasks.Event, error) {
+	last, drops := 0, 0
+	for {
+		h := http.Header{"Accept": {"text/event-stream"}}
+		if last > 0 {
+			h.Set("Last-Event-ID", strconv.Itoa(last))
+		}
+		resp, err := a.do(ctx, http.MethodGet, "/tasks/"+id+"/stream", nil, http.StatusOK, h)
+		if err != nil {
+			return tasks.Event{}, err
+		}
+		var end *tasks.Event
+		_, err = tasks.ReadSSE(resp.Body, func(ev tasks.Event) error {
+			last = ev.ID
+			each(ev)
+			if ev.Type == tasks.EventEnd {
+				end = &ev
+			}
+			return nil
+		})
+		resp.Body.Close()
+		if end != nil {
+			return *end, nil
+		}
+		if ctx.Err() != nil {
+			return tasks.Event{}, ctx.Err()
+		}
+		if drops++; drops > 5 {
+			return tasks.Event{}, fmt.Errorf("the stream of %s keeps dropping: %v", id, err)
+		}
+		select {
+		case <-time.After(time.Duration(drops) * time.Second):
+		case <-ctx.Done():
+			return tasks.Event{}, ctx.Err()
+		}
+	}
+}
+
+func runTaskRun(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "task run", `SESSION "GOAL" [--follow] [--backend B] [--model M] [--max-steps N] [--max-usd X] [--script FILE] [--json]`)
+	var spec tasks.Spec
+	follow := fs.Bool("follow", false, "stream the steps until the task ends")
+	asJSON := fs.Bool("json", false, "print JSON (with --follow: one event per line)")
+	script := fs.String("script", "", "a JSON file of protocol-v1 actions to run (the scripted backend)")
+	fs.StringVar(&spec.Backend, "backend", "", "holo, anthropic or scripted (default: the fleet's)")
+	fs.StringVar(&spec.Model, "model", "", "model id (default: the backend's)")
+	fs.IntVar(&spec.MaxSteps, "max-steps", 0, fmt.Sprintf("stop after this many steps (default %d)", tasks.DefaultMaxSteps))
+	fs.Float64Var(&spec.MaxUSD, "max-usd", 0, "stop before the task's cost would pass this many USD")
+	pos, err := parseRunArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		spec.Goal = pos[1]
+	} else if *script == "" {
+		fs.Usage()
+		return fmt.Errorf("%w: give a goal in quotes, or --script FILE", ErrUsage)
+	}
+	if *script != "" {
+		b, err := os.ReadFile(*script)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUsage, err)
+		}
+		if err := json.Unmarshal(b, &spec.Script); err != nil {
+			return fmt.Errorf("%w: script %s: want a JSON list of actions: %v", ErrUsage, *script, err)
+		}
+		for i := range spec.Script {
+			spec.Script[i].V = agentapi.Version
+		}
+	}
+	api, err := newTaskAPI(env)
+	if err != nil {
+		return err
+	}
+	var sr tasks.SubmitResponse
+	if err := api.call(ctx, http.MethodPost, "/sessions/"+pos[0]+"/task", spec, &sr, http.StatusAccepted); err != nil {
+		return explain(err)
+	}
+	if !*follow {
+		if *asJSON {
+			return printJSON(env.Stdout, sr)
+		}
+		fmt.Fprintf(env.Stdout, "%s %s\nfollow it with: atelier task show %s  (or run with --follow)\n", sr.TaskID, sr.Status, sr.TaskID)
+		return nil
+	}
+	if !*asJSON {
+		fmt.Fprintf(env.Stderr, "task %s on %s\n", sr.TaskID, pos[0])
+	}
+	p := newProgress(env)
+	end, err := api.follow(ctx, sr.TaskID, func(ev tasks.Event) {
+		if *asJSON {
+			json.NewEncoder(env.Stdout).Encode(ev)
+			return
+		}
+		p.event(ev)
+	})
+	p.clear()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("stopped following; the task goes on: atelier task cancel %s", sr.TaskID)
+		}
+		return explain(err)
+	}
+	if end.Status != tasks.StatusDone {
+		return fmt.Errorf("task %s ended %s: %s", sr.TaskID, end.Status, end.Error)
+	}
+	return nil
+}
+
+// parseRunArgs parses flags around SESSION and an optional GOAL (a
+// script may stand in for the goal).
+func parseRunArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		fs.Usage()
+		return nil, fmt.Errorf("%w: want SESSION and a goal in quotes, got %d argument(s)", ErrUsage, len(pos))
+	}
+	return pos, nil
+}
+
+// progress prints one line per step, and on a terminal a status line
+// (steps, cost, elapsed) kept under them.
+type progress struct {
+	w     io.Writer
+	tty   bool
+	t0    time.Time
+	steps int
+	usd   float64
+}
+
+func newProgress(env *Env) *progress {
+	return &progress{w: env.Stdout, tty: isTerminal(env.Stdout), t0: time.Now()}
+}
+
+func (p *progress) clear() {
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+func (p *progress) event(ev tasks.Event) {
+	p.clear()
+	switch ev.Type {
+	case tasks.EventStep:
+		p.steps, p.usd = ev.Step, ev.TotalUSD
+		fmt.Fprintf(p.w, "step %d  %s\n", ev.Step, describeStep(ev))
+	case tasks.EventEnd:
+		p.usd = max(p.usd, ev.TotalUSD)
+		line := fmt.Sprintf("%s after %d steps, $%.4f", ev.Status, p.steps, p.usd)
+		if ev.Answer != "" {
+			line += ": " + ev.Answer
+		} else if ev.Error != "" {
+			line += ": " + ev.Error
+		}
+		fmt.Fprintln(p.w, line)
+		return
+	}
+	if p.tty {
+		fmt.Fprintf(p.w, "… %d steps · $%.4f · %.0fs", p.steps, p.usd, time.Since(p.t0).Seconds())
+	}
+}
+
+// describeStep is one step for people: what was done, how it went, what
+// the model thought.
+func describeStep(ev tasks.Event) string {
+	var parts []string
+	for i, a := range ev.Actions {
+		s := a.String()
+		if a.Text != "" {
+			s += fmt.Sprintf(" %q", a.Text)
+		}
+		if i < len(ev.Results) && !ev.Results[i].OK {
+			s += " ✗ " + ev.Results[i].Error
+		}
+		parts = append(parts, s)
+	}
+	if ev.Error != "" {
+		parts = append(parts, "error: "+ev.Error)
+	}
+	line := strings.Join(parts, ", ")
+	if ev.Thought != "" {
+		line += "  — " + firstLine(ev.Thought)
+	}
+	if ev.StepUSD > 0 {
+		line += fmt.Sprintf("  ($%.4f)", ev.StepUSD)
+	}
+	return line
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return s
+}
+
+func runTaskList(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "task ls", "SESSION [--json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	api, err := newTaskAPI(env)
+	if err != nil {
+		return err
+	}
+	var list struct {
+		Tasks []tasks.Task `json:"tasks"`
+	}
+	if err := api.call(ctx, http.MethodGet, "/sessions/"+pos[0]+"/tasks", nil, &list, http.StatusOK); err != nil {
+		return explain(err)
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, list)
+	}
+	if len(list.Tasks) == 0 {
+		fmt.Fprintf(env.Stderr, "no tasks on %s; start one with: atelier task run %s \"goal\"\n", pos[0], pos[0])
+		return nil
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tSTEPS\tCOST\tCREATED\tGOAL")
+	for _, t := range list.Tasks {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t$%.4f\t%s\t%s\n", t.ID, t.Status, t.Steps, t.CostUSD, t.CreatedAt.Local().Format(time.DateTime), firstLine(t.Goal))
+	}
+	return tw.Flush()
+}
+
+func runTaskShow(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "task show", "TASK [--json]")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	api, err := newTaskAPI(env)
+	if err != nil {
+		return err
+	}
+	var t tasks.Task
+	if err := api.call(ctx, http.MethodGet, "/tasks/"+pos[0], nil, &t, http.StatusOK); err != nil {
+		return explain(err)
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, t)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	for _, r := range [][2]string{
+		{"id", t.ID}, {"session", t.SessionID}, {"status", string(t.Status)}, {"goal", t.Goal},
+		{"backend", t.Backend + " " + t.Model}, {"steps", fmt.Sprintf("%d of %d", t.Steps, t.MaxSteps)},
+		{"cost", fmt.Sprintf("$%.4f", t.CostUSD)}, {"answer", t.Answer}, {"error", t.Error},
+		{"created", t.CreatedAt.Local().Format(time.DateTime)},
+	} {
+		if r[1] != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+		}
+	}
+	tw.Flush()
+	for _, ev := range t.Events {
+		if ev.Type == tasks.EventStep {
+			fmt.Fprintf(env.Stdout, "step %d  %s\n", ev.Step, describeStep(ev))
+		}
+	}
+	return nil
+}
+
+func runTaskCancel(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "task cancel", "TASK")
+	pos, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	api, err := newTaskAPI(env)
+	if err != nil {
+		return err
+	}
+	var out map[string]string
+	if err := api.call(ctx, http.MethodPost, "/tasks/"+pos[0]+"/cancel", nil, &out, http.StatusAccepted); err != nil {
+		return explain(err)
+	}
+	fmt.Fprintf(env.Stdout, "%s cancelling\n", pos[0])
+	return nil
+}

@@ -1,0 +1,309 @@
+// Package fleettest runs real fleets for tests: New starts one in-process
+// (store, local runtime, session manager, API on a loopback port) with a
+// ready client; Serve starts `atelier serve` as a subprocess, for tests
+// that kill the fleet. Tests skip, loudly, only where desktops cannot run.
+package fleettest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"atelier/internal/api"
+	"atelier/internal/client"
+	"atelier/internal/runtime/local"
+	"atelier/internal/sessions"
+	"atelier/internal/store"
+)
+
+// Options configure a fleet. Zero values take the defaults noted.
+type Options struct {
+	// Token, if set, is the fleet's API token.
+	Token string
+	// DataDir is the fleet's state; empty means a fresh one for the test.
+	// Pass a previous fleet's to restart on the same state.
+	DataDir string
+	// Logger receives the fleet's logs; nil discards them unless
+	// ATELIER_TEST_LOG is set, which sends them to stderr.
+	Logger *slog.Logger
+}
+
+// Fleet is a running in-process fleet.
+type Fleet struct {
+	// URL is the API's base URL, on loopback.
+	URL string
+	// Client talks to the API with the fleet's token.
+	Client *client.Client
+	// Sessions and Runtime are the fleet's parts, for checks a client
+	// cannot make (a desktop's home).
+	Sessions *sessions.Manager
+	Runtime  sessions.Runtime
+	DataDir  string
+
+	closeOnce sync.Once
+	close     func()
+}
+
+// Close stops the fleet, leaving its desktops running, as a fleet restart
+// does. It runs at the end of the test if not called before.
+func (f *Fleet) Close() { f.closeOnce.Do(f.close) }
+
+// RequireDesktops skips the test when this host cannot run desktops, and
+// says why.
+func RequireDesktops(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: the local runtime needs root (it runs desktops as the user atelier); fleet tests cannot run")
+	}
+	for _, bin := range []string{"bwrap", "sway", "wayvnc", "foot"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("SKIP: %s is not installed (run desktop/install-deps.sh); fleet tests cannot run", bin)
+		}
+	}
+	if _, err := user.Lookup("atelier"); err != nil {
+		t.Skip("SKIP: no user atelier (run desktop/install-deps.sh); fleet tests cannot run")
+	}
+}
+
+// New starts an in-process fleet on the local runtime. When the test ends
+// the fleet is closed and every desktop it made is purged.
+func New(t testing.TB, opts Options) *Fleet {
+	t.Helper()
+	RequireDesktops(t)
+	if opts.DataDir == "" {
+		opts.DataDir = DataDir(t)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+		if os.Getenv("ATELIER_TEST_LOG") != "" {
+			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+		}
+	}
+	ctx := context.WithoutCancel(t.Context())
+	st, err := store.Open(ctx, filepath.Join(opts.DataDir, "atelier.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := local.New(local.Options{DataDir: opts.DataDir, AgentPath: Binary(t, "atelier-agent"), Logger: opts.Logger})
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	m, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: opts.Logger, Reconcile: 500 * time.Millisecond})
+	if err != nil {
+		rt.Close()
+		st.Close()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: api.New(api.Options{Sessions: m, Token: opts.Token, Version: "fleettest", Logger: opts.Logger}).Handler()}
+	go hs.Serve(ln)
+	url := "http://" + ln.Addr().String()
+	f := &Fleet{URL: url, Client: client.New(url, opts.Token, nil), Sessions: m, Runtime: rt, DataDir: opts.DataDir}
+	f.close = func() {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		hs.Shutdown(sctx)
+		m.Close()
+		rt.Close()
+		st.Close()
+	}
+	t.Cleanup(func() {
+		f.Close()
+		if t.Failed() {
+			DumpDesktopLogs(t, opts.DataDir)
+		}
+		PurgeDesktops(t, opts.DataDir)
+	})
+	return f
+}
+
+// DataDir returns a fresh data dir that the desktop user may traverse (a
+// t.TempDir is private to root), removed when the test ends.
+func DataDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "atelier-fleettest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// DumpDesktopLogs logs the tail of every desktop's log in a data dir (the
+// local runtime's desktop.log), to explain a failure.
+func DumpDesktopLogs(t testing.TB, dataDir string) {
+	logs, _ := filepath.Glob(filepath.Join(dataDir, "desktops", "*", "desktop.log"))
+	for _, p := range logs {
+		b, _ := os.ReadFile(p)
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		t.Logf("%s:\n%s", p, b)
+	}
+}
+
+// PurgeDesktops removes every desktop in a data dir, homes included.
+func PurgeDesktops(t testing.TB, dataDir string) {
+	rt, err := local.New(local.Options{DataDir: dataDir, AgentPath: Binary(t, "atelier-agent")})
+	if err != nil {
+		t.Errorf("purge desktops of %s: %v", dataDir, err)
+		return
+	}
+	defer rt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := rt.List(ctx)
+	if err != nil {
+		t.Errorf("purge desktops: %v", err)
+	}
+	for _, in := range list {
+		if err := rt.Remove(ctx, in.ID, true); err != nil {
+			t.Errorf("purge desktop %s: %v", in.ID, err)
+		}
+	}
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+// Binary returns the path of a command of this module (atelier,
+// atelier-agent), built once per test process into a directory others
+// may read: desktops run it as the user atelier.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "atelier-fleettest-bin-"); binErr != nil {
+			return
+		}
+		if binErr = os.Chmod(binDir, 0o755); binErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", binDir+"/", "atelier/cmd/atelier", "atelier/cmd/atelier-agent").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("build atelier and atelier-agent: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return filepath.Join(binDir, name)
+}
+
+// Main runs a package's tests and then removes the binaries Binary built.
+// Call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// Process is `atelier serve` running as a subprocess.
+type Process struct {
+	URL    string
+	Client *client.Client
+	Cmd    *exec.Cmd
+	// Log holds what the fleet wrote to stderr.
+	Log *syncBuffer
+
+	exited chan struct{} // closed once the process is reaped
+}
+
+// Serve starts `atelier serve` on a loopback port over dataDir, waits until
+// it listens, and kills it (SIGKILL) at the end of the test if still running.
+func Serve(t testing.TB, dataDir, token string) *Process {
+	t.Helper()
+	RequireDesktops(t)
+	cmd := exec.Command(Binary(t, "atelier"), "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--runtime", "local")
+	cmd.Env = append(os.Environ(), "ATELIER_API_TOKEN="+token)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	p := &Process{Cmd: cmd, Log: &syncBuffer{}, exited: exited}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	urls := make(chan string, 1)
+	listening := regexp.MustCompile(`msg="atelier listening" url=(\S+)`)
+	go func() {
+		defer close(exited)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.Log.WriteLine(sc.Text())
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		cmd.Wait()
+	}()
+	select {
+	case p.URL = <-urls:
+	case <-exited:
+		t.Fatalf("atelier serve exited before listening:\n%s", p.Log)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("atelier serve did not listen within 30s:\n%s", p.Log)
+	}
+	p.Client = client.New(p.URL, token, nil)
+	return p
+}
+
+// Kill kills the fleet with SIGKILL, as a crash would, and waits for it.
+func (p *Process) Kill(t testing.TB) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill atelier serve: %v", err)
+	}
+	<-p.exited
+}
+
+// syncBuffer collects lines written from one goroutine and read from another.
+type syncBuffer struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+// WriteLine appends a line.
+func (b *syncBuffer) WriteLine(s string) {
+	b.mu.Lock()
+	b.lines = append(b.lines, s)
+	b.mu.Unlock()
+}
+
+// String returns every line so far.
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Join(b.lines, "\n")
+}

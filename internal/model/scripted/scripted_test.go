@@ -1,0 +1,47 @@
+package scripted_test
+
+import (
+	"errors"
+	"testing"
+
+	"atelier/internal/agentapi"
+	"atelier/internal/model"
+	"atelier/internal/model/scripted"
+)
+
+func TestPlaysScriptThenFinishes(t *testing.T) {
+	script := []agentapi.Request{{Action: agentapi.Key, Text: "super+Return"}, {Action: agentapi.Type, Text: "ls\n"}}
+	c, err := scripted.Backend{}.Start(t.Context(), model.Start{Script: script})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range script {
+		r, err := c.Next(t.Context(), model.Turn{Step: i + 1, Results: []model.Result{{}}})
+		if err != nil || r.Done || len(r.Actions) != 1 || r.Actions[0].Action != want.Action || r.Actions[0].V != 1 {
+			t.Fatalf("step %d = %+v, %v; want %s", i+1, r, err, want.Action)
+		}
+	}
+	if r, _ := c.Next(t.Context(), model.Turn{Step: 3, Results: []model.Result{{}}}); !r.Done || r.Failed {
+		t.Errorf("after the script: %+v, want done", r)
+	}
+	if u := c.Estimate(model.Turn{}); (model.Prices{}).Cost(u) != 0 || model.DefaultPrices().Cost(u) != 0 {
+		t.Errorf("a script costs %+v, want nothing", u)
+	}
+}
+
+func TestFailedActionEndsScript(t *testing.T) {
+	c, _ := scripted.Backend{}.Start(t.Context(), model.Start{Script: []agentapi.Request{{Action: agentapi.Key, Text: "nope"}, {Action: agentapi.Wait, Duration: 1}}})
+	c.Next(t.Context(), model.Turn{Step: 1})
+	r, _ := c.Next(t.Context(), model.Turn{Step: 2, Results: []model.Result{{Error: "bad_key: nope"}}})
+	if !r.Done || !r.Failed {
+		t.Errorf("after a failed action: %+v, want done and failed", r)
+	}
+}
+
+func TestStartRefusesBadScripts(t *testing.T) {
+	for _, s := range [][]agentapi.Request{nil, {{Action: "explode"}}, {{Action: agentapi.LeftClick, Text: "x"}}} {
+		if _, err := (scripted.Backend{}).Start(t.Context(), model.Start{Script: s}); !errors.Is(err, model.ErrBadStart) {
+			t.Errorf("script %v: got %v, want ErrBadStart", s, err)
+		}
+	}
+}

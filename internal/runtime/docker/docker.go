@@ -1,0 +1,608 @@
+// Package docker runs desktops as Docker containers through the Engine API
+// (the official Go SDK): one container per desktop from the image
+// atelier/desktop, its home in a named volume that outlives the container,
+// its run dir bind-mounted from the data dir so the fleet dials agent.sock
+// and vnc.sock directly (no docker exec, no published port). Containers are
+// labelled, so a restarted fleet finds them again with List.
+//
+// Desktops get no network by default (NetworkMode none): they cannot reach
+// each other, the fleet's API or anything else, and the fleet does not need
+// them to, since it talks to them through their run dirs. The trade-off:
+// their browsers have no internet either. Options.Network names a Docker
+// network to attach them to instead; isolating desktops on it (an internal
+// network per desktop, an egress proxy) is then the operator's to arrange.
+package docker
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+
+	"atelier/desktop"
+	"atelier/internal/sessions"
+	"atelier/internal/snapshot/archive"
+)
+
+// Labels on every container and volume the runtime makes.
+const (
+	LabelSession    = "dev.atelier.session"    // the desktop (session) id
+	LabelLabel      = "dev.atelier.label"      // the session's label, for people
+	LabelResolution = "dev.atelier.resolution" // WIDTHxHEIGHT
+	LabelTheme      = "dev.atelier.theme"      // palette name at creation
+)
+
+// The desktop user of the image (desktop/Dockerfile).
+const (
+	desktopUID = 1000
+	desktopGID = 1000
+)
+
+// DefaultLimits are the resources of a desktop whose spec names none.
+var DefaultLimits = sessions.Resources{MemoryBytes: 4 << 30, CPUs: 2, PIDs: 1024}
+
+// Options configure a Runtime.
+type Options struct {
+	// Client talks to the Docker Engine; the caller owns it. Required.
+	Client *client.Client
+	// Image is the desktop image, such as atelier/desktop:v1. Required.
+	Image string
+	// DataDir holds the run dirs (<DataDir>/desktops/<id>/run). When the
+	// fleet itself runs in a container it must be mounted at the same path
+	// as on the host: the engine resolves bind mounts on the host. Required.
+	DataDir string
+	// Network is the Docker network desktops join; "" means none at all.
+	Network string
+	// Limits are the resources of desktops whose spec names none; zero
+	// fields take DefaultLimits'.
+	Limits sessions.Resources
+	// StopTimeout is how long a stopping desktop gets before SIGKILL.
+	// Default 10s.
+	StopTimeout time.Duration
+	Logger      *slog.Logger // nil: discard
+}
+
+// Runtime runs desktops as Docker containers. It is safe for concurrent use.
+type Runtime struct {
+	opts Options
+	c    *client.Client
+	log  *slog.Logger
+	mu   sync.Mutex // serializes Create and Remove per runtime: both touch volume and container
+}
+
+var _ sessions.Runtime = (*Runtime)(nil)
+
+// New returns a docker runtime; it checks that the engine answers and has
+// the image.
+func New(ctx context.Context, opts Options) (*Runtime, error) {
+	if opts.Client == nil || opts.Image == "" || opts.DataDir == "" {
+		return nil, errors.New("docker runtime: Client, Image and DataDir are required")
+	}
+	if opts.Limits.MemoryBytes == 0 {
+		opts.Limits.MemoryBytes = DefaultLimits.MemoryBytes
+	}
+	if opts.Limits.CPUs == 0 {
+		opts.Limits.CPUs = DefaultLimits.CPUs
+	}
+	if opts.Limits.PIDs == 0 {
+		opts.Limits.PIDs = DefaultLimits.PIDs
+	}
+	if err := checkResources(opts.Limits); err != nil {
+		return nil, fmt.Errorf("docker runtime: limits: %w", err)
+	}
+	if opts.StopTimeout == 0 {
+		opts.StopTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("docker runtime: %w", err)
+	}
+	opts.DataDir = abs
+	if _, err := opts.Client.ImageInspect(ctx, opts.Image); err != nil {
+		return nil, fmt.Errorf("docker runtime: image %s (make image builds it): %w", opts.Image, err)
+	}
+	if err := os.MkdirAll(filepath.Join(opts.DataDir, "desktops"), 0o700); err != nil {
+		return nil, fmt.Errorf("docker runtime: %w", err)
+	}
+	return &Runtime{opts: opts, c: opts.Client, log: opts.Logger}, nil
+}
+
+// Name is "docker".
+func (r *Runtime) Name() string { return "docker" }
+
+// Close leaves desktops running; the client is the caller's to close.
+func (r *Runtime) Close() error { return nil }
+
+// ContainerName is the name of desktop id's container.
+func ContainerName(id string) string { return "atelier-" + id }
+
+// VolumeName is the name of the volume holding desktop id's home.
+func VolumeName(id string) string { return "atelier-home-" + id }
+
+func (r *Runtime) dir(id string) string    { return filepath.Join(r.opts.DataDir, "desktops", id) }
+func (r *Runtime) runDir(id string) string { return filepath.Join(r.dir(id), "run") }
+
+func checkResources(res sessions.Resources) error {
+	if res.MemoryBytes < 0 || res.CPUs < 0 || res.PIDs < 0 {
+		return fmt.Errorf("negative resources %+v", res)
+	}
+	if res.MemoryBytes != 0 && res.MemoryBytes < 256<<20 {
+		return fmt.Errorf("memory %d bytes: a desktop needs at least 256 MiB", res.MemoryBytes)
+	}
+	return nil
+}
+
+// Create makes the desktop's home volume (kept if it exists), run dir and
+// container, and fills a new home from spec.HomeArchive. A refused spec or
+// archive changes nothing.
+func (r *Runtime) Create(ctx context.Context, spec sessions.Spec) error {
+	if err := sessions.CheckID(spec.ID); err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	id := spec.ID
+	if spec.Resolution == (desktop.Resolution{}) {
+		spec.Resolution = desktop.DefaultResolution
+	}
+	if err := spec.Resolution.Validate(); err != nil {
+		return fmt.Errorf("create %s: %w", id, err)
+	}
+	if spec.Theme == "" {
+		spec.Theme = desktop.DefaultTheme
+	}
+	if _, err := desktop.LookupTheme(spec.Theme); err != nil {
+		return fmt.Errorf("create %s: %w", id, err)
+	}
+	if err := checkResources(spec.Resources); err != nil {
+		return fmt.Errorf("create %s: %w", id, err)
+	}
+	image := r.opts.Image
+	if spec.Image != "" {
+		image = spec.Image
+	}
+	if _, err := r.c.ImageInspect(ctx, image); err != nil {
+		return fmt.Errorf("create %s: image %s: %w", id, image, err)
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	newVolume := false
+	if _, err := r.c.VolumeInspect(ctx, VolumeName(id), client.VolumeInspectOptions{}); cerrdefs.IsNotFound(err) {
+		newVolume = true
+	} else if err != nil {
+		return fmt.Errorf("create %s: %w", id, err)
+	}
+	if spec.HomeArchive != nil && !newVolume {
+		return fmt.Errorf("create %s: a home archive is only for a new home, and %s exists", id, VolumeName(id))
+	}
+	old, err := r.c.ContainerInspect(ctx, ContainerName(id), client.ContainerInspectOptions{})
+	switch {
+	case err == nil && old.Container.State != nil && old.Container.State.Running:
+		return fmt.Errorf("create %s: desktop exists and runs", id)
+	case err == nil:
+		// Created or stopped: made again from this spec, keeping the home.
+		if _, err := r.c.ContainerRemove(ctx, old.Container.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
+			return fmt.Errorf("create %s: remove old container: %w", id, err)
+		}
+	case !cerrdefs.IsNotFound(err):
+		return fmt.Errorf("create %s: %w", id, err)
+	}
+
+	// Whatever fails from here undoes what this call made.
+	made := func(ctx context.Context) {
+		r.c.ContainerRemove(ctx, ContainerName(id), client.ContainerRemoveOptions{Force: true})
+		if newVolume {
+			r.c.VolumeRemove(ctx, VolumeName(id), client.VolumeRemoveOptions{})
+		}
+		os.RemoveAll(r.dir(id))
+	}
+	if err := r.create(ctx, spec, image, newVolume); err != nil {
+		made(context.WithoutCancel(ctx))
+		return fmt.Errorf("create %s: %w", id, err)
+	}
+	r.log.Info("desktop created", "desktop", id, "image", image, "resolution", spec.Resolution.String())
+	return nil
+}
+
+func (r *Runtime) create(ctx context.Context, spec sessions.Spec, image string, newVolume bool) error {
+	id := spec.ID
+	labels := map[string]string{
+		LabelSession: id, LabelLabel: spec.Label, LabelResolution: spec.Resolution.String(), LabelTheme: spec.Theme,
+	}
+	if newVolume {
+		if _, err := r.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: VolumeName(id), Labels: labels}); err != nil {
+			return err
+		}
+	}
+	run := r.runDir(id)
+	if err := os.MkdirAll(run, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chown(run, desktopUID, desktopGID); err != nil {
+		return fmt.Errorf("run dir: %w", err)
+	}
+	res := spec.Resources
+	if res.MemoryBytes == 0 {
+		res.MemoryBytes = r.opts.Limits.MemoryBytes
+	}
+	if res.CPUs == 0 {
+		res.CPUs = r.opts.Limits.CPUs
+	}
+	if res.PIDs == 0 {
+		res.PIDs = r.opts.Limits.PIDs
+	}
+	network := r.opts.Network
+	if network == "" {
+		network = "none"
+	}
+	yes := true
+	_, err := r.c.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: ContainerName(id),
+		Config: &container.Config{
+			Image:    image,
+			Hostname: "desktop",
+			Labels:   labels,
+			Cmd:      []string{"--resolution", spec.Resolution.String(), "--theme", spec.Theme},
+		},
+		HostConfig: &container.HostConfig{
+			NetworkMode: container.NetworkMode(network),
+			Mounts: []mount.Mount{
+				{Type: mount.TypeBind, Source: run, Target: desktop.RunDirPath},
+				{Type: mount.TypeVolume, Source: VolumeName(id), Target: desktop.HomePath},
+			},
+			// The desktop runs as an unprivileged user and needs no
+			// capability; nothing in it may gain privileges (setuid).
+			CapDrop:     []string{"ALL"},
+			SecurityOpt: []string{"no-new-privileges:true"},
+			// An init reaps the orphans of programs started in the desktop.
+			Init: &yes,
+			// Browsers need more shared memory than Docker's 64 MiB.
+			ShmSize: 512 << 20,
+			Resources: container.Resources{
+				Memory:     res.MemoryBytes,
+				MemorySwap: res.MemoryBytes, // no swap beyond the limit
+				NanoCPUs:   int64(res.CPUs * 1e9),
+				PidsLimit:  &res.PIDs,
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if spec.HomeArchive != nil {
+		return r.fillHome(ctx, id, spec.HomeArchive)
+	}
+	return nil
+}
+
+// fillHome extracts archive safely on the host (archive.ExtractTar, which
+// refuses a hostile archive whole) and copies the result into the created
+// container's home volume, owned by the desktop user. The engine's own
+// extraction only ever sees a tree this runtime wrote.
+func (r *Runtime) fillHome(ctx context.Context, id string, home io.Reader) error {
+	staging := filepath.Join(r.dir(id), "home")
+	defer os.RemoveAll(staging)
+	if err := archive.ExtractTar(staging, home, archive.ExtractOptions{}); err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		_, err := archive.WriteTar(ctx, tw, staging, &archive.Owner{UID: desktopUID, GID: desktopGID})
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	_, err := r.c.CopyToContainer(ctx, ContainerName(id), client.CopyToContainerOptions{
+		// The engine keeps the owners of the headers (CopyUIDGID would
+		// look the image's user up in the engine host's passwd instead).
+		DestinationPath: desktop.HomePath, Content: pr,
+	})
+	pr.CloseWithError(errors.New("copy abandoned")) // stops the writer if the engine stopped reading
+	if err != nil {
+		return fmt.Errorf("fill home: %w", err)
+	}
+	return nil
+}
+
+// Start starts a created or stopped desktop; a running one is left alone.
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	ins, err := r.inspect(ctx, id)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	if ins.State != nil && ins.State.Running {
+		return nil
+	}
+	// A ready file from the last run would report a desktop ready too soon.
+	os.Remove(filepath.Join(r.runDir(id), desktop.ReadyFile))
+	if err := os.MkdirAll(r.runDir(id), 0o700); err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	if err := os.Chown(r.runDir(id), desktopUID, desktopGID); err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	if _, err := r.c.ContainerStart(ctx, ins.ID, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
+	}
+	r.log.Info("desktop started", "desktop", id, "container", short(ins.ID))
+	return nil
+}
+
+// Stop stops a desktop, keeping its home; a stopped one is left alone.
+func (r *Runtime) Stop(ctx context.Context, id string) error {
+	ins, err := r.inspect(ctx, id)
+	if err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	if ins.State == nil || !ins.State.Running {
+		return nil
+	}
+	timeout := int(r.opts.StopTimeout / time.Second)
+	if _, err := r.c.ContainerStop(ctx, ins.ID, client.ContainerStopOptions{Timeout: &timeout}); err != nil {
+		return fmt.Errorf("stop %s: %w", id, err)
+	}
+	r.log.Info("desktop stopped", "desktop", id)
+	return nil
+}
+
+// Remove removes the desktop's container and run dir, and its home volume
+// if purge. Purging the kept home of a desktop removed earlier is allowed.
+func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
+	if err := sessions.CheckID(id); err != nil {
+		return fmt.Errorf("remove: %w: %v", sessions.ErrNotFound, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	found := false
+	_, err := r.c.ContainerRemove(ctx, ContainerName(id), client.ContainerRemoveOptions{Force: true})
+	switch {
+	case err == nil:
+		found = true
+	case !cerrdefs.IsNotFound(err):
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	if purge {
+		// Not Force: it would hide that the volume does not exist.
+		_, err := r.c.VolumeRemove(ctx, VolumeName(id), client.VolumeRemoveOptions{})
+		switch {
+		case err == nil:
+			found = true
+		case !cerrdefs.IsNotFound(err):
+			return fmt.Errorf("remove %s: home: %w", id, err)
+		}
+	}
+	if err := os.RemoveAll(r.dir(id)); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	if !found {
+		return fmt.Errorf("remove: %w: %s", sessions.ErrNotFound, id)
+	}
+	r.log.Info("desktop removed", "desktop", id, "purge", purge)
+	return nil
+}
+
+// inspect returns the desktop's container, or ErrNotFound.
+func (r *Runtime) inspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	if err := sessions.CheckID(id); err != nil {
+		return container.InspectResponse{}, fmt.Errorf("%w: %v", sessions.ErrNotFound, err)
+	}
+	res, err := r.c.ContainerInspect(ctx, ContainerName(id), client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return container.InspectResponse{}, fmt.Errorf("%w: %s", sessions.ErrNotFound, id)
+	}
+	if err != nil {
+		return container.InspectResponse{}, fmt.Errorf("%s: %w", id, err)
+	}
+	if res.Container.Config == nil || res.Container.Config.Labels[LabelSession] != id {
+		return container.InspectResponse{}, fmt.Errorf("%w: %s (container %s is not an Atelier desktop)", sessions.ErrNotFound, id, ContainerName(id))
+	}
+	return res.Container, nil
+}
+
+// Inspect reports one desktop. A running desktop whose healthcheck (the
+// ready file) fails is degraded.
+func (r *Runtime) Inspect(ctx context.Context, id string) (sessions.Instance, error) {
+	ins, err := r.inspect(ctx, id)
+	if err != nil {
+		return sessions.Instance{}, fmt.Errorf("inspect: %w", err)
+	}
+	in := sessions.Instance{ID: id, Detail: "container " + short(ins.ID)}
+	if st := ins.State; st != nil {
+		in.Running = st.Running
+		in.Degraded = st.Running && st.Health != nil && st.Health.Status == container.Unhealthy
+		in.Detail += " " + string(st.Status)
+		if st.Running {
+			in.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
+		}
+	}
+	return in, nil
+}
+
+// List reports every desktop container of this engine, running or not.
+func (r *Runtime) List(ctx context.Context) ([]sessions.Instance, error) {
+	res, err := r.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", LabelSession)})
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	var out []sessions.Instance
+	for _, s := range res.Items {
+		id := s.Labels[LabelSession]
+		if !slices.Contains(s.Names, "/"+ContainerName(id)) {
+			continue // not one of ours, whatever its labels say
+		}
+		in, err := r.Inspect(ctx, id)
+		if errors.Is(err, sessions.ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+// Dial connects to a socket of the desktop's run dir.
+func (r *Runtime) Dial(ctx context.Context, id string, endpoint sessions.Endpoint) (net.Conn, error) {
+	if endpoint != sessions.EndpointAgent && endpoint != sessions.EndpointVNC {
+		return nil, fmt.Errorf("dial %s: unknown endpoint %q", id, endpoint)
+	}
+	if err := r.exists(id); err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", filepath.Join(r.runDir(id), string(endpoint)))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s %s: %w", id, endpoint, err)
+	}
+	return c, nil
+}
+
+// exists checks, without asking the engine (Dial is on the hot path), that
+// the runtime made desktop id: its run dir lives as long as its container.
+func (r *Runtime) exists(id string) error {
+	if err := sessions.CheckID(id); err != nil {
+		return fmt.Errorf("%w: %v", sessions.ErrNotFound, err)
+	}
+	if _, err := os.Stat(r.runDir(id)); err != nil {
+		return fmt.Errorf("%w: %s", sessions.ErrNotFound, id)
+	}
+	return nil
+}
+
+// WriteRunFile atomically writes the budget or theme file of the run dir.
+func (r *Runtime) WriteRunFile(ctx context.Context, id, name string, data []byte) error {
+	if name != desktop.BudgetFile && name != desktop.ThemeFile {
+		return fmt.Errorf("write run file %q of %s: only %s and %s are the fleet's to write", name, id, desktop.BudgetFile, desktop.ThemeFile)
+	}
+	if err := r.exists(id); err != nil {
+		return fmt.Errorf("write run file: %w", err)
+	}
+	f, err := os.CreateTemp(r.runDir(id), "."+name+"-*")
+	if err != nil {
+		return fmt.Errorf("write run file %s of %s: %w", name, id, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write run file %s of %s: %w", name, id, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), filepath.Join(r.runDir(id), name)); err != nil {
+		return fmt.Errorf("write run file %s of %s: %w", name, id, err)
+	}
+	return nil
+}
+
+// ExportHome writes the desktop's home as a tar stream (directories,
+// regular files, symbolic links), running or not.
+func (r *Runtime) ExportHome(ctx context.Context, id string, w io.Writer) error {
+	ins, err := r.inspect(ctx, id)
+	if err != nil {
+		return fmt.Errorf("export home: %w", err)
+	}
+	res, err := r.c.CopyFromContainer(ctx, ins.ID, client.CopyFromContainerOptions{SourcePath: desktop.HomePath})
+	if err != nil {
+		return fmt.Errorf("export home of %s: %w", id, err)
+	}
+	defer res.Content.Close()
+	if err := rebase(w, res.Content, path.Base(desktop.HomePath)); err != nil {
+		return fmt.Errorf("export home of %s: %w", id, err)
+	}
+	return nil
+}
+
+// rebase copies the engine's archive of a directory (entries named
+// "operator/...") as an archive of its content, keeping only directories,
+// regular files and symbolic links.
+func rebase(w io.Writer, r io.Reader, top string) error {
+	tr := tar.NewReader(r)
+	tw := tar.NewWriter(w)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		rest, ok := strings.CutPrefix(hdr.Name, top+"/")
+		if !ok || rest == "" {
+			continue // the directory itself
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir, tar.TypeReg, tar.TypeSymlink:
+		default:
+			continue
+		}
+		hdr.Name = rest
+		hdr.Format = tar.FormatPAX
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			if _, err := io.Copy(tw, tr); err != nil {
+				return err
+			}
+		}
+	}
+	return tw.Close()
+}
+
+// SnapshotRepo is the repository of the images CommitImage makes.
+const SnapshotRepo = "atelier/snapshot"
+
+// CommitImage records the filesystem changes of desktop id (its home
+// excluded: that is a volume) as the image atelier/snapshot:<snapshotID>.
+func (r *Runtime) CommitImage(ctx context.Context, id, snapshotID string) (string, error) {
+	ins, err := r.inspect(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("commit: %w", err)
+	}
+	ref := SnapshotRepo + ":" + snapshotID
+	if _, err := r.c.ContainerCommit(ctx, ins.ID, client.ContainerCommitOptions{
+		Reference: ref, Comment: "Atelier snapshot " + snapshotID + " of " + id,
+	}); err != nil {
+		return "", fmt.Errorf("commit %s: %w", id, err)
+	}
+	return ref, nil
+}
+
+// RemoveImage removes an image CommitImage made; one already gone is not
+// an error. An image a desktop still runs from is refused by the engine.
+func (r *Runtime) RemoveImage(ctx context.Context, image string) error {
+	if !strings.HasPrefix(image, SnapshotRepo+":") {
+		return fmt.Errorf("remove image %s: not a snapshot image", image)
+	}
+	if _, err := r.c.ImageRemove(ctx, image, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove image %s: %w", image, err)
+	}
+	return nil
+}
+
+func short(id string) string { return id[:min(12, len(id))] }

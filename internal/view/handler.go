@@ -1,0 +1,258 @@
+// Package view serves the live view of a desktop on the fleet's own origin:
+// a WebSocket proxied to the desktop's RFB server (vnc.sock), gated by
+// HMAC-signed embed tokens bound to one session, one mode and an expiry; in
+// view mode the proxy drops every input message, so a view token can never
+// move the mouse or type. It also serves the viewer page, a small page of
+// our own on top of noVNC's RFB module from the Debian novnc package.
+//
+// Origins: the viewer page and its WebSocket are same-origin, and the
+// WebSocket accepts a browser's upgrade only from the fleet's own origin
+// (plus Options.OriginPatterns). The token is the gate; the origin check
+// only stops other sites' pages from using a leaked token through a
+// visitor's browser. Clients that send no Origin (not browsers) pass it.
+package view
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Dialer connects to a running session's RFB server. sessions.Manager
+// satisfies it.
+type Dialer interface {
+	DialVNC(ctx context.Context, sessionID string) (net.Conn, error)
+}
+
+// Options configure a Handler. Dialer and Tokens are required; zero values
+// of the rest mean their defaults.
+type Options struct {
+	Dialer Dialer
+	Tokens *Tokens
+	// NoVNCDir is the directory of noVNC's files (it has core/rfb.js).
+	// Default: DefaultNoVNCDir.
+	NoVNCDir string
+	// FrameAncestors is the CSP frame-ancestors source list: which pages
+	// may embed the viewer in an iframe. Default: "*".
+	FrameAncestors string
+	// OriginPatterns are extra host patterns (path.Match syntax, as in
+	// "app.example.com" or "*.example.com") whose pages may open the
+	// WebSocket; the fleet's own origin is always allowed.
+	OriginPatterns []string
+	// PublicURL prefixes the links Link returns ("https://fleet.example");
+	// empty means origin-relative links ("/sessions/…").
+	PublicURL string
+	// DefaultTTL is a link's lifetime when none is asked for. Default: 1h.
+	DefaultTTL time.Duration
+	// DialTimeout bounds reaching the desktop. Default: 10s.
+	DialTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// DefaultNoVNCDir is where Debian's novnc package puts noVNC.
+const DefaultNoVNCDir = "/usr/share/novnc"
+
+//go:embed assets
+var assets embed.FS
+
+var page = template.Must(template.ParseFS(assets, "assets/embed.html"))
+
+// Handler serves the viewer page, its assets and the WebSocket proxy. Close
+// ends every open view.
+type Handler struct {
+	opts   Options
+	tokens *Tokens
+	log    *slog.Logger
+	csp    string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewHandler checks opts and returns a Handler.
+func NewHandler(opts Options) (*Handler, error) {
+	if opts.Dialer == nil || opts.Tokens == nil {
+		return nil, errors.New("view: Dialer and Tokens are required")
+	}
+	if opts.NoVNCDir == "" {
+		opts.NoVNCDir = DefaultNoVNCDir
+	}
+	if _, err := os.Stat(filepath.Join(opts.NoVNCDir, "core", "rfb.js")); err != nil {
+		return nil, fmt.Errorf("view: noVNC not found (install the novnc package or set the directory): %w", err)
+	}
+	if opts.FrameAncestors == "" {
+		opts.FrameAncestors = "*"
+	}
+	if strings.ContainsAny(opts.FrameAncestors, ";,\r\n") {
+		return nil, fmt.Errorf("view: frame ancestors %q: want space-separated CSP sources", opts.FrameAncestors)
+	}
+	if opts.PublicURL != "" {
+		u, err := url.Parse(opts.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("view: public URL %q: want http(s)://host[:port]", opts.PublicURL)
+		}
+		opts.PublicURL = strings.TrimSuffix(opts.PublicURL, "/")
+	}
+	if opts.DefaultTTL == 0 {
+		opts.DefaultTTL = time.Hour
+	}
+	if opts.DefaultTTL < 0 || opts.DefaultTTL > MaxTTL {
+		return nil, fmt.Errorf("view: default lifetime %s: want at most %s", opts.DefaultTTL, MaxTTL)
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Handler{
+		opts:   opts,
+		tokens: opts.Tokens,
+		log:    opts.Logger,
+		// connect-src 'self' covers the same-origin ws: and wss:; noVNC
+		// draws cursors from data: URLs.
+		csp: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+			"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors " + opts.FrameAncestors,
+		ctx:    ctx,
+		cancel: cancel,
+	}, nil
+}
+
+// Routes returns the viewer's routes, pattern → handler:
+//
+//	GET /sessions/{id}/embed   the viewer page (?token=)
+//	GET /sessions/{id}/vnc     the WebSocket (?token=)
+//	GET /view/assets/…         the page's script and style
+//	GET /view/novnc/…          noVNC's modules (core/, vendor/)
+//
+// These routes carry their own gate (the embed token): mount them outside
+// the API's bearer-token check. The route minting tokens (HandleMint) is
+// not among them: it must sit behind that check.
+func (h *Handler) Routes() map[string]http.Handler {
+	sub, _ := fs.Sub(assets, "assets")
+	novnc := http.StripPrefix("/view/novnc/", files(http.Dir(h.opts.NoVNCDir)))
+	return map[string]http.Handler{
+		"GET /sessions/{id}/embed": http.HandlerFunc(h.serveEmbed),
+		"GET /sessions/{id}/vnc":   http.HandlerFunc(h.serveVNC),
+		"GET /view/assets/":        http.StripPrefix("/view/assets/", files(http.FS(sub))),
+		"GET /view/novnc/core/":    novnc,
+		"GET /view/novnc/vendor/":  novnc,
+	}
+}
+
+// Register mounts Routes on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	for pattern, handler := range h.Routes() {
+		mux.Handle(pattern, handler)
+	}
+}
+
+// files serves fsys's files, never a directory listing.
+func files(fsys http.FileSystem) http.Handler {
+	fsrv := http.FileServer(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		fsrv.ServeHTTP(w, r)
+	})
+}
+
+// Close ends every open view and waits for them; views asked for later
+// are refused.
+func (h *Handler) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.cancel()
+	h.wg.Wait()
+	return nil
+}
+
+// track counts a view in; false once the Handler is closed.
+func (h *Handler) track() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	return true
+}
+
+func (h *Handler) serveEmbed(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	hdr := w.Header()
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	claims, err := h.tokens.Verify(r.URL.Query().Get("token"), id, ModeView)
+	if err != nil {
+		h.deny(w, r, err)
+		return
+	}
+	hdr.Set("Content-Security-Policy", h.csp)
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	page.Execute(w, struct {
+		Session string
+		Mode    Mode
+	}{id, claims.Mode})
+}
+
+// deny answers a token problem with 403: a small page for a browser that
+// asks for HTML, JSON otherwise.
+func (h *Handler) deny(w http.ResponseWriter, r *http.Request, err error) {
+	code := "token_invalid"
+	msg := "this link is not valid for this desktop"
+	switch {
+	case errors.Is(err, ErrNoToken):
+		code, msg = "token_missing", "this link has no embed token (?token=)"
+	case errors.Is(err, ErrExpiredToken):
+		code, msg = "token_expired", "this link has expired; ask for a new one"
+	case errors.Is(err, ErrModeDenied):
+		code, msg = "token_mode", "this link does not allow that"
+	}
+	h.log.Info("view refused", "session", r.PathValue("id"), "code", code)
+	w.Header().Set("Cache-Control", "no-store")
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		w.WriteHeader(http.StatusForbidden)
+		denied.Execute(w, msg)
+		return
+	}
+	writeError(w, http.StatusForbidden, code, msg)
+}
+
+var denied = template.Must(template.New("denied").Parse(`<!doctype html>
+<html lang="en"><meta charset="utf-8"><title>Atelier · no access</title>
+<body style="margin:0;display:grid;place-items:center;height:100vh;background:#2a1f1a;color:#fbf5ec;font:16px system-ui,sans-serif">
+<p>{{.}}</p></body></html>
+`))
+
+// writeError writes the fleet's JSON error shape.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}

@@ -1,0 +1,139 @@
+package view
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Client messages, built by hand from RFC 6143.
+var (
+	greeting    = []byte("RFB 003.008\n\x01\x01") // version, security None, ClientInit(shared)
+	exclusive   = []byte("RFB 003.008\n\x01\x00") // ClientInit asking for exclusive access
+	pixelFormat = append([]byte{msgSetPixelFormat, 0, 0, 0}, make([]byte, 16)...)
+	encodings   = []byte{msgSetEncodings, 0, 0, 2, 0, 0, 0, 7, 0xff, 0xff, 0xfe, 0xcc}
+	fbRequest   = []byte{msgFramebufferUpdateReq, 1, 0, 0, 0, 0, 5, 0, 2, 0xd0}
+	keyDown     = []byte{msgKeyEvent, 1, 0, 0, 0, 0, 0, 0x61}
+	pointer     = []byte{msgPointerEvent, 1, 0, 10, 0, 20}
+	cutText     = append([]byte{msgClientCutText, 0, 0, 0, 0, 0, 0, 5}, "hello"...)
+	extCutText  = []byte{msgClientCutText, 0, 0, 0, 0xff, 0xff, 0xff, 0xfc, 1, 2, 3, 4} // length -4
+	contUpdates = []byte{msgEnableContinuousUpdates, 1, 0, 0, 0, 0, 5, 0, 2, 0xd0}
+	fence       = []byte{msgFence, 0, 0, 0, 0x80, 0, 0, 0, 3, 'a', 'b', 'c'}
+	xvp         = []byte{msgXVP, 0, 1, 2}
+	desktopSize = append([]byte{msgSetDesktopSize, 0, 5, 0, 2, 0xd0, 1, 0}, make([]byte, 16)...)
+	qemuKey     = []byte{msgQEMU, qemuExtendedKeyEvent, 0, 1, 0, 0, 0, 0x61, 0, 0, 0, 0x1e}
+)
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+
+func runFilter(in []byte, mode Mode) ([]byte, error) {
+	var out bytes.Buffer
+	err := newFilter(bytes.NewReader(in), &out, mode).run()
+	return out.Bytes(), err
+}
+
+func TestFilterModes(t *testing.T) {
+	rest := cat(pixelFormat, encodings, fbRequest, contUpdates, fence)
+	input := cat(keyDown, pointer, cutText, extCutText, xvp, desktopSize, qemuKey)
+	mixed := cat(greeting, encodings, keyDown, fbRequest, pointer, cutText, fence, xvp, qemuKey, desktopSize, extCutText, pixelFormat, contUpdates)
+	for _, tc := range []struct {
+		name       string
+		in         []byte
+		view, ctrl []byte
+	}{
+		{"handshake only", greeting, greeting, greeting},
+		{"exclusive access is made shared", exclusive, greeting, greeting},
+		{"VNC authentication response", cat([]byte("RFB 003.007\n\x02"), bytes.Repeat([]byte{9}, 16), []byte{1}),
+			cat([]byte("RFB 003.007\n\x02"), bytes.Repeat([]byte{9}, 16), []byte{1}),
+			cat([]byte("RFB 003.007\n\x02"), bytes.Repeat([]byte{9}, 16), []byte{1})},
+		{"non-input passes in both modes", cat(greeting, rest), cat(greeting, rest), cat(greeting, rest)},
+		{"input passes only in control", cat(greeting, input), greeting, cat(greeting, input)},
+		{"mixed keeps order", mixed,
+			cat(greeting, encodings, fbRequest, fence, pixelFormat, contUpdates), mixed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, m := range []struct {
+				mode Mode
+				want []byte
+			}{{ModeView, tc.view}, {ModeControl, tc.ctrl}} {
+				got, err := runFilter(tc.in, m.mode)
+				if err != io.EOF {
+					t.Errorf("%s: run = %v, want io.EOF", m.mode, err)
+				}
+				if diff := cmp.Diff(m.want, got); diff != "" {
+					t.Errorf("%s: output mismatch (-want +got):\n%s", m.mode, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestFilterRefuses(t *testing.T) {
+	bigCut := []byte{msgClientCutText, 0, 0, 0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(bigCut[4:], maxCutText+1)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		err  error
+	}{
+		{"RFB 3.3", []byte("RFB 003.003\n"), errProtocol},
+		{"not RFB", []byte("GET / HTTP/1.1\r\n\r\n"), errProtocol},
+		{"unknown security type", []byte("RFB 003.008\n\x10"), errProtocol},
+		{"unknown message type", cat(greeting, []byte{7, 0, 0, 0}), errProtocol},
+		{"unknown QEMU message", cat(greeting, []byte{msgQEMU, 1, 0, 0}), errProtocol},
+		{"fence payload too long", cat(greeting, []byte{msgFence, 0, 0, 0, 0, 0, 0, 0, 65}), errProtocol},
+		{"clipboard too long", cat(greeting, bigCut), errProtocol},
+		{"truncated version", []byte("RFB 00"), io.ErrUnexpectedEOF},
+		{"truncated pointer event", cat(greeting, pointer[:3]), io.ErrUnexpectedEOF},
+		{"truncated encodings", cat(greeting, encodings[:9]), io.ErrUnexpectedEOF},
+		{"truncated clipboard", cat(greeting, cutText[:10]), io.ErrUnexpectedEOF},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, mode := range []Mode{ModeView, ModeControl} {
+				if _, err := runFilter(tc.in, mode); !errors.Is(err, tc.err) {
+					t.Errorf("%s: run = %v, want %v", mode, err, tc.err)
+				}
+			}
+		})
+	}
+}
+
+// FuzzFilter holds the filter's contract on any client stream: it never
+// panics; in control mode what it passes is the input (shared flag forced)
+// up to where it stopped; and a view stream holds no input message, which
+// shows as: filtering it again, in either mode, changes nothing.
+func FuzzFilter(f *testing.F) {
+	f.Add(cat(greeting, pixelFormat, encodings, fbRequest, keyDown, pointer, cutText, extCutText))
+	f.Add(cat(exclusive, contUpdates, fence, xvp, desktopSize, qemuKey))
+	f.Add(cat([]byte("RFB 003.007\n\x02"), bytes.Repeat([]byte{9}, 16), []byte{0}, keyDown))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		ctrl, _ := runFilter(in, ModeControl)
+		want := append([]byte(nil), in[:min(len(in), len(ctrl))]...)
+		if shared := sharedFlagAt(in); shared < len(want) {
+			want[shared] = 1
+		}
+		if !bytes.Equal(ctrl, want) {
+			t.Fatalf("control output is not the input:\n in  %x\n out %x", in, ctrl)
+		}
+		v, _ := runFilter(in, ModeView)
+		for _, mode := range []Mode{ModeView, ModeControl} {
+			again, _ := runFilter(v, mode)
+			if !bytes.Equal(again, v) {
+				t.Fatalf("view output changes when filtered again in %s mode:\n in   %x\n view %x\n again %x", mode, in, v, again)
+			}
+		}
+	})
+}
+
+// sharedFlagAt returns the offset of ClientInit's shared flag in a client
+// stream (past the end if the security type is not known).
+func sharedFlagAt(in []byte) int {
+	if len(in) > 12 && in[12] == securityVNCAuth {
+		return 12 + 1 + 16
+	}
+	return 12 + 1
+}
