@@ -32,8 +32,10 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 # Benchmarks against real desktops; prints p50/p95/p99 per verb.
+BENCHTIME ?= 20x
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 200x -timeout 20m ./...
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./... | tee bench.out
+	@echo; echo 'percentiles (p50/p95/p99, ms) per benchmark:'; grep -E 'p50' bench.out || true
 
 # A short fuzzing pass over every parser (FUZZTIME each).
 FUZZTIME ?= 20s
@@ -42,6 +44,11 @@ fuzz:
 
 demo: deps build
 	./scripts/demo.sh
+
+# The desktop image for the docker runtime, built from Debian packages (a
+# debootstrap base when no registry is reachable); a no-op when current.
+image: deps build
+	./scripts/build-image.sh $(VERSION)
 
 clean:
 	rm -rf $(BIN)
