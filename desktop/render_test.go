@@ -83,7 +83,7 @@ func TestRenderEveryTheme(t *testing.T) {
 
 			foot := readFile(t, filepath.Join(dir, "foot/foot.ini"))
 			for _, want := range []string{"background=" + th.Surface.Hex(), "foreground=" + th.Text.Hex(),
-				"regular0=" + th.ANSI[0].Hex(), "bright7=" + th.ANSI[15].Hex(), "font=DejaVu Sans Mono"} {
+				"regular0=" + th.ANSI[0].Hex(), "bright7=" + th.ANSI[15].Hex(), "font=DejaVu Sans Mono", "shell=/bin/bash"} {
 				if !strings.Contains(foot, want) {
 					t.Errorf("foot.ini lacks %q:\n%s", want, foot)
 				}

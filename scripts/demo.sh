@@ -1,7 +1,8 @@
 #!/bin/sh
 # The demo (`make demo`, after deps and build): runs the fleet on the local
 # runtime, creates one session, waits for its desktop, saves a screenshot,
-# prints where to look, and keeps the fleet in the foreground until Ctrl-C.
+# prints where to look (the live view's link too), and keeps the fleet in
+# the foreground until Ctrl-C.
 # Desktops outlive the fleet: the next `make demo` re-adopts them.
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ data=${ATELIER_DATA_DIR:-$PWD/.data}
 mkdir -p "$data"
 chmod 711 "$data"
 
-bin/atelier serve --addr "127.0.0.1:$port" --data-dir "$data" --runtime local &
+ATELIER_PUBLIC_URL="$url" bin/atelier serve --addr "127.0.0.1:$port" --data-dir "$data" --runtime local &
 fleet=$!
 trap 'kill "$fleet" 2>/dev/null; wait "$fleet" 2>/dev/null; exit 0' INT TERM
 trap 'kill "$fleet" 2>/dev/null' EXIT
@@ -30,7 +31,9 @@ until bin/atelier session ls >/dev/null 2>&1; do
   sleep 0.1
 done
 
-id=$(bin/atelier session create --label demo --timeout 120s --json | sed -n 's/^  "id": "\(sess_[a-z2-7]*\)",$/\1/p')
+created=$(bin/atelier session create --label demo --timeout 120s --json)
+id=$(printf '%s\n' "$created" | sed -n 's/^  "id": "\(sess_[a-z2-7]*\)",$/\1/p')
+embed=$(printf '%s\n' "$created" | sed -n 's/^  "embed_url": "\([^"]*\)",\{0,1\}$/\1/p')
 [ -n "$id" ] || { echo "demo: no session was created" >&2; exit 1; }
 shot="$data/$id.png"
 bin/atelier session screenshot "$id" -o "$shot" >/dev/null
@@ -41,6 +44,8 @@ cat <<MSG
     API        $url   (try: curl $url/sessions)
     session    $id
     screenshot $shot
+    live view  $embed
+               (open it in a browser on this machine; the link carries its own token)
 
   Drive it:  echo '{"action":"key","text":"super+Return"}' | ATELIER_URL=$url bin/atelier act $id
   Look:      ATELIER_URL=$url bin/atelier session screenshot $id -o shot.png

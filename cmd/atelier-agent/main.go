@@ -101,8 +101,10 @@ func serve(ctx context.Context, log *slog.Logger, runDir, home string, res deskt
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
+	var srv *agent.Server // set before sup runs, so before it reloads sway
 	sup, err := supervisor.New(supervisor.Options{
 		RunDir: runDir, Home: home, Resolution: res, Theme: theme, Logger: log,
+		SwayReloaded: func() { srv.KeymapReset() },
 	})
 	if err != nil {
 		return err
@@ -123,7 +125,7 @@ func serve(ctx context.Context, log *slog.Logger, runDir, home string, res deskt
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := agent.New(agent.Options{WaylandSocket: sup.WaylandSocket(), Status: sup.Status, Logger: log})
+	srv = agent.New(agent.Options{WaylandSocket: sup.WaylandSocket(), Status: sup.Status, Logger: log})
 	var wg sync.WaitGroup
 	var serveErr error
 	wg.Go(func() {

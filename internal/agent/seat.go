@@ -65,6 +65,10 @@ func newSeat(d *wayland.Display) (*seat, error) {
 	return s, nil
 }
 
+// forgetKeymap makes the next keyboard use upload the keymap again, for when
+// the compositor replaced it (see Server.KeymapReset).
+func (s *seat) forgetKeymap() { s.uploaded = "" }
+
 // syncKeymap uploads the keymap if it changed since the last upload.
 // Requests on one connection are handled in order, so keys sent after it
 // use the new keymap.

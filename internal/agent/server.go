@@ -297,6 +297,25 @@ func (s *Server) do(ctx context.Context, req *agentapi.Request, resp *agentapi.R
 	return wlErr(d, d.Roundtrip(ctx))
 }
 
+// KeymapReset tells the server that the compositor dropped its virtual
+// keyboard's keymap: sway's reload re-applies its input config to every
+// keyboard, virtual ones included, leaving the default layout, where the
+// agent's keycodes mean other keys (Return became 4, so super+Return
+// switched workspace). No Wayland event says so, hence this call from
+// whoever reloads sway; the next keyboard action uploads the keymap again.
+// Uploading before every action instead would cost each key ~3 ms.
+func (s *Server) KeymapReset() {
+	s.connMu.Lock()
+	st := s.seat
+	s.connMu.Unlock()
+	if st == nil {
+		return // a new connection uploads its keymap anyway
+	}
+	s.inputMu.Lock()
+	st.forgetKeymap()
+	s.inputMu.Unlock()
+}
+
 // inputPlan performs a checked input request.
 type inputPlan func(ctx context.Context, st *seat, s *Server) error
 

@@ -5,12 +5,15 @@
 package api
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 
-	"atelier/internal/apitype"
+	"atelier/internal/audit"
+	"atelier/internal/budget"
 	"atelier/internal/sessions"
+	"atelier/internal/snapshot"
+	"atelier/internal/tasks"
+	"atelier/internal/view"
 )
 
 // Options configure a Server. Zero values take the defaults noted.
@@ -18,13 +21,25 @@ type Options struct {
 	Sessions *sessions.Manager // required
 	// Token, if set, is the bearer token every route but /health needs.
 	Token string
-	// Budget reports today's spend; nil reports none spent against CapUSD.
-	Budget func(ctx context.Context) (apitype.Budget, error)
+	// Budget serves GET /budget; nil reports nothing spent against CapUSD.
+	Budget *budget.Budget
 	// CapUSD is the daily cap reported while Budget is nil.
 	CapUSD float64
+	// Tasks serves the task routes; nil answers them 503.
+	Tasks *tasks.Manager
+	// Audit serves GET /sessions/{id}/audit and records session lifecycle
+	// events; nil answers the route 503 and records nothing.
+	Audit *audit.Log
 	// Version is reported by /health.
 	Version string
 	Logger  *slog.Logger // nil: discard
+	// View, if set, serves the live view and mints the links in the
+	// session JSON; nil: no live view.
+	View *view.Handler
+	// Snapshots, if set, keeps snapshots of the homes of Desktops (the
+	// fleet's runtime); nil: the snapshot routes answer 404.
+	Snapshots *snapshot.Store
+	Desktops  snapshot.Desktops
 }
 
 // Server serves the fleet API.
@@ -34,6 +49,7 @@ type Server struct {
 	log      *slog.Logger
 	handler  http.Handler
 	patterns []string
+	viewMux  *http.ServeMux // the live view's routes; nil without one
 }
 
 // New returns a Server; its Handler serves every route.
@@ -42,6 +58,10 @@ func New(opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{sessions: opts.Sessions, opts: opts, log: opts.Logger}
+	if opts.View != nil {
+		s.viewMux = http.NewServeMux()
+		opts.View.Register(s.viewMux)
+	}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		h := rt.h

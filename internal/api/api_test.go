@@ -15,6 +15,7 @@ import (
 	"atelier/internal/sessions"
 	"atelier/internal/sessions/sessionstest"
 	"atelier/internal/store"
+	"atelier/internal/view"
 )
 
 const token = "test-token-0123456789abcdef"
@@ -41,7 +42,16 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := api.New(api.Options{Sessions: m, Token: token, Version: "test", CapUSD: 5})
+	tokens, err := view.NewTokens(filepath.Join(t.TempDir(), "embed.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vh, err := view.NewHandler(view.Options{Dialer: m, Tokens: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { vh.Close() })
+	srv := api.New(api.Options{Sessions: m, Token: token, Version: "test", CapUSD: 5, View: vh})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { hs.Close(); m.Close(); st.Close() })
 	return &fixture{srv: srv, rt: rt, url: hs.URL, id: s.ID}
@@ -111,6 +121,11 @@ func TestAuthEveryRoute(t *testing.T) {
 					if resp.StatusCode == http.StatusUnauthorized {
 						t.Errorf("open route refused: %s", b)
 					}
+					// The live view's page and socket are gated by the
+					// embed token instead: a bearer token is no substitute.
+					if embedGated(p) && resp.StatusCode != http.StatusForbidden {
+						t.Errorf("token-gated route without an embed token: status %d, want 403: %s", resp.StatusCode, b)
+					}
 					return
 				}
 				if resp.StatusCode != http.StatusUnauthorized {
@@ -133,6 +148,11 @@ func TestAuthEveryRoute(t *testing.T) {
 			}
 		})
 	}
+}
+
+// embedGated reports whether route p is gated by an embed token.
+func embedGated(p string) bool {
+	return p == "GET /sessions/{id}/embed" || p == "GET /sessions/{id}/vnc"
 }
 
 func TestSessionRoutes(t *testing.T) {

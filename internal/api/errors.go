@@ -8,6 +8,8 @@ import (
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
 	"atelier/internal/sessions"
+	"atelier/internal/snapshot"
+	"atelier/internal/snapshot/archive"
 )
 
 // apiError is an error with its status and code decided where it arose
@@ -56,6 +58,14 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusGatewayTimeout, apitype.CodeNotReady, msg
 	case errors.Is(err, sessions.ErrUnavailable):
 		return http.StatusServiceUnavailable, apitype.CodeUnavailable, msg
+	case errors.Is(err, snapshot.ErrInUse):
+		return http.StatusConflict, apitype.CodeSnapshotInUse, msg
+	case errors.Is(err, snapshot.ErrNotFound):
+		return http.StatusNotFound, apitype.CodeNotFound, msg
+	case errors.Is(err, snapshot.ErrBadID):
+		return http.StatusBadRequest, apitype.CodeBadID, msg
+	case errors.Is(err, archive.ErrUnsafe):
+		return http.StatusBadRequest, apitype.CodeBadSnapshot, msg
 	}
 	if pe, ok := errors.AsType[*agentapi.Error](err); ok {
 		if strings.HasPrefix(string(pe.Code), "bad_") || pe.Code == agentapi.CodeTooLarge || pe.Code == agentapi.CodeUnknownAction || pe.Code == agentapi.CodeUnknownField || pe.Code == agentapi.CodeMissingField {

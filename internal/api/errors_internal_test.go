@@ -12,6 +12,8 @@ import (
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
 	"atelier/internal/sessions"
+	"atelier/internal/snapshot"
+	"atelier/internal/snapshot/archive"
 )
 
 func TestClassify(t *testing.T) {
@@ -32,6 +34,10 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("%w: x", sessions.ErrUnavailable), 503, apitype.CodeUnavailable},
 		{fmt.Errorf("shot: %w", agentapi.Errorf(agentapi.CodeBadCoordinate, "off")), 400, "bad_coordinate"},
 		{fmt.Errorf("shot: %w", agentapi.Errorf(agentapi.CodeInternal, "oops")), 502, apitype.CodeUnavailable},
+		{fmt.Errorf("delete: %w", snapshot.ErrInUse), 409, apitype.CodeSnapshotInUse},
+		{fmt.Errorf("get: %w", snapshot.ErrNotFound), 404, apitype.CodeNotFound},
+		{fmt.Errorf("get: %w", snapshot.ErrBadID), 400, apitype.CodeBadID},
+		{fmt.Errorf("extract: %w", &archive.EntryError{Name: "../x", Reason: "escapes"}), 400, apitype.CodeBadSnapshot},
 		{&http.MaxBytesError{Limit: 64 << 10}, 413, apitype.CodeTooLarge},
 		{badRequest("x", "y"), 400, "x"},
 		{errors.New("disk on fire at /var/lib/atelier"), 500, apitype.CodeInternal},

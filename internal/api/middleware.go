@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"atelier/internal/apitype"
+	"atelier/internal/audit"
 )
 
 // serve adapts a handler: an error it returns is written in the API's
@@ -36,6 +37,8 @@ var queryTokenNames = []string{"token", "access_token", "api_token", "apikey", "
 func (s *Server) auth(next handler) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		want := s.opts.Token
+		// Everything a request does is audited under the API's actor.
+		r = r.WithContext(audit.WithActor(r.Context(), actorAPI))
 		if want == "" {
 			return next(w, r)
 		}

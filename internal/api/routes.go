@@ -1,6 +1,10 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+
+	"atelier/internal/tasks"
+)
 
 // route is one entry of the API's surface.
 type route struct {
@@ -26,7 +30,29 @@ func (s *Server) routes() []route {
 		{pattern: "GET /sessions/{id}/screenshot", h: s.handleScreenshot},
 		{pattern: "POST /sessions/{id}/actions", h: s.handleActions},
 
+		// The live view: these carry their own gate, the embed token in the
+		// URL (403 without a valid one); minting one needs the bearer token.
+		{pattern: "POST /sessions/{id}/embed-token", h: s.handleEmbedToken},
+		{pattern: "GET /sessions/{id}/embed", h: s.handleView, open: true},
+		{pattern: "GET /sessions/{id}/vnc", h: s.handleView, open: true},
+		{pattern: "GET /view/assets/", h: s.handleView, open: true},
+		{pattern: "GET /view/novnc/core/", h: s.handleView, open: true},
+		{pattern: "GET /view/novnc/vendor/", h: s.handleView, open: true},
+
+		{pattern: "POST /sessions/{id}/snapshot", h: s.handleTakeSnapshot},
+		{pattern: "GET /snapshots", h: s.handleListSnapshots},
+		{pattern: "DELETE /snapshots/{id}", h: s.handleDeleteSnapshot},
+
 		{pattern: "GET /budget", h: s.handleBudget},
+
+		{pattern: "POST /sessions/{id}/task", h: s.taskRoute(tasks.SubmitHandler)},
+		{pattern: "GET /sessions/{id}/tasks", h: s.taskRoute(tasks.ListHandler)},
+		{pattern: "GET /tasks/{id}", h: s.taskRoute(tasks.GetHandler)},
+		{pattern: "GET /tasks/{id}/stream", h: s.taskRoute(tasks.StreamHandler)},
+		{pattern: "POST /tasks/{id}/cancel", h: s.taskRoute(tasks.CancelHandler)},
+		{pattern: "GET /tasks/{id}/steps/{step}/screenshot", h: s.taskRoute(tasks.ScreenshotHandler)},
+
+		{pattern: "GET /sessions/{id}/audit", h: s.handleAudit},
 	}
 }
 

@@ -20,12 +20,16 @@ const (
 	maxWait     = 10 * time.Minute
 )
 
-func toAPI(s sessions.Session) apitype.Session {
-	return apitype.Session{
-		ID: s.ID, SessionID: s.ID, Label: s.Label, Theme: s.Theme, Resolution: s.Resolution.String(),
-		State: string(s.State), Desired: s.Desired, Reason: s.Reason, Detail: s.Detail, Runtime: s.Runtime, SnapshotID: s.SnapshotID,
-		CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+// toAPI shows a session as the API does, with live-view links minted
+// afresh for this response.
+func (s *Server) toAPI(se sessions.Session) apitype.Session {
+	out := apitype.Session{
+		ID: se.ID, SessionID: se.ID, Label: se.Label, Theme: se.Theme, Resolution: se.Resolution.String(),
+		State: string(se.State), Desired: se.Desired, Reason: se.Reason, Detail: se.Detail, Runtime: se.Runtime, SnapshotID: se.SnapshotID,
+		CreatedAt: se.CreatedAt, UpdatedAt: se.UpdatedAt,
 	}
+	out.EmbedURL, out.ViewURL = s.viewLinks(se.ID)
+	return out
 }
 
 // waitParams reads ?wait=ready and &timeout= (a Go duration or seconds).
@@ -68,13 +72,14 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
+	s.recordSession(r.Context(), se.ID, "created")
 	w.Header().Set("Location", "/sessions/"+se.ID)
 	if wait {
 		if se, err = s.sessions.WaitReady(r.Context(), se.ID, timeout); err != nil {
 			return err
 		}
 	}
-	encode(w, http.StatusCreated, toAPI(se))
+	encode(w, http.StatusCreated, s.toAPI(se))
 	return nil
 }
 
@@ -86,7 +91,7 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) erro
 	}
 	out := apitype.SessionList{Sessions: make([]apitype.Session, 0, len(list))}
 	for _, se := range list {
-		out.Sessions = append(out.Sessions, toAPI(se))
+		out.Sessions = append(out.Sessions, s.toAPI(se))
 	}
 	encode(w, http.StatusOK, out)
 	return nil
@@ -107,7 +112,7 @@ func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, toAPI(se))
+	encode(w, http.StatusOK, s.toAPI(se))
 	return nil
 }
 
@@ -125,6 +130,12 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 	if err := s.sessions.Delete(r.Context(), r.PathValue("id"), purge); err != nil {
 		return err
 	}
+	s.recordSession(r.Context(), r.PathValue("id"), "deleted")
+	if purge && s.opts.Audit != nil {
+		if err := s.opts.Audit.Purge(r.PathValue("id")); err != nil {
+			return err
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -135,7 +146,8 @@ func (s *Server) handleStopSession(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, toAPI(se))
+	s.recordSession(r.Context(), se.ID, "stopped")
+	encode(w, http.StatusOK, s.toAPI(se))
 	return nil
 }
 
@@ -149,12 +161,13 @@ func (s *Server) handleStartSession(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	s.recordSession(r.Context(), se.ID, "started")
 	if wait {
 		if se, err = s.sessions.WaitReady(r.Context(), se.ID, timeout); err != nil {
 			return err
 		}
 	}
-	encode(w, http.StatusOK, toAPI(se))
+	encode(w, http.StatusOK, s.toAPI(se))
 	return nil
 }
 
@@ -171,7 +184,7 @@ func (s *Server) handleSetTheme(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, toAPI(se))
+	encode(w, http.StatusOK, s.toAPI(se))
 	return nil
 }
 

@@ -35,6 +35,7 @@ type command struct {
 var commands = []command{
 	{"serve", "run the fleet: the HTTP API and the desktops", runServe},
 	{"session", "create, list, show, stop, start, remove sessions; set a theme; screenshot", runSession},
+	{"snapshot", "snapshot a session's home; list and remove snapshots", runSnapshot},
 	{"act", "run actions (JSON on stdin) on a session through the fleet", runAct},
 	{"task", "run a goal on a session (--follow), list, show, cancel tasks", runTask},
 	{"audit", "verify audit files offline; show a session's audit (--follow)", runAudit},

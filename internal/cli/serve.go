@@ -9,12 +9,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"atelier/internal/api"
-	"atelier/internal/apitype"
-	"atelier/internal/budget"
+	"atelier/internal/audit"
 	"atelier/internal/config"
+	"atelier/internal/fleetwire"
 	"atelier/internal/sessions"
 	"atelier/internal/store"
 	"atelier/internal/version"
@@ -48,25 +49,41 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer st.Close()
-	rt, err := newRuntime(cfg, log.With("runtime", cfg.Runtime))
+	// Opened before the runtime so it closes after the runtime detaches.
+	al, err := audit.Open(filepath.Join(cfg.DataDir, "audit"), audit.Options{Logger: log.With("part", "audit")})
+	if err != nil {
+		return err
+	}
+	defer al.Close()
+	rt, images, err := newRuntime(ctx, cfg, log.With("runtime", cfg.Runtime))
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
-	mgr, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: log})
+	snaps, err := newSnapshots(cfg, st, images, log.With("part", "snapshot"))
+	if err != nil {
+		return err
+	}
+	mgr, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: log, Snapshots: snaps, Auditor: fleetwire.Audit{Log: al}})
 	if err != nil {
 		return err
 	}
 	defer mgr.Close()
-	spend, err := budget.New(ctx, budget.Options{Store: st, CapUSD: cfg.MaxUSDPerDay})
+	vh, err := newView(cfg, mgr, log.With("part", "view"))
 	if err != nil {
 		return err
 	}
+	// Deferred, so it runs after Shutdown: Shutdown leaves hijacked
+	// connections (the views' WebSockets) to their owner.
+	defer vh.Close()
+	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: mgr, Runtime: rt, Audit: al,
+		Model: cfg.Model, CapUSD: cfg.MaxUSDPerDay, DataDir: cfg.DataDir, Logger: log.With("part", "tasks")})
+	if err != nil {
+		return err
+	}
+	defer stopTasks()
 	srv := api.New(api.Options{Sessions: mgr, Token: cfg.APIToken, Version: version.Version, Logger: log,
-		Budget: func(ctx context.Context) (apitype.Budget, error) {
-			t, err := spend.Today(ctx)
-			return apitype.Budget{Day: t.Day, SpentUSD: t.SpentUSD, ReservedUSD: t.ReservedUSD, CapUSD: t.CapUSD}, err
-		}})
+		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -94,13 +94,14 @@ func (wf *waitFlags) finish(env *Env, s apitype.Session, verb string, took time.
 }
 
 func runSessionCreate(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "session create", "[--label L] [--theme T] [--resolution WxH] [--wait=false] [--json]")
+	fs := newFlagSet(env, "session create", "[--label L] [--theme T] [--resolution WxH] [--from SNAPSHOT] [--wait=false] [--json]")
 	var req apitype.CreateSession
 	var wf waitFlags
 	fs.StringVar(&req.Label, "label", "", "a label for people")
 	fs.StringVar(&req.Theme, "theme", "", "palette name (default terracotta)")
 	fs.StringVar(&req.Resolution, "resolution", "", "WIDTHxHEIGHT (default 1280x720)")
-	fs.StringVar(&req.SnapshotID, "snapshot", "", "create from this snapshot")
+	fs.StringVar(&req.SnapshotID, "from", "", "create from this snapshot (atelier snapshot ls)")
+	fs.StringVar(&req.SnapshotID, "snapshot", "", "the same as --from")
 	wf.register(fs)
 	if _, err := parseArgs(fs, args, 0); err != nil {
 		return err

@@ -62,6 +62,11 @@ type Config struct {
 	// AgentPath is the atelier-agent binary the local runtime runs in each
 	// desktop; empty means the one beside the atelier binary.
 	AgentPath string
+	// View configures the live view; Docker the docker runtime.
+	View   View
+	Docker Docker
+	// Model configures the task backends.
+	Model Model
 }
 
 // Load reads the server's configuration from args (the flags of atelier
@@ -98,6 +103,11 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 		}
 		c.MaxUSDPerDay = f
 	}
+	m, err := loadModel(getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	c.Model = m
 	if v := getenv(EnvBindPublic); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -120,6 +130,9 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	fs.StringVar(&c.Runtime, "runtime", c.Runtime, "desktop runtime: "+strings.Join(Runtimes, " or ")+" (env "+EnvRuntime+")")
 	fs.BoolVar(&c.BindPublic, "bind-public", c.BindPublic, "listen beyond loopback even without "+EnvToken+" (env "+EnvBindPublic+")")
 	fs.StringVar(&c.AgentPath, "agent", c.AgentPath, "atelier-agent binary for the local runtime (default: beside atelier; env "+EnvAgent+")")
+	if err := c.loadExtras(getenv, fs); err != nil {
+		return Config{}, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -150,6 +163,7 @@ func (c Config) Validate() error {
 	if c.APIToken != "" && len(c.APIToken) < 16 {
 		errs = append(errs, fmt.Errorf("%s is %d characters: use at least 16 (openssl rand -hex 32)", EnvToken, len(c.APIToken)))
 	}
+	errs = append(errs, c.validateExtras()...)
 	return errors.Join(errs...)
 }
 
@@ -209,6 +223,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Float64("max_usd_per_day", c.MaxUSDPerDay),
 		slog.Bool("bind_public", c.BindPublic),
 		slog.String("agent", c.AgentPath),
+		slog.Any("model", c.Model),
 	)
 }
 

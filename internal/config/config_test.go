@@ -47,6 +47,8 @@ func TestLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			got.Model = config.Model{}                            // TestLoadModel covers it
+			got.View, got.Docker = config.View{}, config.Docker{} // TestLoadView covers them
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Load mismatch (-want +got):\n%s", diff)
 			}

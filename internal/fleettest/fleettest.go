@@ -1,7 +1,7 @@
 // Package fleettest runs real fleets for tests: New starts one in-process
-// (store, local runtime, session manager, API on a loopback port) with a
-// ready client; Serve starts `atelier serve` as a subprocess, for tests
-// that kill the fleet. Tests skip, loudly, only where desktops cannot run.
+// (store, local runtime, session manager, snapshots, live view, API on a
+// loopback port) with a ready client; Serve starts `atelier serve` as a
+// subprocess, for tests that kill the fleet. Tests skip, loudly, only where desktops cannot run.
 package fleettest
 
 import (
@@ -24,10 +24,15 @@ import (
 	"time"
 
 	"atelier/internal/api"
+	"atelier/internal/audit"
 	"atelier/internal/client"
+	"atelier/internal/config"
+	"atelier/internal/fleetwire"
 	"atelier/internal/runtime/local"
 	"atelier/internal/sessions"
+	"atelier/internal/snapshot"
 	"atelier/internal/store"
+	"atelier/internal/view"
 )
 
 // Options configure a fleet. Zero values take the defaults noted.
@@ -98,22 +103,47 @@ func New(t testing.TB, opts Options) *Fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
+	al, err := audit.Open(filepath.Join(opts.DataDir, "audit"), audit.Options{Logger: opts.Logger})
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
 	rt, err := local.New(local.Options{DataDir: opts.DataDir, AgentPath: Binary(t, "atelier-agent"), Logger: opts.Logger})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
 	}
-	m, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: opts.Logger, Reconcile: 500 * time.Millisecond})
+	snaps, err := snapshot.New(snapshot.Options{DB: st, Dir: filepath.Join(opts.DataDir, "snapshots"), Logger: opts.Logger})
 	if err != nil {
 		rt.Close()
 		st.Close()
+		t.Fatal(err)
+	}
+	m, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: opts.Logger, Reconcile: 500 * time.Millisecond, Snapshots: snaps, Auditor: fleetwire.Audit{Log: al}})
+	if err != nil {
+		rt.Close()
+		st.Close()
+		t.Fatal(err)
+	}
+	tokens, err := view.NewTokens(filepath.Join(opts.DataDir, "embed.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vh, err := view.NewHandler(view.Options{Dialer: m, Tokens: tokens, Logger: opts.Logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: m, Runtime: rt, Audit: al,
+		Model: config.Model{Backend: "scripted"}, DataDir: opts.DataDir, Logger: opts.Logger})
+	if err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: api.New(api.Options{Sessions: m, Token: opts.Token, Version: "fleettest", Logger: opts.Logger}).Handler()}
+	hs := &http.Server{Handler: api.New(api.Options{Sessions: m, Token: opts.Token, Version: "fleettest", Logger: opts.Logger,
+		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al}).Handler()}
 	go hs.Serve(ln)
 	url := "http://" + ln.Addr().String()
 	f := &Fleet{URL: url, Client: client.New(url, opts.Token, nil), Sessions: m, Runtime: rt, DataDir: opts.DataDir}
@@ -121,8 +151,11 @@ func New(t testing.TB, opts Options) *Fleet {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		hs.Shutdown(sctx)
+		vh.Close()
+		stopTasks()
 		m.Close()
 		rt.Close()
+		al.Close()
 		st.Close()
 	}
 	t.Cleanup(func() {

@@ -62,8 +62,13 @@ type Options struct {
 	AgentPath string
 	// Path is the PATH of the desktop's programs; empty means this
 	// process's PATH, or a standard one.
-	Path   string
-	Logger *slog.Logger
+	Path string
+	// SwayReloaded, if set, is called after each live reload of sway's
+	// configuration (a theme change). Sway's reload resets the keymap of
+	// every keyboard, the agent's virtual one included, so the agent must
+	// upload its keymap again (agent.Server.KeymapReset).
+	SwayReloaded func()
+	Logger       *slog.Logger
 }
 
 // Timing of supervision.
@@ -272,7 +277,7 @@ func (s *Supervisor) swayGeneration(ctx context.Context) error {
 	wenv := append(s.baseEnv(), "WAYLAND_DISPLAY="+WaylandDisplay)
 	deps.Go(func() {
 		// wayvnc will not listen on a path a crashed one left behind.
-		s.keep(gen, WayVNC, wenv, func() { os.Remove(s.vncSock) }, "wayvnc", "--render-cursor", "-u", s.vncSock)
+		s.keep(gen, WayVNC, wenv, func() { os.Remove(s.vncSock) }, wayvncArgv(s.vncSock)...)
 	})
 	deps.Go(func() {
 		s.keep(gen, Waybar, wenv, nil, "waybar",
@@ -292,6 +297,17 @@ func (s *Supervisor) swayGeneration(ctx context.Context) error {
 		return nil
 	}
 	return p.exitError()
+}
+
+// wayvncArgv is how wayvnc is started: through sh, which ignores SIGPIPE
+// and then execs wayvnc in its place (same pid, so signals and status
+// reach wayvnc). wayvnc does not ignore SIGPIPE itself, and a write to a
+// viewer that left mid-frame must end that viewer, not the server. An
+// ignored disposition survives exec; Go cannot set one for a single child
+// (ignoring SIGPIPE in the agent would pass it on to sway and so to every
+// program of the desktop, where `yes | head` relies on SIGPIPE).
+func wayvncArgv(sock string) []string {
+	return []string{"sh", "-c", `trap '' PIPE; exec "$@"`, "sh", "wayvnc", "--render-cursor", "-u", sock}
 }
 
 // awaitSway waits until sway's Wayland socket exists and its IPC answers.

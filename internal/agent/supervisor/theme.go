@@ -94,6 +94,10 @@ func (s *Supervisor) applyThemeFile(ctx context.Context) {
 	if err := swayCommand(ctx, s.swaySock, "reload"); err != nil {
 		s.log.Warn("apply theme: sway reload", "theme", th.Name, "err", err)
 	}
+	// Even a failed reload may have reset the keyboards.
+	if s.opts.SwayReloaded != nil {
+		s.opts.SwayReloaded()
+	}
 	if err := s.signal(Waybar, syscall.SIGUSR2); err != nil {
 		s.log.Warn("apply theme: waybar reload", "theme", th.Name, "err", err)
 	}

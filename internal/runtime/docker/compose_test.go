@@ -137,7 +137,7 @@ func freePort(t *testing.T) int {
 // The fleet service of compose.yaml builds, starts with the docker runtime
 // and answers /health on its published loopback port.
 func TestComposeFleetAnswersHealth(t *testing.T) {
-	engine(t) // the engine, and the local Debian base built
+	_, desktopImage := engine(t) // the engine, the local Debian base and the desktop image built
 	root := repoRoot()
 	build := exec.CommandContext(t.Context(), "go", "build", "-o", filepath.Join(root, "bin", "atelier"), "./cmd/atelier")
 	build.Dir = root
@@ -160,8 +160,13 @@ func TestComposeFleetAnswersHealth(t *testing.T) {
 		cmd := exec.CommandContext(ctx, cmdline[0], cmdline[1:]...)
 		cmd.Dir, cmd.Env = root, append(os.Environ(), env...)
 		cmd.Run()
-		exec.CommandContext(ctx, "docker", "rmi", "atelier/fleet:"+project).Run()
+		exec.CommandContext(ctx, "docker", "rmi", "atelier/fleet:"+project, "atelier/desktop:"+project).Run()
 	})
+	// The fleet checks at start that its desktop image exists; the one
+	// engine built serves under this project's tag.
+	if out, err := exec.CommandContext(t.Context(), "docker", "tag", desktopImage, "atelier/desktop:"+project).CombinedOutput(); err != nil {
+		t.Fatalf("tag the desktop image: %v\n%s", err, out)
+	}
 	if out, err := runCompose(t, env, "-p", project, "up", "-d", "--build", "--no-deps", "fleet"); err != nil {
 		t.Fatalf("compose up fleet: %v\n%s", err, out)
 	}

@@ -105,18 +105,18 @@ func WriteTar(ctx context.Context, tw *tar.Writer, dir string, owner *Owner) (in
 		return h
 	}
 	err = fs.WalkDir(root.FS(), ".", func(name string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if err != nil {
+			return vanished(name, err)
 		}
 		if name == "." {
 			return nil
 		}
 		fi, err := e.Info()
 		if err != nil {
-			return err
+			return vanished(name, err)
 		}
 		switch {
 		case fi.Mode().IsDir():
@@ -124,7 +124,7 @@ func WriteTar(ctx context.Context, tw *tar.Writer, dir string, owner *Owner) (in
 		case fi.Mode()&fs.ModeSymlink != 0:
 			target, err := root.Readlink(name)
 			if err != nil {
-				return err
+				return vanished(name, err)
 			}
 			return tw.WriteHeader(own(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777, ModTime: fi.ModTime()}))
 		case fi.Mode().IsRegular():
@@ -135,11 +135,22 @@ func WriteTar(ctx context.Context, tw *tar.Writer, dir string, owner *Owner) (in
 	return n, err
 }
 
-// writeFile writes the regular file name of root as it is when opened.
+// vanished drops err when it says the entry name was removed after the walk
+// listed it: a live tree (a running desktop's home) loses files at any time,
+// and such a file is simply not in the archive. Any other error stands.
+func vanished(name string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) && name != "." {
+		return nil
+	}
+	return err
+}
+
+// writeFile writes the regular file name of root as it is when opened; one
+// removed before it is opened is skipped.
 func writeFile(tw *tar.Writer, root *os.Root, name string, own func(*tar.Header) *tar.Header) error {
 	f, err := root.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return err
+		return vanished(name, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()

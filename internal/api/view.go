@@ -1,0 +1,69 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"atelier/internal/apitype"
+	"atelier/internal/view"
+)
+
+// viewLinks mints the control and view links of session id, or none
+// without a live view.
+func (s *Server) viewLinks(id string) (embed, watch string) {
+	if s.opts.View == nil {
+		return "", ""
+	}
+	c, err := s.opts.View.Link(id, view.ModeControl, 0)
+	if err != nil {
+		s.log.Error("mint embed link", "session", id, "err", err)
+		return "", ""
+	}
+	v, err := s.opts.View.Link(id, view.ModeView, 0)
+	if err != nil {
+		s.log.Error("mint view link", "session", id, "err", err)
+		return c.URL, ""
+	}
+	return c.URL, v.URL
+}
+
+// handleView serves the live view's own routes (the page, its WebSocket,
+// its assets); the embed token in the URL is their gate.
+func (s *Server) handleView(w http.ResponseWriter, r *http.Request) error {
+	if s.viewMux == nil {
+		return &apiError{status: http.StatusNotFound, code: apitype.CodeNotFound, msg: "this fleet has no live view"}
+	}
+	s.viewMux.ServeHTTP(w, r)
+	return nil
+}
+
+// handleEmbedToken serves POST /sessions/{id}/embed-token: 201 with a
+// fresh link for an existing session.
+func (s *Server) handleEmbedToken(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.View == nil {
+		return &apiError{status: http.StatusNotFound, code: apitype.CodeNotFound, msg: "this fleet has no live view"}
+	}
+	body, err := decode[apitype.EmbedToken](w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	mode, err := view.ParseMode(body.Mode)
+	if err != nil {
+		return badRequest(apitype.CodeBadRequest, err.Error())
+	}
+	if body.TTLSeconds < 0 || body.TTLSeconds > int64(view.MaxTTL/time.Second) {
+		return badRequest(apitype.CodeBadRequest, fmt.Sprintf("ttl_seconds %d: want 0 (the default) up to %d", body.TTLSeconds, int64(view.MaxTTL/time.Second)))
+	}
+	se, err := s.sessions.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	link, err := s.opts.View.Link(se.ID, mode, time.Duration(body.TTLSeconds)*time.Second)
+	if err != nil {
+		return badRequest(apitype.CodeBadRequest, err.Error())
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	encode(w, http.StatusCreated, apitype.EmbedLink{URL: link.URL, Token: link.Token, Mode: string(link.Mode), ExpiresAt: link.ExpiresAt})
+	return nil
+}

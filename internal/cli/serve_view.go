@@ -1,0 +1,28 @@
+package cli
+
+import (
+	"log/slog"
+	"path/filepath"
+
+	"atelier/internal/config"
+	"atelier/internal/sessions"
+	"atelier/internal/snapshot"
+	"atelier/internal/store"
+	"atelier/internal/view"
+)
+
+// newView returns the live view of mgr's desktops, its token key kept in
+// the data dir so links outlive a restart.
+func newView(cfg config.Config, mgr *sessions.Manager, log *slog.Logger) (*view.Handler, error) {
+	tokens, err := view.NewTokens(filepath.Join(cfg.DataDir, "embed.key"))
+	if err != nil {
+		return nil, err
+	}
+	return view.NewHandler(view.Options{Dialer: mgr, Tokens: tokens, FrameAncestors: cfg.View.FrameAncestors,
+		PublicURL: cfg.View.PublicURL, DefaultTTL: cfg.View.EmbedTTL, NoVNCDir: cfg.View.NoVNCDir, Logger: log})
+}
+
+// newSnapshots returns the snapshot store, its archives in the data dir.
+func newSnapshots(cfg config.Config, st *store.Store, images snapshot.Images, log *slog.Logger) (*snapshot.Store, error) {
+	return snapshot.New(snapshot.Options{DB: st, Dir: filepath.Join(cfg.DataDir, "snapshots"), Images: images, Logger: log})
+}

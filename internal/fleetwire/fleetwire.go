@@ -1,0 +1,165 @@
+// Package fleetwire holds the small adapters that join the fleet's parts
+// where their consumer-defined interfaces meet: the sessions manager as the
+// tasks' Desktops, the audit log as the sessions' Auditor and the tasks'
+// Recorder, and the budget as a file in every running desktop. `atelier
+// serve` and fleettest wire the same adapters.
+package fleetwire
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"atelier/desktop"
+	"atelier/internal/agentapi"
+	"atelier/internal/audit"
+	"atelier/internal/budget"
+	"atelier/internal/sessions"
+	"atelier/internal/tasks"
+)
+
+// Desktops is the sessions manager as tasks.Desktops.
+type Desktops struct{ Sessions *sessions.Manager }
+
+// Agent returns a running session's agent; a missing or stopped session
+// wraps tasks.ErrNoDesktop.
+func (d Desktops) Agent(ctx context.Context, id string) (*agentapi.Client, error) {
+	c, err := d.Sessions.Agent(ctx, id)
+	if errors.Is(err, sessions.ErrNoSession) || errors.Is(err, sessions.ErrNotRunning) || errors.Is(err, sessions.ErrBadID) {
+		return nil, fmt.Errorf("%w: %v", tasks.ErrNoDesktop, err)
+	}
+	return c, err
+}
+
+// Audit writes the fleet's events into the audit log.
+type Audit struct{ Log *audit.Log }
+
+// actor is the request's actor (set by the API's auth), else the fleet.
+func actor(ctx context.Context) string {
+	if a := audit.ActorFrom(ctx); a != "" {
+		return a
+	}
+	return audit.ActorFleet
+}
+
+// RecordAction satisfies sessions.Auditor: one action entry per action.
+func (a Audit) RecordAction(ctx context.Context, id string, rec sessions.ActionRecord) error {
+	res := audit.Result{Code: audit.CodeOK, DurationMS: float64(rec.Took) / float64(time.Millisecond)}
+	if !rec.OK && rec.Error != nil {
+		res.Code, res.Message = string(rec.Error.Code), rec.Error.Message
+	}
+	return a.action(ctx, id, actor(ctx), rec.Request, res)
+}
+
+func (a Audit) action(ctx context.Context, id, who string, req agentapi.Request, res audit.Result) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("audit action: %w", err)
+	}
+	_, err = a.Log.Append(ctx, audit.Entry{Session: id, Actor: who, Kind: audit.KindAction, Action: b, Result: &res})
+	return err
+}
+
+// RecordSession writes a session entry for a lifecycle event ("created",
+// "stopped", "started", "deleted").
+func (a Audit) RecordSession(ctx context.Context, id, event string) error {
+	_, err := a.Log.Append(ctx, audit.Entry{Session: id, Actor: actor(ctx), Kind: audit.KindSession, Detail: map[string]any{"event": event}})
+	return err
+}
+
+// RecordTaskEvent satisfies tasks.Recorder. A task's first event is
+// preceded by a task "start" entry; a step writes one action entry per
+// action (actor task:<id>) and a cost entry when the model was called; the
+// final event writes a task "end" entry.
+func (a Audit) RecordTaskEvent(ctx context.Context, sessionID, taskID string, ev tasks.Event) error {
+	who := audit.ActorTask + taskID
+	task := func(detail map[string]any) error {
+		detail["task"] = taskID
+		_, err := a.Log.Append(ctx, audit.Entry{Session: sessionID, Actor: who, Kind: audit.KindTask, Detail: detail})
+		return err
+	}
+	if ev.ID == 1 {
+		if err := task(map[string]any{"event": "start"}); err != nil {
+			return err
+		}
+	}
+	switch ev.Type {
+	case tasks.EventStep:
+		for i, req := range ev.Actions {
+			res := audit.Result{Code: audit.CodeOK}
+			if i >= len(ev.Results) {
+				res = audit.Result{Code: "not_run"}
+			} else if !ev.Results[i].OK {
+				res = audit.Result{Code: "error", Message: ev.Results[i].Error}
+			}
+			if err := a.action(ctx, sessionID, who, req, res); err != nil {
+				return err
+			}
+		}
+		if ev.Usage != nil {
+			c := audit.Cost{USD: ev.StepUSD, Model: ev.Usage.Model, InputTokens: ev.Usage.InputTokens, OutputTokens: ev.Usage.OutputTokens}
+			if _, err := a.Log.Append(ctx, audit.Entry{Session: sessionID, Actor: who, Kind: audit.KindCost, Cost: &c}); err != nil {
+				return err
+			}
+		}
+	case tasks.EventEnd:
+		return task(map[string]any{"event": "end", "status": string(ev.Status), "total_usd": ev.TotalUSD})
+	}
+	return nil
+}
+
+// BudgetFiles keeps desktop.BudgetFile current in every running desktop.
+type BudgetFiles struct {
+	Budget   *budget.Budget
+	Sessions *sessions.Manager
+	Runtime  sessions.Runtime
+	Logger   *slog.Logger
+	// Changed, when signalled, makes Refresh write at once.
+	Changed chan struct{}
+}
+
+// Write writes t into every running desktop's run dir.
+func (f BudgetFiles) Write(ctx context.Context, t budget.Totals) {
+	b, err := json.Marshal(t.ForDesktop(time.Now()))
+	if err != nil {
+		f.Logger.Error("budget file", "err", err)
+		return
+	}
+	list, err := f.Sessions.List(ctx)
+	if err != nil {
+		f.Logger.Warn("budget file: list sessions", "err", err)
+		return
+	}
+	for _, se := range list {
+		switch se.State {
+		case sessions.StateStarting, sessions.StateReady, sessions.StateDegraded:
+		default:
+			continue
+		}
+		if err := f.Runtime.WriteRunFile(ctx, se.ID, desktop.BudgetFile, b); err != nil {
+			f.Logger.Warn("budget file", "session", se.ID, "err", err)
+		}
+	}
+}
+
+// Refresh writes the budget file now and then every interval, so a new
+// desktop gets one and waybar's staleness mark stays honest, and at once
+// on Changed, until ctx ends.
+func (f BudgetFiles) Refresh(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if t, err := f.Budget.Today(ctx); err == nil {
+			f.Write(ctx, t)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-f.Changed:
+		}
+	}
+}

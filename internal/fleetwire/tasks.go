@@ -1,0 +1,76 @@
+package fleetwire
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"atelier/internal/audit"
+	"atelier/internal/budget"
+	"atelier/internal/config"
+	"atelier/internal/model/anthropic"
+	"atelier/internal/model/holo"
+	"atelier/internal/model/scripted"
+	"atelier/internal/sessions"
+	"atelier/internal/store"
+	"atelier/internal/tasks"
+)
+
+// budgetRefresh is how often every desktop's budget file is rewritten
+// without a change, so waybar's staleness mark means the fleet is gone.
+const budgetRefresh = 30 * time.Second
+
+// TaskParts are the parts tasks need.
+type TaskParts struct {
+	Store    *store.Store
+	Sessions *sessions.Manager
+	Runtime  sessions.Runtime
+	Audit    *audit.Log // optional
+	Model    config.Model
+	CapUSD   float64
+	DataDir  string
+	Logger   *slog.Logger
+}
+
+// Tasks builds the budget and the task manager, and keeps the budget file
+// current in every running desktop. stop ends the refresh and closes the
+// manager (running tasks end interrupted).
+func Tasks(ctx context.Context, p TaskParts) (*budget.Budget, *tasks.Manager, func(), error) {
+	files := BudgetFiles{Sessions: p.Sessions, Runtime: p.Runtime, Logger: p.Logger, Changed: make(chan struct{}, 1)}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	b, err := budget.New(ctx, budget.Options{Store: p.Store, CapUSD: p.CapUSD,
+		OnChange: func(budget.Totals) {
+			select { // a refresh already pending covers this change
+			case files.Changed <- struct{}{}:
+			default:
+			}
+		}})
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	files.Budget = b
+	opts := tasks.Options{Store: p.Store, Budget: b, Desktops: Desktops{p.Sessions}, DataDir: p.DataDir,
+		DefaultBackend: p.Model.Backend, Prices: p.Model.Prices, Logger: p.Logger,
+		Backends: map[string]tasks.Backend{
+			"holo":      holo.New(holo.Options{Endpoint: p.Model.HoloEndpoint}),
+			"anthropic": anthropic.New(anthropic.Options{APIKey: p.Model.AnthropicKey}),
+			"scripted":  scripted.Backend{},
+		}}
+	if p.Audit != nil {
+		opts.Recorder = Audit{p.Audit}
+	}
+	tm, err := tasks.New(ctx, opts)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); files.Refresh(rctx, budgetRefresh) }()
+	stop := func() {
+		tm.Close()
+		cancel()
+		<-done
+	}
+	return b, tm, stop, nil
+}
