@@ -119,9 +119,9 @@ func TestTasksAndAudit(t *testing.T) {
 	if status != http.StatusOK || json.Unmarshal(body, &task) != nil {
 		t.Fatalf("get task: %d %s", status, body)
 	}
-	if task.Status != tasks.StatusDone || task.Steps != len(script) || task.EndedAt.IsZero() || task.SessionID != s.ID || len(task.Events) != len(evs) {
+	if task.Status != tasks.StatusDone || task.Steps != len(script)+1 || task.EndedAt.IsZero() || task.SessionID != s.ID || len(task.Events) != len(evs) {
 		t.Errorf("task after its end: status %s, %d steps, ended %v, session %s, %d events; want done, %d steps, ended, %s, %d events",
-			task.Status, task.Steps, task.EndedAt, task.SessionID, len(task.Events), len(script), s.ID, len(evs))
+			task.Status, task.Steps, task.EndedAt, task.SessionID, len(task.Events), len(script)+1, s.ID, len(evs))
 	}
 
 	status, body = apiCall(t, ctx, f, http.MethodGet, "/budget", nil)
@@ -160,17 +160,25 @@ func TestTasksAndAudit(t *testing.T) {
 }
 
 // checkEvents checks a finished scripted task's stream: ids 1..n in order,
-// one step per script action carrying that action, then one final event.
+// one step per script action carrying that action, the step in which the
+// script, having seen the last result, finishes without acting, then one
+// final event.
 func checkEvents(t *testing.T, evs []tasks.Event, script []agentapi.Request) {
 	t.Helper()
-	if len(evs) != len(script)+1 {
-		t.Fatalf("stream has %d events, want %d steps and an end: %+v", len(evs), len(script), evs)
+	if len(evs) != len(script)+2 {
+		t.Fatalf("stream has %d events, want %d steps and an end: %+v", len(evs), len(script)+1, evs)
 	}
 	for i, ev := range evs {
 		if ev.ID != i+1 {
 			t.Errorf("event %d has id %d, want %d", i, ev.ID, i+1)
 		}
-		if i == len(script) {
+		switch i {
+		case len(script):
+			if ev.Type != tasks.EventStep || ev.Step != i+1 || len(ev.Actions) != 0 {
+				t.Errorf("event %d = %+v, want step %d without actions", i+1, ev, i+1)
+			}
+			continue
+		case len(script) + 1:
 			if ev.Type != tasks.EventEnd || ev.Status != tasks.StatusDone {
 				t.Errorf("final event %+v, want end with status done", ev)
 			}
