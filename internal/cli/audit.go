@@ -154,7 +154,7 @@ func runAuditShow(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
-	api, err := newTaskAPI(env)
+	api, err := newAPIClient(env)
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func runAuditShow(ctx context.Context, env *Env, args []string) error {
 			q.Set(audit.ParamFollow, "1")
 		}
 		path := "/sessions/" + url.PathEscape(pos[0]) + "/audit?" + q.Encode()
-		resp, err := api.do(ctx, http.MethodGet, path, nil, http.StatusOK, http.Header{"Accept": {"application/jsonl"}})
+		resp, err := api.Raw(ctx, http.MethodGet, path, nil, http.Header{"Accept": {"application/jsonl"}}, http.StatusOK)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,9 +15,7 @@ import (
 	"time"
 
 	"atelier/internal/agentapi"
-	"atelier/internal/apitype"
 	"atelier/internal/client"
-	"atelier/internal/config"
 	"atelier/internal/tasks"
 )
 
@@ -49,83 +46,16 @@ func runTask(ctx context.Context, env *Env, args []string) error {
 	return fmt.Errorf("%w: unknown task command %q", ErrUsage, args[0])
 }
 
-// taskAPI calls the fleet's task routes; the stream needs the raw response,
-// which the typed client does not expose.
-type taskAPI struct {
-	url, token string
-	hc         *http.Client
-}
-
-func newTaskAPI(env *Env) (*taskAPI, error) {
-	c, err := config.LoadClient(env.Getenv)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUsage, err)
-	}
-	return &taskAPI{url: c.URL, token: c.Token, hc: http.DefaultClient}, nil
-}
-
-// do sends a request and returns the response if its status is want, else
-// the fleet's error as a *client.Error.
-func (a *taskAPI) do(ctx context.Context, method, path string, in any, want int, header http.Header) (*http.Response, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", method, path, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.url+path, body)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode == want {
-		return resp, nil
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e apitype.Error
-	if json.Unmarshal(b, &e) != nil || e.Err.Code == "" {
-		return nil, &client.Error{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("%s %s: %s", method, path, strings.TrimSpace(string(b)))}
-	}
-	return nil, &client.Error{Status: resp.StatusCode, Code: e.Err.Code, Message: e.Err.Message}
-}
-
-func (a *taskAPI) call(ctx context.Context, method, path string, in, out any, want int) error {
-	resp, err := a.do(ctx, method, path, in, want, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-	}
-	return nil
-}
-
 // follow streams a task's events to each, resuming with Last-Event-ID when
 // the connection drops, until the final event.
-func (a *taskAPI) follow(ctx context.Context, id string, each func(tasks.Event)) (tasks.Event, error) {
+func followTask(ctx context.Context, a *client.Client, id string, each func(tasks.Event)) (tasks.Event, error) {
 	last, drops := 0, 0
 	for {
 		h := http.Header{"Accept": {"text/event-stream"}}
 		if last > 0 {
 			h.Set("Last-Event-ID", strconv.Itoa(last))
 		}
-		resp, err := a.do(ctx, http.MethodGet, "/tasks/"+id+"/stream", nil, http.StatusOK, h)
+		resp, err := a.Raw(ctx, http.MethodGet, "/tasks/"+id+"/stream", nil, h, http.StatusOK)
 		if err != nil {
 			return tasks.Event{}, err
 		}
@@ -188,12 +118,12 @@ func runTaskRun(ctx context.Context, env *Env, args []string) error {
 			spec.Script[i].V = agentapi.Version
 		}
 	}
-	api, err := newTaskAPI(env)
+	api, err := newAPIClient(env)
 	if err != nil {
 		return err
 	}
 	var sr tasks.SubmitResponse
-	if err := api.call(ctx, http.MethodPost, "/sessions/"+pos[0]+"/task", spec, &sr, http.StatusAccepted); err != nil {
+	if err := api.Call(ctx, http.MethodPost, "/sessions/"+pos[0]+"/task", spec, &sr, http.StatusAccepted); err != nil {
 		return explain(err)
 	}
 	if !*follow {
@@ -207,7 +137,7 @@ func runTaskRun(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "task %s on %s\n", sr.TaskID, pos[0])
 	}
 	p := newProgress(env)
-	end, err := api.follow(ctx, sr.TaskID, func(ev tasks.Event) {
+	end, err := followTask(ctx, api, sr.TaskID, func(ev tasks.Event) {
 		if *asJSON {
 			json.NewEncoder(env.Stdout).Encode(ev)
 			return
@@ -332,14 +262,14 @@ func runTaskList(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	api, err := newTaskAPI(env)
+	api, err := newAPIClient(env)
 	if err != nil {
 		return err
 	}
 	var list struct {
 		Tasks []tasks.Task `json:"tasks"`
 	}
-	if err := api.call(ctx, http.MethodGet, "/sessions/"+pos[0]+"/tasks", nil, &list, http.StatusOK); err != nil {
+	if err := api.Call(ctx, http.MethodGet, "/sessions/"+pos[0]+"/tasks", nil, &list, http.StatusOK); err != nil {
 		return explain(err)
 	}
 	if *asJSON {
@@ -364,12 +294,12 @@ func runTaskShow(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	api, err := newTaskAPI(env)
+	api, err := newAPIClient(env)
 	if err != nil {
 		return err
 	}
 	var t tasks.Task
-	if err := api.call(ctx, http.MethodGet, "/tasks/"+pos[0], nil, &t, http.StatusOK); err != nil {
+	if err := api.Call(ctx, http.MethodGet, "/tasks/"+pos[0], nil, &t, http.StatusOK); err != nil {
 		return explain(err)
 	}
 	if *asJSON {
@@ -401,12 +331,12 @@ func runTaskCancel(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	api, err := newTaskAPI(env)
+	api, err := newAPIClient(env)
 	if err != nil {
 		return err
 	}
 	var out map[string]string
-	if err := api.call(ctx, http.MethodPost, "/tasks/"+pos[0]+"/cancel", nil, &out, http.StatusAccepted); err != nil {
+	if err := api.Call(ctx, http.MethodPost, "/tasks/"+pos[0]+"/cancel", nil, &out, http.StatusAccepted); err != nil {
 		return explain(err)
 	}
 	fmt.Fprintf(env.Stdout, "%s cancelling\n", pos[0])

@@ -46,9 +46,30 @@ type Error struct {
 // Error reports the message, the status and the code.
 func (e *Error) Error() string { return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code) }
 
+// Raw sends a request with extra headers and returns the response if its
+// status is want, otherwise the fleet's error as an *Error. It serves the
+// streaming routes (SSE, JSONL); the caller closes the body.
+func (c *Client) Raw(ctx context.Context, method, path string, body any, header http.Header, want int) (*http.Response, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		r = bytes.NewReader(b)
+	}
+	return c.do(ctx, method, path, nil, r, header, want)
+}
+
+// Call sends in (if not nil) as JSON to path, which may carry a query, and
+// decodes the answer into out (if not nil).
+func (c *Client) Call(ctx context.Context, method, path string, in, out any, want int) error {
+	return c.call(ctx, method, path, nil, in, out, want)
+}
+
 // do sends a request and returns the response if its status is want;
 // otherwise the fleet's error. The caller closes the body.
-func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, want int) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, header http.Header, want int) (*http.Response, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -56,6 +77,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -90,7 +114,7 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, in
 		}
 		body = bytes.NewReader(b)
 	}
-	resp, err := c.do(ctx, method, path, q, body, want)
+	resp, err := c.do(ctx, method, path, q, body, nil, want)
 	if err != nil {
 		return err
 	}
@@ -183,7 +207,7 @@ func (c *Client) Screenshot(ctx context.Context, id string, o ScreenshotOptions)
 	if o.Quality != 0 {
 		q.Set("quality", strconv.Itoa(o.Quality))
 	}
-	resp, err := c.do(ctx, http.MethodGet, "/sessions/"+url.PathEscape(id)+"/screenshot", q, nil, http.StatusOK)
+	resp, err := c.do(ctx, http.MethodGet, "/sessions/"+url.PathEscape(id)+"/screenshot", q, nil, nil, http.StatusOK)
 	if err != nil {
 		return apitype.Image{}, err
 	}
