@@ -5,9 +5,10 @@
 #   make build && docker build -t atelier/fleet:dev .
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
-# Root certificates for the model providers' HTTPS APIs.
+# Root certificates for the model providers' HTTPS APIs; noVNC's modules,
+# which the live view serves (/usr/share/novnc).
 RUN apt-get update -q \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ca-certificates \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ca-certificates novnc \
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY bin/atelier /usr/local/bin/atelier
 # Root in the container: the fleet hands each desktop's run dir to the
