@@ -48,6 +48,14 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusBadRequest, apitype.CodeBadResolution, msg
 	case errors.Is(err, sessions.ErrBadAction):
 		return http.StatusBadRequest, apitype.CodeBadAction, msg
+	case errors.Is(err, snapshot.ErrInUse):
+		return http.StatusConflict, apitype.CodeSnapshotInUse, msg
+	case errors.Is(err, snapshot.ErrNotFound):
+		return http.StatusNotFound, apitype.CodeNotFound, msg
+	case errors.Is(err, snapshot.ErrBadID):
+		return http.StatusBadRequest, apitype.CodeBadID, msg
+	case errors.Is(err, archive.ErrUnsafe):
+		return http.StatusBadRequest, apitype.CodeBadSnapshot, msg
 	case errors.Is(err, sessions.ErrBadInput):
 		return http.StatusBadRequest, apitype.CodeBadRequest, msg
 	case errors.Is(err, sessions.ErrNotRunning):
@@ -58,14 +66,6 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusGatewayTimeout, apitype.CodeNotReady, msg
 	case errors.Is(err, sessions.ErrUnavailable):
 		return http.StatusServiceUnavailable, apitype.CodeUnavailable, msg
-	case errors.Is(err, snapshot.ErrInUse):
-		return http.StatusConflict, apitype.CodeSnapshotInUse, msg
-	case errors.Is(err, snapshot.ErrNotFound):
-		return http.StatusNotFound, apitype.CodeNotFound, msg
-	case errors.Is(err, snapshot.ErrBadID):
-		return http.StatusBadRequest, apitype.CodeBadID, msg
-	case errors.Is(err, archive.ErrUnsafe):
-		return http.StatusBadRequest, apitype.CodeBadSnapshot, msg
 	}
 	if pe, ok := errors.AsType[*agentapi.Error](err); ok {
 		if strings.HasPrefix(string(pe.Code), "bad_") || pe.Code == agentapi.CodeTooLarge || pe.Code == agentapi.CodeUnknownAction || pe.Code == agentapi.CodeUnknownField || pe.Code == agentapi.CodeMissingField {

@@ -390,7 +390,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (Session, error) 
 		}
 		home, image, err := m.opts.Snapshots.OpenSnapshot(ctx, o.SnapshotID)
 		if err != nil {
-			return Session{}, fmt.Errorf("%w: snapshot %q: %v", ErrBadInput, o.SnapshotID, err)
+			return Session{}, fmt.Errorf("%w: snapshot %q: %w", ErrBadInput, o.SnapshotID, err)
 		}
 		defer home.Close()
 		spec.HomeArchive, spec.Image = home, image
