@@ -64,12 +64,13 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: log, Snapshots: snaps, Auditor: fleetwire.Audit{Log: al}})
+	auditor := fleetwire.Audit{Log: al}
+	mgr, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: log, Snapshots: snaps, Auditor: auditor})
 	if err != nil {
 		return err
 	}
 	defer mgr.Close()
-	vh, err := newView(cfg, mgr, log.With("part", "view"))
+	vh, err := newView(cfg, mgr, auditor.RecordViewer, log.With("part", "view"))
 	if err != nil {
 		return err
 	}

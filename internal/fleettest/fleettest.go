@@ -129,7 +129,7 @@ func New(t testing.TB, opts Options) *Fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vh, err := view.NewHandler(view.Options{Dialer: m, Tokens: tokens, Logger: opts.Logger})
+	vh, err := view.NewHandler(view.Options{Dialer: m, Tokens: tokens, OnViewer: fleetwire.Audit{Log: al}.RecordViewer, Logger: opts.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}

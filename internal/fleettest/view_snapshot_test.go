@@ -87,6 +87,27 @@ func TestLiveViewThroughFleet(t *testing.T) {
 		}
 	}
 
+	// The audit records the control view opening and closing; refused
+	// dials leave no entry. The close is written as the proxy winds down.
+	var events []string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		status, body := apiCall(t, ctx, f, http.MethodGet, "/sessions/"+s.ID+"/audit?kind=view", nil)
+		if status != http.StatusOK {
+			t.Fatalf("audit: %d %s", status, body)
+		}
+		events = events[:0]
+		for _, e := range decodeEntries(t, body) {
+			events = append(events, e.Actor+" "+e.Detail["event"].(string))
+		}
+		if len(events) >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if want := []string{"viewer:control open", "viewer:control close"}; strings.Join(events, ",") != strings.Join(want, ",") {
+		t.Errorf("view audit entries %q, want %q", events, want)
+	}
+
 	link, err := f.Client.EmbedLink(ctx, s.ID, "view", 60)
 	if err != nil || link.Mode != "view" || time.Until(link.ExpiresAt) > 61*time.Second {
 		t.Errorf("embed-token: %+v, %v", link, err)

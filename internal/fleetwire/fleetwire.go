@@ -6,6 +6,7 @@
 package fleetwire
 
 import (
+	"atelier/internal/view"
 	"context"
 	"encoding/json"
 	"errors"
@@ -109,6 +110,17 @@ func (a Audit) RecordTaskEvent(ctx context.Context, sessionID, taskID string, ev
 		return task(map[string]any{"event": "end", "status": string(ev.Status), "total_usd": ev.TotalUSD})
 	}
 	return nil
+}
+
+// RecordViewer writes a live view's opening or closing as a view entry. It
+// runs on the view's goroutine, so a failing disk is logged by the audit
+// log, not returned.
+func (a Audit) RecordViewer(ev view.ViewerEvent) {
+	detail := map[string]any{"event": "open", "mode": string(ev.Mode)}
+	if !ev.Opened {
+		detail["event"], detail["duration_ms"] = "close", ev.Duration.Milliseconds()
+	}
+	a.Log.Append(context.Background(), audit.Entry{Session: ev.Session, Actor: "viewer:" + string(ev.Mode), Kind: audit.KindView, Detail: detail})
 }
 
 // BudgetFiles keeps desktop.BudgetFile current in every running desktop.

@@ -59,7 +59,19 @@ type Options struct {
 	DefaultTTL time.Duration
 	// DialTimeout bounds reaching the desktop. Default: 10s.
 	DialTimeout time.Duration
-	Logger      *slog.Logger
+	// OnViewer, if set, hears every view that opens and closes (the fleet
+	// writes them to the audit log). It must not block.
+	OnViewer func(ViewerEvent)
+	Logger   *slog.Logger
+}
+
+// ViewerEvent is a view of a session opening or closing.
+type ViewerEvent struct {
+	Session string
+	Mode    Mode
+	Opened  bool
+	// Duration is how long the view lasted (on close).
+	Duration time.Duration
 }
 
 // DefaultNoVNCDir is where Debian's novnc package puts noVNC.

@@ -55,8 +55,16 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	}
 	t0 := time.Now()
 	h.log.Debug("viewer connected", "session", id, "mode", claims.Mode)
+	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Opened: true})
 	err = proxy(ctx, ws, desk, claims.Mode)
+	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Duration: time.Since(t0)})
 	h.log.Debug("viewer gone", "session", id, "mode", claims.Mode, "took", time.Since(t0), "err", err)
+}
+
+func (h *Handler) viewerEvent(ev ViewerEvent) {
+	if h.opts.OnViewer != nil {
+		h.opts.OnViewer(ev)
+	}
 }
 
 // drainTimeout bounds how long a view that has ended waits for the desktop
