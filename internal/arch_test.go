@@ -73,7 +73,9 @@ func TestEveryPackageHasADocComment(t *testing.T) {
 }
 
 func TestImportRules(t *testing.T) {
-	leaves := []string{"atelier/desktop", "atelier/internal/agentapi", "atelier/internal/apitype", "atelier/internal/config", "atelier/internal/audit", "atelier/internal/version"}
+	// config is not a leaf: it parses the price table with package model
+	// and names the default image after the version.
+	leaves := []string{"atelier/desktop", "atelier/internal/agentapi", "atelier/internal/apitype", "atelier/internal/audit", "atelier/internal/version"}
 	for _, p := range packages(t) {
 		path := p.ImportPath
 		imports := func(target string) bool {

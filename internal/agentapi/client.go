@@ -61,7 +61,14 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return Response{}, Errorf(CodeTimeout, "%s: the agent did not answer in time", req.Action)
+			// The connection's deadline may fire a moment before the
+			// context's own timer: the caller still learns it was its
+			// deadline.
+			timeout := Errorf(CodeTimeout, "%s: the agent did not answer in time", req.Action)
+			if _, ok := ctx.Deadline(); ok {
+				return Response{}, fmt.Errorf("%w: %w", timeout, context.DeadlineExceeded)
+			}
+			return Response{}, timeout
 		}
 		return Response{}, Errorf(CodeUnavailable, "%s: %v", req.Action, err)
 	}
