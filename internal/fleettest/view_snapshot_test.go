@@ -193,9 +193,9 @@ func TestSnapshotCloneThroughFleet(t *testing.T) {
 	if _, err := c.CreateSession(ctx, apitype.CreateSession{SnapshotID: "NOT-AN-ID"}, 0); !isStatus(err, http.StatusBadRequest) {
 		t.Errorf("create from a bad snapshot id: %v, want 400", err)
 	}
-	// The body names a snapshot that is gone: the request is at fault.
-	if _, err := c.CreateSession(ctx, apitype.CreateSession{SnapshotID: sn.ID}, 0); !isStatus(err, http.StatusBadRequest) || !strings.Contains(err.Error(), "not found") {
-		t.Errorf("create from a deleted snapshot: %v, want 400 saying it is not found", err)
+	// The body names a snapshot that is gone: 404, as for any missing thing.
+	if _, err := c.CreateSession(ctx, apitype.CreateSession{SnapshotID: sn.ID}, 0); !isStatus(err, http.StatusNotFound) || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("create from a deleted snapshot: %v, want 404 saying it is not found", err)
 	}
 	if _, err := c.TakeSnapshot(ctx, unknownSession); !isStatus(err, http.StatusNotFound) {
 		t.Errorf("snapshot of an unknown session: %v, want 404", err)
