@@ -2,14 +2,12 @@ package desktoptest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -34,6 +32,7 @@ type Desktop struct {
 	RunDir string
 	Home   string
 	Res    desktop.Resolution
+	SwayIPC
 
 	probeBin string
 	base     string // holds RunDir, Home and the agent's log
@@ -153,6 +152,7 @@ func Start(t testing.TB, opts Options) *Desktop {
 		RunDir: filepath.Join(base, "run"), Home: filepath.Join(base, "home"), Res: opts.Resolution,
 		probeBin: probeBin, base: base, logPath: filepath.Join(base, "agent.log"), uid: uid, gid: gid, exited: make(chan struct{}),
 	}
+	d.IPCSocket = filepath.Join(d.RunDir, supervisor.XDGDir, supervisor.SwaySocket)
 	t.Cleanup(func() { d.cleanup(t) })
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
@@ -312,46 +312,10 @@ func (d *Desktop) Status(t testing.TB) agentapi.Status {
 	return *resp.Status
 }
 
-// Swaymsg runs swaymsg with args against the desktop's sway.
-func (d *Desktop) Swaymsg(t testing.TB, args ...string) []byte {
-	t.Helper()
-	sock := filepath.Join(d.RunDir, supervisor.XDGDir, supervisor.SwaySocket)
-	out, err := exec.Command("swaymsg", append([]string{"-s", sock}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("swaymsg %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-// Exec runs a shell command line inside the desktop, as sway's exec does.
-func (d *Desktop) Exec(t testing.TB, cmdline string) {
-	t.Helper()
-	d.Swaymsg(t, "exec", "--", cmdline)
-}
-
-// Terminal opens foot (with no padding) running cmdline under the app id
-// appID, waits until its window is mapped and focused, and returns its
-// content rectangle in output pixels.
-func (d *Desktop) Terminal(t testing.TB, appID, cmdline string) Rect {
-	t.Helper()
-	d.Exec(t, fmt.Sprintf("foot --app-id=%s -o pad=0x0 -- sh -c %s", appID, shellQuote(cmdline)))
-	return d.WaitWindow(t, appID)
-}
-
-// tree returns sway's layout tree.
-func (d *Desktop) tree(t testing.TB) node {
-	t.Helper()
-	var tree node
-	if err := json.Unmarshal(d.Swaymsg(t, "-t", "get_tree", "-r"), &tree); err != nil {
-		t.Fatalf("decode sway tree: %v", err)
-	}
-	return tree
-}
-
 // Windows counts the windows whose app id is appID.
-func (d *Desktop) Windows(t testing.TB, appID string) int {
+func (c SwayIPC) Windows(t testing.TB, appID string) int {
 	t.Helper()
-	tree := d.tree(t)
+	tree := c.tree(t)
 	return tree.count(appID)
 }
 
@@ -366,23 +330,6 @@ func (n *node) count(appID string) int {
 		}
 	}
 	return c
-}
-
-// WaitWindow waits (15 s at most) until a focused window with appID exists
-// and returns its content rectangle.
-func (d *Desktop) WaitWindow(t testing.TB, appID string) Rect {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		tree := d.tree(t)
-		if n := tree.find(appID); n != nil && n.Focused {
-			return Rect{n.Rect.X + n.WindowRect.X, n.Rect.Y + n.WindowRect.Y, n.WindowRect.Width, n.WindowRect.Height}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no focused window %q after 15s", appID)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // UserTerminal opens a terminal the way a person does, with super+Return

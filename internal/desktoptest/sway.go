@@ -33,8 +33,8 @@ type Sway struct {
 	// WaylandSocket and IPCSocket are the paths of the compositor's Wayland
 	// and sway IPC sockets.
 	WaylandSocket string
-	IPCSocket     string
-	Res           desktop.Resolution
+	SwayIPC
+	Res desktop.Resolution
 
 	uid, gid int
 	cfg      string
@@ -183,10 +183,17 @@ func (s *Sway) stop() {
 	os.RemoveAll(s.Dir)
 }
 
+// SwayIPC drives a running sway through its IPC socket; Sway and Desktop
+// both embed it.
+type SwayIPC struct {
+	// IPCSocket is the path of sway's IPC socket.
+	IPCSocket string
+}
+
 // Msg runs swaymsg with args against this sway and returns its output.
-func (s *Sway) Msg(t testing.TB, args ...string) []byte {
+func (c SwayIPC) Msg(t testing.TB, args ...string) []byte {
 	t.Helper()
-	out, err := exec.Command("swaymsg", append([]string{"-s", s.IPCSocket}, args...)...).CombinedOutput()
+	out, err := exec.Command("swaymsg", append([]string{"-s", c.IPCSocket}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("swaymsg %s: %v: %s", strings.Join(args, " "), err, out)
 	}
@@ -194,37 +201,43 @@ func (s *Sway) Msg(t testing.TB, args ...string) []byte {
 }
 
 // Exec runs a shell command line inside the desktop (as sway's exec does:
-// as DesktopUser, with WAYLAND_DISPLAY set).
-func (s *Sway) Exec(t testing.TB, cmdline string) {
+// as the desktop's user, with WAYLAND_DISPLAY set).
+func (c SwayIPC) Exec(t testing.TB, cmdline string) {
 	t.Helper()
-	s.Msg(t, "exec", "--", cmdline)
+	c.Msg(t, "exec", "--", cmdline)
 }
 
-// Terminal opens foot running cmdline (with sh -c) under the app id appID,
-// waits until its window is mapped and focused, and returns the window's
-// content rectangle in output pixels.
-func (s *Sway) Terminal(t testing.TB, appID, cmdline string) Rect {
+// Terminal opens foot (with no padding) running cmdline (with sh -c) under
+// the app id appID, waits until its window is mapped and focused, and
+// returns the window's content rectangle in output pixels.
+func (c SwayIPC) Terminal(t testing.TB, appID, cmdline string) Rect {
 	t.Helper()
-	s.Exec(t, fmt.Sprintf("foot --app-id=%s -o pad=0x0 -- sh -c %s", appID, shellQuote(cmdline)))
-	return s.WaitWindow(t, appID)
+	c.Exec(t, fmt.Sprintf("foot --app-id=%s -o pad=0x0 -- sh -c %s", appID, shellQuote(cmdline)))
+	return c.WaitWindow(t, appID)
 }
 
 // Rect is a window's rectangle in output pixels.
 type Rect struct{ X, Y, Width, Height int }
 
+// tree returns sway's layout tree.
+func (c SwayIPC) tree(t testing.TB) node {
+	t.Helper()
+	var tree node
+	if err := json.Unmarshal(c.Msg(t, "-t", "get_tree", "-r"), &tree); err != nil {
+		t.Fatalf("decode sway tree: %v", err)
+	}
+	return tree
+}
+
 // WaitWindow waits (15 s at most) until a focused window with appID exists
 // and returns its content rectangle.
-func (s *Sway) WaitWindow(t testing.TB, appID string) Rect {
+func (c SwayIPC) WaitWindow(t testing.TB, appID string) Rect {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		var tree node
-		if err := json.Unmarshal(s.Msg(t, "-t", "get_tree", "-r"), &tree); err != nil {
-			t.Fatalf("decode sway tree: %v", err)
-		}
+		tree := c.tree(t)
 		if n := tree.find(appID); n != nil && n.Focused {
-			r := n.Rect
-			return Rect{r.X + n.WindowRect.X, r.Y + n.WindowRect.Y, n.WindowRect.Width, n.WindowRect.Height}
+			return Rect{n.Rect.X + n.WindowRect.X, n.Rect.Y + n.WindowRect.Y, n.WindowRect.Width, n.WindowRect.Height}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no focused window %q after 15s", appID)

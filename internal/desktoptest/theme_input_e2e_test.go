@@ -37,7 +37,7 @@ func TestDesktopInputAfterThemeChange(t *testing.T) {
 			Name    string `json:"name"`
 			Focused bool   `json:"focused"`
 		}
-		if err := json.Unmarshal(d.Swaymsg(t, "-t", "get_workspaces"), &ws); err != nil {
+		if err := json.Unmarshal(d.Msg(t, "-t", "get_workspaces"), &ws); err != nil {
 			t.Fatal(err)
 		}
 		for _, w := range ws {
