@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"atelier/internal/apitype"
@@ -45,22 +44,15 @@ func runSession(ctx context.Context, env *Env, args []string) error {
 
 // printSession writes s for people: its id, state and the rest.
 func printSession(w io.Writer, s apitype.Session) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	state := s.State
 	if s.Reason != "" {
 		state += " (" + s.Reason + ")"
 	}
-	rows := [][2]string{
+	printFields(w, [][2]string{
 		{"id", s.ID}, {"state", state}, {"label", s.Label}, {"theme", s.Theme},
 		{"resolution", s.Resolution}, {"runtime", s.Runtime + " " + s.Detail}, {"created", s.CreatedAt.Local().Format(time.DateTime)},
 		{"snapshot", s.SnapshotID}, {"embed", s.EmbedURL},
-	}
-	for _, r := range rows {
-		if r[1] != "" {
-			fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
-		}
-	}
-	tw.Flush()
+	})
 }
 
 // waitFlags are the flags of commands that wait for a desktop.
@@ -137,16 +129,11 @@ func runSessionList(ctx context.Context, env *Env, args []string) error {
 	if *asJSON {
 		return printJSON(env.Stdout, apitype.SessionList{Sessions: list})
 	}
-	if len(list) == 0 {
-		fmt.Fprintln(env.Stderr, "no sessions; create one with: atelier session create")
-		return nil
+	rows := make([][]string, len(list))
+	for i, s := range list {
+		rows[i] = []string{s.ID, s.State, s.Label, s.Theme, s.Resolution, s.CreatedAt.Local().Format(time.DateTime)}
 	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tLABEL\tTHEME\tRESOLUTION\tCREATED")
-	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.Label, s.Theme, s.Resolution, s.CreatedAt.Local().Format(time.DateTime))
-	}
-	return tw.Flush()
+	return printTable(env, "no sessions; create one with: atelier session create", "ID\tSTATE\tLABEL\tTHEME\tRESOLUTION\tCREATED", rows)
 }
 
 // oneSession runs a command on one session given as its only argument.

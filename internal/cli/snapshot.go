@@ -3,7 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
+	"strconv"
 	"time"
 
 	"atelier/internal/apitype"
@@ -78,16 +78,11 @@ func runSnapshotList(ctx context.Context, env *Env, args []string) error {
 	if *asJSON {
 		return printJSON(env.Stdout, apitype.SnapshotList{Snapshots: list})
 	}
-	if len(list) == 0 {
-		fmt.Fprintln(env.Stderr, "no snapshots; take one with: atelier snapshot create SESSION")
-		return nil
+	rows := make([][]string, len(list))
+	for i, s := range list {
+		rows[i] = []string{s.ID, s.SessionID, s.Runtime, formatSize(s.Size), strconv.Itoa(s.Files), s.CreatedAt.Local().Format(time.DateTime)}
 	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSESSION\tRUNTIME\tSIZE\tFILES\tCREATED")
-	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.ID, s.SessionID, s.Runtime, formatSize(s.Size), s.Files, s.CreatedAt.Local().Format(time.DateTime))
-	}
-	return tw.Flush()
+	return printTable(env, "no snapshots; take one with: atelier snapshot create SESSION", "ID\tSESSION\tRUNTIME\tSIZE\tFILES\tCREATED", rows)
 }
 
 func runSnapshotRemove(ctx context.Context, env *Env, args []string) error {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"atelier/internal/agentapi"
@@ -275,16 +274,11 @@ func runTaskList(ctx context.Context, env *Env, args []string) error {
 	if *asJSON {
 		return printJSON(env.Stdout, list)
 	}
-	if len(list.Tasks) == 0 {
-		fmt.Fprintf(env.Stderr, "no tasks on %s; start one with: atelier task run %s \"goal\"\n", pos[0], pos[0])
-		return nil
+	rows := make([][]string, len(list.Tasks))
+	for i, t := range list.Tasks {
+		rows[i] = []string{t.ID, string(t.Status), strconv.Itoa(t.Steps), fmt.Sprintf("$%.4f", t.CostUSD), t.CreatedAt.Local().Format(time.DateTime), firstLine(t.Goal)}
 	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tSTEPS\tCOST\tCREATED\tGOAL")
-	for _, t := range list.Tasks {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t$%.4f\t%s\t%s\n", t.ID, t.Status, t.Steps, t.CostUSD, t.CreatedAt.Local().Format(time.DateTime), firstLine(t.Goal))
-	}
-	return tw.Flush()
+	return printTable(env, fmt.Sprintf("no tasks on %s; start one with: atelier task run %s \"goal\"", pos[0], pos[0]), "ID\tSTATUS\tSTEPS\tCOST\tCREATED\tGOAL", rows)
 }
 
 func runTaskShow(ctx context.Context, env *Env, args []string) error {
@@ -305,18 +299,12 @@ func runTaskShow(ctx context.Context, env *Env, args []string) error {
 	if *asJSON {
 		return printJSON(env.Stdout, t)
 	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	for _, r := range [][2]string{
+	printFields(env.Stdout, [][2]string{
 		{"id", t.ID}, {"session", t.SessionID}, {"status", string(t.Status)}, {"goal", t.Goal},
 		{"backend", t.Backend + " " + t.Model}, {"steps", fmt.Sprintf("%d of %d", t.Steps, t.MaxSteps)},
 		{"cost", fmt.Sprintf("$%.4f", t.CostUSD)}, {"answer", t.Answer}, {"error", t.Error},
 		{"created", t.CreatedAt.Local().Format(time.DateTime)},
-	} {
-		if r[1] != "" {
-			fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
-		}
-	}
-	tw.Flush()
+	})
 	for _, ev := range t.Events {
 		if ev.Type == tasks.EventStep {
 			fmt.Fprintf(env.Stdout, "step %d  %s\n", ev.Step, describeStep(ev))
