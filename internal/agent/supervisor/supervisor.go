@@ -222,18 +222,10 @@ func (s *Supervisor) superviseSway(ctx context.Context) {
 	failures := 0
 	for {
 		began := time.Now()
-		err := s.swayGeneration(ctx)
-		if ctx.Err() != nil {
-			s.setStopped(Sway)
+		delay, ok := s.exited(ctx, Sway, began, &failures, s.swayGeneration(ctx))
+		if !ok {
 			return
 		}
-		if time.Since(began) > stableAfter {
-			failures = 0
-		}
-		failures++
-		delay := backoff(failures)
-		s.log.Warn("component exited; restarting", "component", Sway, "err", err, "in", delay)
-		s.setRestarting(Sway, err)
 		for _, n := range []string{WayVNC, Waybar} {
 			s.setRestarting(n, errors.New("sway restarted"))
 		}
@@ -241,6 +233,24 @@ func (s *Supervisor) superviseSway(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// exited records that component name ended with err after starting at
+// began, and returns the backoff before restarting it; false once ctx is
+// done, with the component marked stopped.
+func (s *Supervisor) exited(ctx context.Context, name string, began time.Time, failures *int, err error) (time.Duration, bool) {
+	if ctx.Err() != nil {
+		s.setStopped(name)
+		return 0, false
+	}
+	if time.Since(began) > stableAfter {
+		*failures = 0
+	}
+	*failures++
+	delay := backoff(*failures)
+	s.log.Warn("component exited; restarting", "component", name, "err", err, "in", delay)
+	s.setRestarting(name, err)
+	return delay, true
 }
 
 // swayGeneration starts sway, waits until it answers, keeps wayvnc and waybar
@@ -355,17 +365,10 @@ func (s *Supervisor) keep(ctx context.Context, name string, env []string, cleanu
 			}
 			s.clearProc(name)
 		}
-		if ctx.Err() != nil {
-			s.setStopped(name)
+		delay, ok := s.exited(ctx, name, began, &failures, err)
+		if !ok {
 			return
 		}
-		if time.Since(began) > stableAfter {
-			failures = 0
-		}
-		failures++
-		delay := backoff(failures)
-		s.log.Warn("component exited; restarting", "component", name, "err", err, "in", delay)
-		s.setRestarting(name, err)
 		if !sleep(ctx, delay) {
 			s.setStopped(name)
 			return
