@@ -50,7 +50,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	}
 	defer st.Close()
 	// Opened before the runtime so it closes after the runtime detaches.
-	al, err := audit.Open(filepath.Join(cfg.DataDir, "audit"), audit.Options{Logger: log.With("part", "audit")})
+	al, err := audit.Open(filepath.Join(cfg.DataDir, "audit"), audit.Options{Sync: cfg.Records.AuditSync, RedactTypedText: cfg.Records.AuditRedactTyped, Logger: log.With("part", "audit")})
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	// connections (the views' WebSockets) to their owner.
 	defer vh.Close()
 	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: mgr, Runtime: rt, Audit: al,
-		Model: cfg.Model, CapUSD: cfg.MaxUSDPerDay, DataDir: cfg.DataDir, Logger: log.With("part", "tasks")})
+		Model: cfg.Model, CapUSD: cfg.MaxUSDPerDay, DataDir: cfg.DataDir, StepRetention: cfg.Records.StepRetention, Logger: log.With("part", "tasks")})
 	if err != nil {
 		return err
 	}

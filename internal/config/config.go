@@ -67,6 +67,8 @@ type Config struct {
 	Docker Docker
 	// Model configures the task backends.
 	Model Model
+	// Records configures the audit log and the kept step screenshots.
+	Records Records
 }
 
 // Load reads the server's configuration from args (the flags of atelier
@@ -108,6 +110,9 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 		return Config{}, err
 	}
 	c.Model = m
+	if c.Records, err = loadRecords(getenv); err != nil {
+		return Config{}, err
+	}
 	if v := getenv(EnvBindPublic); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -224,6 +229,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("bind_public", c.BindPublic),
 		slog.String("agent", c.AgentPath),
 		slog.Any("model", c.Model),
+		slog.String("audit_sync", c.Records.AuditSync.String()),
+		slog.Bool("audit_redact_typed", c.Records.AuditRedactTyped),
+		slog.Duration("step_retention", c.Records.StepRetention),
 	)
 }
 

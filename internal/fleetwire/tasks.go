@@ -29,7 +29,10 @@ type TaskParts struct {
 	Model    config.Model
 	CapUSD   float64
 	DataDir  string
-	Logger   *slog.Logger
+	// StepRetention is how long step screenshots are kept; 0: the
+	// manager's default.
+	StepRetention time.Duration
+	Logger        *slog.Logger
 }
 
 // Tasks builds the budget and the task manager, and keeps the budget file
@@ -50,7 +53,7 @@ func Tasks(ctx context.Context, p TaskParts) (*budget.Budget, *tasks.Manager, fu
 		return nil, nil, nil, err
 	}
 	files.Budget = b
-	opts := tasks.Options{Store: p.Store, Budget: b, Desktops: Desktops{p.Sessions}, DataDir: p.DataDir,
+	opts := tasks.Options{Store: p.Store, Budget: b, Desktops: Desktops{p.Sessions}, DataDir: p.DataDir, Retention: p.StepRetention,
 		DefaultBackend: p.Model.Backend, Prices: p.Model.Prices, Logger: p.Logger,
 		Backends: map[string]tasks.Backend{
 			"holo":      holo.New(holo.Options{Endpoint: p.Model.HoloEndpoint}),
