@@ -31,6 +31,12 @@ type Turn struct {
 	// Notes are events the model should know of, such as "a person used
 	// the desktop since the last step".
 	Notes []string
+	// Answered is set on the turn after a reply that asked for help: the
+	// person's Answer (possibly empty) is the reply to that question, and
+	// a backend whose protocol pairs every tool call with a result (as
+	// Anthropic's does) returns it as the result of the help tool call.
+	Answered bool
+	Answer   string
 }
 
 // Screenshot is an image of the desktop's output. Width and Height are the
@@ -83,6 +89,11 @@ type Reply struct {
 	Answer string
 	// Failed is set when the model gave up (Answer then says why).
 	Failed bool
+	// Help, when set, is a question for a person: the model cannot go on
+	// without one (a login, a choice only the user can make). Actions are
+	// empty then. The task waits (needs_help) until a person hands control
+	// back, and the next Turn carries their Answer.
+	Help string
 	Usage  Usage
 }
 
