@@ -10,6 +10,7 @@ import (
 
 	"atelier/internal/audit"
 	"atelier/internal/budget"
+	"atelier/internal/control"
 	"atelier/internal/sessions"
 	"atelier/internal/snapshot"
 	"atelier/internal/tasks"
@@ -40,6 +41,10 @@ type Options struct {
 	// fleet's runtime); nil: the snapshot routes answer 404.
 	Snapshots *snapshot.Store
 	Desktops  snapshot.Desktops
+	// Control, if set, is the sessions' control lease: input actions pass
+	// through it, and it serves takeover and hand-back; nil: the control
+	// routes answer 404 and input is never refused for control.
+	Control *control.Leases
 }
 
 // Server serves the fleet API.

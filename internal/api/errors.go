@@ -7,6 +7,7 @@ import (
 
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
+	"atelier/internal/control"
 	"atelier/internal/sessions"
 	"atelier/internal/snapshot"
 	"atelier/internal/snapshot/archive"
@@ -66,6 +67,14 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusGatewayTimeout, apitype.CodeNotReady, msg
 	case errors.Is(err, sessions.ErrUnavailable):
 		return http.StatusServiceUnavailable, apitype.CodeUnavailable, msg
+	case errors.Is(err, control.ErrBadMessage):
+		return http.StatusBadRequest, apitype.CodeBadRequest, msg
+	case errors.Is(err, control.ErrHeld):
+		return http.StatusConflict, apitype.CodeControlHeld, msg
+	case errors.Is(err, control.ErrNoLease), errors.Is(err, control.ErrNotTask):
+		return http.StatusConflict, apitype.CodeBadLease, msg
+	case errors.Is(err, control.ErrNothingHeld):
+		return http.StatusConflict, apitype.CodeNothingHeld, msg
 	}
 	if pe, ok := errors.AsType[*agentapi.Error](err); ok {
 		if strings.HasPrefix(string(pe.Code), "bad_") || pe.Code == agentapi.CodeTooLarge || pe.Code == agentapi.CodeUnknownAction || pe.Code == agentapi.CodeUnknownField || pe.Code == agentapi.CodeMissingField {
@@ -93,5 +102,9 @@ func formatBytes(n int64) string {
 
 // writeError writes the API's one error shape.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	encode(w, status, apitype.Error{Err: apitype.ErrorDetail{Code: code, Message: msg}})
+	writeErrorDetail(w, status, apitype.ErrorDetail{Code: code, Message: msg})
+}
+
+func writeErrorDetail(w http.ResponseWriter, status int, d apitype.ErrorDetail) {
+	encode(w, status, apitype.Error{Err: d})
 }

@@ -23,7 +23,7 @@ func (s *Server) serve(h handler) http.Handler {
 		if status >= 500 {
 			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 		}
-		writeError(w, status, code, msg)
+		writeErrorDetail(w, status, apitype.ErrorDetail{Code: code, Message: msg, Holder: holderOf(err)})
 	})
 }
 

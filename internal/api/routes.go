@@ -30,6 +30,11 @@ func (s *Server) routes() []route {
 		{pattern: "GET /sessions/{id}/screenshot", h: s.handleScreenshot},
 		{pattern: "POST /sessions/{id}/actions", h: s.handleActions},
 
+		// One control lease per session: a task, a person, or nobody.
+		{pattern: "GET /sessions/{id}/control", h: s.handleControl},
+		{pattern: "POST /sessions/{id}/takeover", h: s.handleTakeover},
+		{pattern: "POST /sessions/{id}/handback", h: s.handleHandback},
+
 		// The live view: these carry their own gate, the embed token in the
 		// URL (403 without a valid one); minting one needs the bearer token.
 		{pattern: "POST /sessions/{id}/embed-token", h: s.handleEmbedToken},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -309,7 +310,12 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	done, err := s.admitInput(r, r.PathValue("id"), slices.ContainsFunc(reqs, func(q agentapi.Request) bool { return q.Action.IsInput() }))
+	if err != nil {
+		return err
+	}
 	res, err := s.sessions.Act(r.Context(), r.PathValue("id"), reqs, obs)
+	done()
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,29 @@ type Error struct {
 type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Holder says who holds the session's control, when that is why the
+	// request was refused (control_held).
+	Holder *Holder `json:"holder,omitempty"`
+}
+
+// Holder is who holds a session's control lease: a task (who is its id)
+// or a person (who is the actor that took control), and since when.
+type Holder struct {
+	Kind  string    `json:"kind"`
+	Who   string    `json:"who"`
+	Since time.Time `json:"since"`
+}
+
+// HeaderLease names the caller's control lease on input actions while a
+// person holds the session (POST /sessions/{id}/takeover returns it).
+const HeaderLease = "X-Atelier-Lease"
+
+// Handback is the body of POST /sessions/{id}/handback. Both fields are
+// optional: the lease may come in the X-Atelier-Lease header instead, and
+// none is needed to answer a task that asked for help.
+type Handback struct {
+	LeaseID string `json:"lease_id,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 // Error codes of the fleet API. They never change meaning.
@@ -33,7 +56,10 @@ const (
 	CodeBusy          = "busy"           // another operation holds the session
 	CodeUnavailable   = "unavailable"    // the desktop does not answer
 	CodeMethod        = "method_not_allowed"
-	CodeInternal      = "internal" // a fault in the fleet; details in its log
+	CodeInternal      = "internal"             // a fault in the fleet; details in its log
+	CodeControlHeld   = "control_held"         // someone else holds the session's control lease
+	CodeBadLease      = "lease_invalid"        // the lease named is not (or no longer) held
+	CodeNothingHeld   = "nothing_to_hand_back" // a hand-back with nobody holding control
 )
 
 // Health is the body of GET /health.

@@ -43,13 +43,16 @@ const (
 	KindSession Kind = "session" // lifecycle: created, started, stopped, deleted…
 	KindTask    Kind = "task"    // a task's start, steps and end
 	KindView    Kind = "view"    // a viewer connected or left
+	// KindControl entries record each change of a session's control
+	// holder and summarise each person's period of control.
+	KindControl Kind = "control"
 	// KindAudit entries are written by the log itself: a repair of a torn
 	// tail (Detail["event"] == "repair") is one.
 	KindAudit Kind = "audit"
 )
 
 // Kinds lists every kind, in the order above.
-var Kinds = []Kind{KindAction, KindCost, KindSession, KindTask, KindView, KindAudit}
+var Kinds = []Kind{KindAction, KindCost, KindSession, KindTask, KindView, KindControl, KindAudit}
 
 func (k Kind) valid() bool {
 	for _, v := range Kinds {

@@ -77,14 +77,16 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	// Deferred, so it runs after Shutdown: Shutdown leaves hijacked
 	// connections (the views' WebSockets) to their owner.
 	defer vh.Close()
-	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: mgr, Runtime: rt, Audit: al,
+	leases := fleetwire.Control(al, cfg.View.ControlIdle)
+	defer leases.Close()
+	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: mgr, Runtime: rt, Audit: al, Control: leases,
 		Model: cfg.Model, CapUSD: cfg.MaxUSDPerDay, DataDir: cfg.DataDir, StepRetention: cfg.Records.StepRetention, Logger: log.With("part", "tasks")})
 	if err != nil {
 		return err
 	}
 	defer stopTasks()
 	srv := api.New(api.Options{Sessions: mgr, Token: cfg.APIToken, Version: version.Version, Logger: log,
-		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al})
+		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al, Control: leases})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -19,6 +19,7 @@ const (
 	EnvNoVNCDir       = "ATELIER_NOVNC_DIR"
 	EnvDockerImage    = "ATELIER_DOCKER_IMAGE"
 	EnvDockerNetwork  = "ATELIER_DOCKER_NETWORK"
+	EnvControlIdle    = "ATELIER_CONTROL_IDLE"
 )
 
 // Defaults of the live view.
@@ -26,6 +27,9 @@ const (
 	DefaultFrameAncestors = "*"
 	DefaultEmbedTTL       = time.Hour
 	DefaultNoVNCDir       = "/usr/share/novnc"
+	// DefaultControlIdle is how long a person's control lease lasts
+	// without input before it returns by itself.
+	DefaultControlIdle = 5 * time.Minute
 )
 
 // DefaultDockerImage is the desktop image scripts/build-image.sh tags for
@@ -44,6 +48,9 @@ type View struct {
 	EmbedTTL time.Duration
 	// NoVNCDir holds noVNC's files (core/rfb.js).
 	NoVNCDir string
+	// ControlIdle returns a person's control lease after this long
+	// without input.
+	ControlIdle time.Duration
 }
 
 // Docker configures the docker runtime.
@@ -57,7 +64,7 @@ type Docker struct {
 // loadExtras reads the live view's and the docker runtime's settings from
 // getenv and declares their flags on fs.
 func (c *Config) loadExtras(getenv func(string) string, fs *flag.FlagSet) error {
-	c.View = View{PublicURL: getenv(EnvPublicURL), FrameAncestors: DefaultFrameAncestors, EmbedTTL: DefaultEmbedTTL, NoVNCDir: DefaultNoVNCDir}
+	c.View = View{PublicURL: getenv(EnvPublicURL), FrameAncestors: DefaultFrameAncestors, EmbedTTL: DefaultEmbedTTL, NoVNCDir: DefaultNoVNCDir, ControlIdle: DefaultControlIdle}
 	if v := getenv(EnvFrameAncestors); v != "" {
 		c.View.FrameAncestors = v
 	}
@@ -71,6 +78,13 @@ func (c *Config) loadExtras(getenv func(string) string, fs *flag.FlagSet) error 
 		}
 		c.View.EmbedTTL = d
 	}
+	if v := getenv(EnvControlIdle); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%s=%q: want a duration such as 5m or 90s", EnvControlIdle, v)
+		}
+		c.View.ControlIdle = d
+	}
 	c.Docker = Docker{Image: DefaultDockerImage(), Network: getenv(EnvDockerNetwork)}
 	if v := getenv(EnvDockerImage); v != "" {
 		c.Docker.Image = v
@@ -79,6 +93,7 @@ func (c *Config) loadExtras(getenv func(string) string, fs *flag.FlagSet) error 
 	fs.StringVar(&c.View.FrameAncestors, "frame-ancestors", c.View.FrameAncestors, "pages that may embed the live view, a CSP source list (env "+EnvFrameAncestors+")")
 	fs.DurationVar(&c.View.EmbedTTL, "embed-ttl", c.View.EmbedTTL, "lifetime of the live-view links in session JSON (env "+EnvEmbedTTL+")")
 	fs.StringVar(&c.View.NoVNCDir, "novnc-dir", c.View.NoVNCDir, "directory of noVNC's files (env "+EnvNoVNCDir+")")
+	fs.DurationVar(&c.View.ControlIdle, "control-idle", c.View.ControlIdle, "a person's control lease returns after this long without input (env "+EnvControlIdle+")")
 	fs.StringVar(&c.Docker.Image, "docker-image", c.Docker.Image, "desktop image of the docker runtime (env "+EnvDockerImage+")")
 	fs.StringVar(&c.Docker.Network, "docker-network", c.Docker.Network, "Docker network desktops join; empty: none (env "+EnvDockerNetwork+")")
 	return nil
@@ -95,6 +110,9 @@ func (c Config) validateExtras() []error {
 	}
 	if c.View.EmbedTTL <= 0 || c.View.EmbedTTL > 30*24*time.Hour {
 		errs = append(errs, fmt.Errorf("embed ttl %v: want more than 0 and at most 720h", c.View.EmbedTTL))
+	}
+	if c.View.ControlIdle < time.Second || c.View.ControlIdle > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("control idle %v: want from 1s to 24h", c.View.ControlIdle))
 	}
 	if c.View.FrameAncestors == "" || strings.ContainsAny(c.View.FrameAncestors, ";,\r\n") {
 		errs = append(errs, fmt.Errorf("frame ancestors %q: want a CSP source list such as * or 'self' https://app.example", c.View.FrameAncestors))

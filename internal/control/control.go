@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind is who holds a lease.
@@ -100,8 +101,15 @@ type Change struct {
 	Session string
 	// From and To are the holders before and after; nil is nobody.
 	From, To *Holder
-	Why      string
-	Time     time.Time
+	// TaskState is where the session's task stands after the change;
+	// empty without a task.
+	TaskState TaskState
+	Why       string
+	// By is the actor that made the change: the person taking over or
+	// handing back, the task starting, ending or asking; empty when the
+	// fleet did (an idle lease returning).
+	By   string
+	Time time.Time
 	// Message is the person's hand-back message, or the task's question.
 	Message string
 	// Period summarises the person's control that just ended (handback,
@@ -145,6 +153,8 @@ var (
 	ErrNoLease = errors.New("no such lease on this session")
 	// ErrNotTask: a task that no longer has the session tried to act.
 	ErrNotTask = errors.New("this task no longer has the session")
+	// ErrBadMessage: a hand-back message too long or not text.
+	ErrBadMessage = errors.New("hand-back message refused")
 	// ErrNothingHeld: a hand-back with nothing to hand back.
 	ErrNothingHeld = errors.New("nobody holds control of this session and no task is waiting for help")
 )
@@ -340,7 +350,7 @@ func (l *Leases) BeginTask(session, task string, hook func(Change)) error {
 	e.newGen()
 	to := e.holder()
 	l.mu.Unlock()
-	l.changed(Change{Session: session, To: to, Why: WhyTaskStart, Time: now}, nil)
+	l.changed(Change{Session: session, To: to, TaskState: TaskRunning, Why: WhyTaskStart, By: to.Who, Time: now}, nil)
 	return nil
 }
 
@@ -365,7 +375,7 @@ func (l *Leases) EndTask(session, task string) {
 	l.forget(session, e)
 	l.mu.Unlock()
 	if to == nil {
-		l.changed(Change{Session: session, From: from, Why: WhyTaskEnd, Time: l.opts.Now()}, nil)
+		l.changed(Change{Session: session, From: from, Why: WhyTaskEnd, By: task, Time: l.opts.Now()}, nil)
 	}
 }
 
@@ -458,6 +468,10 @@ func (l *Leases) TakeOver(ctx context.Context, session, who, viewer string) (Lea
 	p.timer = time.AfterFunc(l.opts.IdleTimeout, func() { l.idle(session, p) })
 	hook := e.onTask
 	to := e.holder()
+	var state TaskState
+	if e.task != "" {
+		state = e.taskState()
+	}
 	l.mu.Unlock()
 
 	if drained != nil {
@@ -467,15 +481,19 @@ func (l *Leases) TakeOver(ctx context.Context, session, who, viewer string) (Lea
 			// The lease is taken either way; only the wait is cut short.
 		}
 	}
-	l.changed(Change{Session: session, From: from, To: to, Why: WhyTakeover, Time: now}, hook)
+	l.changed(Change{Session: session, From: from, To: to, TaskState: state, Why: WhyTakeover, By: who, Time: now}, hook)
 	return p.Lease, nil
 }
 
 // HandBack ends a person's lease (leaseID names it) with an optional
-// message for the task. When no person holds the lease but the task waits
-// for help, leaseID may be empty and message is the answer. The task, if
-// any, resumes: it hears of the person's control and the message.
-func (l *Leases) HandBack(session, leaseID, message string) (Change, error) {
+// message for the task; by is the actor handing back. When no person holds
+// the lease but the task waits for help, leaseID may be empty and message
+// is the answer. The task, if any, resumes: it hears of the person's
+// control and the message.
+func (l *Leases) HandBack(session, by, leaseID, message string) (Change, error) {
+	if len(message) > MaxMessageBytes || !utf8.ValidString(message) {
+		return Change{}, fmt.Errorf("%w: want UTF-8 text of at most %d bytes", ErrBadMessage, MaxMessageBytes)
+	}
 	l.mu.Lock()
 	e := l.byID[session]
 	if e == nil || (e.person == nil && e.question == "") {
@@ -494,6 +512,7 @@ func (l *Leases) HandBack(session, leaseID, message string) (Change, error) {
 		return Change{}, err
 	}
 	c, hook := l.release(session, e, WhyHandback, message)
+	c.By = by
 	l.mu.Unlock()
 	l.changed(c, hook)
 	return c, nil
@@ -538,6 +557,9 @@ func (l *Leases) release(session string, e *entry, why, message string) (Change,
 		e.taskSince = now
 	}
 	c.To = e.holder()
+	if e.task != "" {
+		c.TaskState = e.taskState()
+	}
 	e.wakeTask()
 	hook := e.onTask
 	l.forget(session, e)
@@ -557,7 +579,7 @@ func (l *Leases) AskHelp(session, task, question string) error {
 	h := e.holder()
 	hook := e.onTask
 	l.mu.Unlock()
-	l.changed(Change{Session: session, From: h, To: h, Why: WhyHelp, Time: l.opts.Now(), Message: question}, hook)
+	l.changed(Change{Session: session, From: h, To: h, TaskState: TaskNeedsHelp, Why: WhyHelp, By: task, Time: l.opts.Now(), Message: question}, hook)
 	return nil
 }
 
@@ -597,3 +619,6 @@ func newLeaseID() string {
 	rand.Read(b[:])
 	return "lease_" + hex.EncodeToString(b[:])
 }
+
+// MaxMessageBytes bounds a hand-back message (it is shown to the model).
+const MaxMessageBytes = 4 << 10

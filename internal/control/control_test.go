@@ -124,10 +124,10 @@ func TestTaskHoldsUntilAPersonTakesOver(t *testing.T) {
 		t.Fatal("WaitTurn returned while a person held the lease")
 	case <-time.After(50 * time.Millisecond):
 	}
-	if _, err := l.HandBack("s1", "lease_wrong", ""); !errors.Is(err, control.ErrNoLease) {
+	if _, err := l.HandBack("s1", "api", "lease_wrong", ""); !errors.Is(err, control.ErrNoLease) {
 		t.Fatalf("hand back with a wrong lease: %v", err)
 	}
-	c, err := l.HandBack("s1", lease.ID, "I closed the dialog")
+	c, err := l.HandBack("s1", "api", lease.ID, "I closed the dialog")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestViewerLease(t *testing.T) {
 	if _, err := l.TakeOver(t.Context(), "s1", "viewer", "v2"); !errors.Is(err, control.ErrHeld) {
 		t.Fatalf("another viewer takes over: %v", err)
 	}
-	if _, err := l.HandBack("s1", "", ""); !errors.Is(err, control.ErrHeld) {
+	if _, err := l.HandBack("s1", "api", "", ""); !errors.Is(err, control.ErrHeld) {
 		t.Fatalf("hand back without the lease: %v", err)
 	}
 }
@@ -261,7 +261,7 @@ func TestAskHelpWaitsForAnAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.HandBack("s1", lease.ID, "the work one"); err != nil {
+	if _, err := l.HandBack("s1", "api", lease.ID, "the work one"); err != nil {
 		t.Fatal(err)
 	}
 	r, err := l.WaitTurn(t.Context(), "s1", "task_a")
@@ -273,14 +273,14 @@ func TestAskHelpWaitsForAnAnswer(t *testing.T) {
 	if err := l.AskHelp("s1", "task_a", "Proceed?"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.HandBack("s1", "", "yes"); err != nil {
+	if _, err := l.HandBack("s1", "api", "", "yes"); err != nil {
 		t.Fatal(err)
 	}
 	r, err = l.WaitTurn(t.Context(), "s1", "task_a")
 	if err != nil || !r.Answered || r.Answer != "yes" || len(r.Periods) != 0 {
 		t.Fatalf("resumed: %+v, %v", r, err)
 	}
-	if _, err := l.HandBack("s1", "", "again"); !errors.Is(err, control.ErrNothingHeld) {
+	if _, err := l.HandBack("s1", "api", "", "again"); !errors.Is(err, control.ErrNothingHeld) {
 		t.Fatalf("hand back with nothing held: %v", err)
 	}
 }

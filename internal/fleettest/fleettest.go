@@ -42,6 +42,9 @@ type Options struct {
 	// DataDir is the fleet's state; empty means a fresh one for the test.
 	// Pass a previous fleet's to restart on the same state.
 	DataDir string
+	// ControlIdle returns a person's control lease after this long
+	// without input; 0: the default.
+	ControlIdle time.Duration
 	// Logger receives the fleet's logs; nil discards them unless
 	// ATELIER_TEST_LOG is set, which sends them to stderr.
 	Logger *slog.Logger
@@ -133,7 +136,8 @@ func New(t testing.TB, opts Options) *Fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: m, Runtime: rt, Audit: al,
+	leases := fleetwire.Control(al, opts.ControlIdle)
+	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: m, Runtime: rt, Audit: al, Control: leases,
 		Model: config.Model{Backend: "scripted"}, DataDir: opts.DataDir, Logger: opts.Logger})
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +147,7 @@ func New(t testing.TB, opts Options) *Fleet {
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: api.New(api.Options{Sessions: m, Token: opts.Token, Version: "fleettest", Logger: opts.Logger,
-		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al}).Handler()}
+		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al, Control: leases}).Handler()}
 	go hs.Serve(ln)
 	url := "http://" + ln.Addr().String()
 	f := &Fleet{URL: url, Client: client.New(url, opts.Token, nil), Sessions: m, Runtime: rt, DataDir: opts.DataDir}
@@ -153,6 +157,7 @@ func New(t testing.TB, opts Options) *Fleet {
 		hs.Shutdown(sctx)
 		vh.Close()
 		stopTasks()
+		leases.Close()
 		m.Close()
 		rt.Close()
 		al.Close()

@@ -18,6 +18,7 @@ import (
 	"atelier/internal/agentapi"
 	"atelier/internal/audit"
 	"atelier/internal/budget"
+	"atelier/internal/control"
 	"atelier/internal/sessions"
 	"atelier/internal/tasks"
 )
@@ -121,6 +122,54 @@ func (a Audit) RecordViewer(ev view.ViewerEvent) {
 		detail["event"], detail["duration_ms"] = "close", ev.Duration.Milliseconds()
 	}
 	a.Log.Append(context.Background(), audit.Entry{Session: ev.Session, Actor: "viewer:" + string(ev.Mode), Kind: audit.KindView, Detail: detail})
+}
+
+// Control returns the sessions' control leases; with a log, every change
+// of holder is written to it.
+func Control(log *audit.Log, idle time.Duration) *control.Leases {
+	opts := control.Options{IdleTimeout: idle}
+	if log != nil {
+		opts.OnChange = Audit{log}.RecordControl
+	}
+	return control.New(opts)
+}
+
+// RecordControl writes a change of a session's control holder as a control
+// entry: who made it, from whom to whom, why, and for a person's period
+// that ended its length and count of input events (never the input). A
+// hand-back message is kept as its length only: it may answer a question
+// such as which password to use.
+func (a Audit) RecordControl(c control.Change) {
+	who := c.By
+	switch {
+	case who == "":
+		who = audit.ActorFleet
+	case c.Why == control.WhyTaskStart || c.Why == control.WhyTaskEnd || c.Why == control.WhyHelp:
+		who = audit.ActorTask + who
+	}
+	detail := map[string]any{"event": c.Why, "from": holderDetail(c.From), "to": holderDetail(c.To)}
+	if c.TaskState != "" {
+		detail["task_state"] = string(c.TaskState)
+	}
+	switch {
+	case c.Why == control.WhyHelp:
+		detail["question"] = c.Message
+	case c.Message != "":
+		detail["message_bytes"] = len(c.Message)
+	}
+	if p := c.Period; p != nil {
+		detail["period"] = map[string]any{"who": p.Who, "duration_ms": p.Duration.Milliseconds(), "input_events": p.InputEvents}
+	}
+	// Called on the changer's goroutine after the change: a failing disk
+	// is logged by the audit log, not returned.
+	a.Log.Append(context.Background(), audit.Entry{Session: c.Session, Actor: who, Kind: audit.KindControl, Detail: detail})
+}
+
+func holderDetail(h *control.Holder) any {
+	if h == nil {
+		return nil
+	}
+	return map[string]any{"kind": string(h.Kind), "who": h.Who}
 }
 
 // BudgetFiles keeps desktop.BudgetFile current in every running desktop.

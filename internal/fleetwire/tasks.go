@@ -8,6 +8,7 @@ import (
 	"atelier/internal/audit"
 	"atelier/internal/budget"
 	"atelier/internal/config"
+	"atelier/internal/control"
 	"atelier/internal/model/anthropic"
 	"atelier/internal/model/holo"
 	"atelier/internal/model/scripted"
@@ -26,6 +27,9 @@ type TaskParts struct {
 	Sessions *sessions.Manager
 	Runtime  sessions.Runtime
 	Audit    *audit.Log // optional
+	// Control is the sessions' control lease, shared with the API and the
+	// live view; nil: the task manager keeps one of its own.
+	Control *control.Leases
 	Model    config.Model
 	CapUSD   float64
 	DataDir  string
@@ -62,6 +66,9 @@ func Tasks(ctx context.Context, p TaskParts) (*budget.Budget, *tasks.Manager, fu
 		}}
 	if p.Audit != nil {
 		opts.Recorder = Audit{p.Audit}
+	}
+	if p.Control != nil { // a nil pointer must not become a non-nil interface
+		opts.Control = p.Control
 	}
 	tm, err := tasks.New(ctx, opts)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"atelier/internal/control"
 )
 
 // The handlers below serve the task routes of the fleet API (DESIGN §5).
@@ -165,6 +167,13 @@ func (m *Manager) writeErr(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrBusy):
 		writeError(w, http.StatusConflict, "task_running", err.Error())
+	case errors.Is(err, control.ErrHeld):
+		he, ok := errors.AsType[*control.HeldError](err)
+		if !ok {
+			writeError(w, http.StatusConflict, "control_held", err.Error())
+			return
+		}
+		writeJSON(w, http.StatusConflict, map[string]any{"error": map[string]any{"code": "control_held", "message": err.Error(), "holder": he.Holder}})
 	case errors.Is(err, ErrInvalid):
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 	case errors.Is(err, ErrNotFound):

@@ -12,6 +12,7 @@ import (
 
 	"atelier/internal/agentapi"
 	"atelier/internal/budget"
+	"atelier/internal/control"
 	"atelier/internal/model"
 )
 
@@ -96,7 +97,11 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		if step > t.MaxSteps {
 			return outcome{status: StatusMaxSteps, err: fmt.Sprintf("stopped after %d steps", t.MaxSteps)}
 		}
-		if ctx.Err() != nil {
+		// While a person has the desktop, or the model waits for an
+		// answer, the task waits here; what happened meanwhile goes to the
+		// model with a fresh screenshot.
+		resumed, err := m.opts.Control.WaitTurn(ctx, t.SessionID, t.ID)
+		if err != nil || ctx.Err() != nil {
 			return failed("stopped")
 		}
 		shot, err := m.screenshot(ctx, agent, conv.ScreenshotScale(outW, outH), outW, outH)
@@ -104,7 +109,8 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 			return failed("desktop: %v", err)
 		}
 		shotURL := m.saveScreenshot(t.ID, step, shot)
-		turn := model.Turn{Goal: t.Goal, Step: step, Screenshot: shot, Results: results, Error: feedback}
+		turn := model.Turn{Goal: t.Goal, Step: step, Screenshot: shot, Results: results, Error: feedback,
+			Notes: handbackNotes(resumed), Answered: resumed.Answered, Answer: resumed.Answer}
 
 		estimate := m.opts.Prices.Cost(conv.Estimate(turn))
 		if t.MaxUSD > 0 && total+estimate > t.MaxUSD {
@@ -168,8 +174,16 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		}
 		fedBack = false
 
+		if reply.Help != "" && !reply.Done {
+			m.emitStep(ctx, r, ev, step, total)
+			if err := m.opts.Control.AskHelp(t.SessionID, t.ID, reply.Help); err != nil {
+				return failed("ask for help: %v", err)
+			}
+			continue
+		}
+
 		var actErr error
-		results, actErr = m.act(ctx, agent, reply.Actions)
+		results, actErr = m.act(ctx, agent, t, reply.Actions)
 		for _, res := range results {
 			ev.Results = append(ev.Results, ActionResult{OK: res.Error == "", Error: res.Error})
 		}
@@ -217,20 +231,30 @@ func checkActions(acts []agentapi.Request, w, h int) error {
 	return nil
 }
 
-// act runs acts in order. An action the agent refuses is reported in its
-// result and the rest are skipped; an unreachable desktop is an error.
-func (m *Manager) act(ctx context.Context, agent *agentapi.Client, acts []agentapi.Request) ([]model.Result, error) {
+// act runs acts in order, each through the session's control lease. An
+// action the agent refuses is reported in its result and the rest are
+// skipped, as they are once a person takes control; an unreachable
+// desktop is an error.
+func (m *Manager) act(ctx context.Context, agent *agentapi.Client, t Task, acts []agentapi.Request) ([]model.Result, error) {
 	results := make([]model.Result, len(acts))
 	var stop error
+	notRun := "not run: an earlier action failed"
 	for i, a := range acts {
 		if stop != nil {
-			results[i].Error = "not run: an earlier action failed"
+			results[i].Error = notRun
 			continue
 		}
 		if a.Action == agentapi.Screenshot {
 			continue // the next turn carries a fresh screenshot anyway
 		}
+		done, err := m.opts.Control.Act(t.SessionID, control.Claim{Task: t.ID})
+		if err != nil {
+			notRun = "not run: a person took control of the desktop"
+			results[i].Error, stop = notRun, err
+			continue
+		}
 		resp, err := agent.Do(ctx, a)
+		done()
 		results[i].Cursor = resp.Cursor
 		if err == nil {
 			continue
@@ -279,4 +303,47 @@ func (m *Manager) saveScreenshot(taskID string, step int, s model.Screenshot) st
 		return ""
 	}
 	return fmt.Sprintf("/tasks/%s/steps/%d/screenshot", taskID, step)
+}
+
+// controlChanged turns a change of the session's control into the task's
+// status and an event: paused when a person takes over, needs_help when
+// the model asks, resumed when control comes back to it.
+func (m *Manager) controlChanged(r *run, c control.Change) {
+	// The lease's task states are named as the task statuses are.
+	ev := Event{Time: c.Time.UTC(), Holder: c.To, Reason: c.Why, Status: Status(c.TaskState)}
+	switch {
+	case c.Why == control.WhyTakeover:
+		ev.Type = EventPaused
+	case c.Why == control.WhyHelp:
+		ev.Type, ev.Question = EventNeedsHelp, c.Message
+	case c.TaskState == control.TaskNeedsHelp:
+		// Control came back, but the model still waits for an answer.
+		ev.Type = EventNeedsHelp
+	case c.TaskState == control.TaskRunning:
+		ev.Type, ev.Message = EventResumed, c.Message
+	default:
+		return
+	}
+	if ev = r.add(ev, func(t *Task) { t.Status = ev.Status }); ev.ID != 0 {
+		m.persist(context.Background(), r.snapshot(), ev)
+	}
+}
+
+// handbackNotes tells the model what people did while it waited, so it
+// reads the screen afresh instead of trusting what it saw before.
+func handbackNotes(r control.Resumed) []string {
+	var notes []string
+	for _, p := range r.Periods {
+		n := fmt.Sprintf("A person took control of the desktop for %s (%d input events) and ", p.Duration.Round(time.Second), p.InputEvents)
+		if p.Idle {
+			n += "left it idle, so control returned to you."
+		} else {
+			n += "handed it back."
+		}
+		if p.Message != "" {
+			n += fmt.Sprintf(" Their message: %q.", p.Message)
+		}
+		notes = append(notes, n+" The screen may have changed: read this screenshot afresh instead of relying on earlier ones.")
+	}
+	return notes
 }

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"atelier/internal/budget"
+	"atelier/internal/control"
 	"atelier/internal/model"
 	"atelier/internal/store"
 )
@@ -40,9 +41,12 @@ type Options struct {
 	Settle time.Duration
 	// ModelTimeout bounds one model call, retries included; 0 means 3 minutes.
 	ModelTimeout time.Duration
-	Recorder     Recorder // optional
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// Control is the sessions' control lease; nil means a lease of the
+	// manager's own, which only its tasks use.
+	Control  Control
+	Recorder Recorder // optional
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Manager runs tasks. It is safe for concurrent use; Close stops every
@@ -89,6 +93,9 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Control == nil {
+		opts.Control = control.New(control.Options{Now: opts.Now})
 	}
 	ids, err := opts.Store.InterruptRunningTasks(ctx, opts.Now())
 	if err != nil {
@@ -157,7 +164,8 @@ func (m *Manager) check(s *Spec) error {
 }
 
 // Submit starts a task on a session. It returns ErrBusy if the session
-// already runs one, ErrInvalid for a bad spec, and an error wrapping
+// already runs one, a *control.HeldError while a person holds the
+// session's control, ErrInvalid for a bad spec, and an error wrapping
 // ErrNoDesktop if the session has no running desktop. Nothing is recorded
 // when it fails.
 func (m *Manager) Submit(ctx context.Context, sessionID string, s Spec) (Task, error) {
@@ -191,19 +199,27 @@ func (m *Manager) Submit(ctx context.Context, sessionID string, s Spec) (Task, e
 	if _, busy := m.bySession[sessionID]; busy {
 		return Task{}, ErrBusy
 	}
+	r := newRun(t)
+	if err := m.opts.Control.BeginTask(sessionID, t.ID, func(c control.Change) { m.controlChanged(r, c) }); err != nil {
+		if errors.Is(err, control.ErrTaskRunning) {
+			return Task{}, ErrBusy
+		}
+		return Task{}, err
+	}
 	if err := m.opts.Store.InsertTask(ctx, toRow(t)); err != nil {
+		m.opts.Control.EndTask(sessionID, t.ID)
 		if errors.Is(err, store.ErrTaskRunning) {
 			return Task{}, ErrBusy
 		}
 		return Task{}, err
 	}
-	r := newRun(t)
 	ctx, cancel := context.WithCancelCause(m.ctx)
 	r.cancel = cancel
 	m.bySession[sessionID], m.byID[t.ID] = r, r
 	m.wg.Go(func() {
 		defer cancel(nil)
 		m.loop(ctx, r, conv, func() {
+			m.opts.Control.EndTask(sessionID, t.ID)
 			m.mu.Lock()
 			delete(m.bySession, sessionID)
 			delete(m.byID, t.ID)

@@ -21,9 +21,14 @@ type run struct {
 func newRun(t Task) *run { return &run{task: t, wake: make(chan struct{})} }
 
 // add appends ev (numbering it) and updates the record under one lock.
+// Nothing follows the final event: after it, add returns an event with
+// ID 0 and changes nothing.
 func (r *run) add(ev Event, update func(*Task)) Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.ended {
+		return Event{}
+	}
 	ev.ID = len(r.events) + 1
 	r.events = append(r.events, ev)
 	if update != nil {

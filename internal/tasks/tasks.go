@@ -11,15 +11,19 @@ import (
 	"time"
 
 	"atelier/internal/agentapi"
+	"atelier/internal/control"
 	"atelier/internal/model"
 )
 
-// Status is a task's state. Running is the only live one.
+// Status is a task's state. Running, paused for a human and needing help
+// are live; the rest are ends.
 type Status string
 
 // Task statuses.
 const (
 	StatusRunning         Status = "running"
+	StatusPausedForHuman  Status = "paused_for_human" // a person took control; the task waits
+	StatusNeedsHelp       Status = "needs_help"       // the model asked a person a question
 	StatusDone            Status = "done"             // the model finished
 	StatusFailed          Status = "failed"           // an error the loop could not get past
 	StatusCancelled       Status = "cancelled"        // Cancel was called
@@ -82,10 +86,14 @@ type Task struct {
 	Events []Event `json:"events,omitempty"`
 }
 
-// Event kinds.
+// Event kinds. Control events tell of a person taking the desktop, the
+// model asking for help, and the task resuming.
 const (
-	EventStep = "step"
-	EventEnd  = "end"
+	EventStep      = "step"
+	EventEnd       = "end"
+	EventPaused    = "paused_for_human"
+	EventNeedsHelp = "needs_help"
+	EventResumed   = "resumed"
 )
 
 // Event is one SSE event of a task: a step, or the final event.
@@ -108,9 +116,15 @@ type Event struct {
 	StepUSD    float64      `json:"step_usd"`
 	TotalUSD   float64      `json:"total_usd"`
 	Screenshot string       `json:"screenshot,omitempty"` // URL path of the step's screenshot
-	// Final event fields.
+	// Final and control event fields.
 	Status Status `json:"status,omitempty"`
 	Answer string `json:"answer,omitempty"`
+	// Control event fields: who holds control now, why it changed, the
+	// model's question and a person's hand-back message.
+	Holder   *control.Holder `json:"holder,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
+	Question string          `json:"question,omitempty"`
+	Message  string          `json:"message,omitempty"`
 }
 
 // ActionResult is the outcome of one action of a step.
@@ -129,6 +143,17 @@ type Desktops interface {
 // Backend begins conversations with one kind of model.
 type Backend interface {
 	Start(ctx context.Context, s model.Start) (model.Conversation, error)
+}
+
+// Control is the sessions' control lease (*control.Leases): a task holds
+// its session's lease, every action it sends passes through it, and it
+// waits for its turn while a person has the desktop or it needs help.
+type Control interface {
+	BeginTask(session, task string, hook func(control.Change)) error
+	EndTask(session, task string)
+	Act(session string, c control.Claim) (done func(), err error)
+	WaitTurn(ctx context.Context, session, task string) (control.Resumed, error)
+	AskHelp(session, task, question string) error
 }
 
 // Recorder receives every event of every task (the audit log). Optional.
