@@ -19,6 +19,7 @@ func runAct(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "act", "SESSION [--json] [--observe FILE] < actions.json")
 	asJSON := fs.Bool("json", false, "print the fleet's JSON answer")
 	observe := fs.String("observe", "", "also take a screenshot after the actions and write it to FILE")
+	lease := fs.String("lease", env.Getenv(EnvLease), "your control lease, while you hold the session (env "+EnvLease+")")
 	pos, err := parseArgs(fs, args, 1)
 	if err != nil {
 		return err
@@ -46,7 +47,7 @@ func runAct(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.Act(ctx, pos[0], body)
+	res, err := c.ActWithLease(ctx, pos[0], *lease, body)
 	if err != nil {
 		return explain(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"atelier/internal/agentapi"
 	"atelier/internal/client"
+	"atelier/internal/control"
 	"atelier/internal/tasks"
 )
 
@@ -213,6 +214,8 @@ func (p *progress) event(ev tasks.Event) {
 		}
 		fmt.Fprintln(p.w, line)
 		return
+	case tasks.EventPaused, tasks.EventNeedsHelp, tasks.EventResumed:
+		fmt.Fprintln(p.w, describeControl(ev))
 	}
 	if p.tty {
 		fmt.Fprintf(p.w, "… %d steps · $%.4f · %.0fs", p.steps, p.usd, time.Since(p.t0).Seconds())
@@ -306,11 +309,40 @@ func runTaskShow(ctx context.Context, env *Env, args []string) error {
 		{"created", t.CreatedAt.Local().Format(time.DateTime)},
 	})
 	for _, ev := range t.Events {
-		if ev.Type == tasks.EventStep {
+		switch ev.Type {
+		case tasks.EventStep:
 			fmt.Fprintf(env.Stdout, "step %d  %s\n", ev.Step, describeStep(ev))
+		case tasks.EventPaused, tasks.EventNeedsHelp, tasks.EventResumed:
+			fmt.Fprintln(env.Stdout, describeControl(ev))
 		}
 	}
 	return nil
+}
+
+// describeControl is a control event for people: a pause, a question, a
+// resumption.
+func describeControl(ev tasks.Event) string {
+	switch ev.Type {
+	case tasks.EventPaused:
+		who := "a person"
+		if ev.Holder != nil {
+			who = ev.Holder.Who
+		}
+		return "paused: " + who + " took control"
+	case tasks.EventNeedsHelp:
+		if ev.Question == "" {
+			return "needs help: waiting for an answer (atelier handback SESSION --message ANSWER)"
+		}
+		return fmt.Sprintf("needs help: %s (answer with: atelier handback SESSION --message ANSWER)", ev.Question)
+	}
+	line := "resumed"
+	if ev.Reason == control.WhyIdle {
+		line += ": control returned after it sat idle"
+	}
+	if ev.Message != "" {
+		line += fmt.Sprintf(" with the note %q", ev.Message)
+	}
+	return line
 }
 
 func runTaskCancel(ctx context.Context, env *Env, args []string) error {

@@ -41,6 +41,8 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// Holder is who holds the session's control, on a control_held refusal.
+	Holder *apitype.Holder
 }
 
 // Error reports the message, the status and the code.
@@ -100,12 +102,17 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if json.Unmarshal(b, &e) != nil || e.Err.Code == "" {
 		return nil, &Error{Status: resp.StatusCode, Code: "http", Message: fmt.Sprintf("%s %s: %s", method, path, strings.TrimSpace(string(b)))}
 	}
-	return nil, &Error{Status: resp.StatusCode, Code: e.Err.Code, Message: e.Err.Message}
+	return nil, &Error{Status: resp.StatusCode, Code: e.Err.Code, Message: e.Err.Message, Holder: e.Err.Holder}
 }
 
 // call sends in (if not nil) as JSON and decodes the answer into out (if
 // not nil).
 func (c *Client) call(ctx context.Context, method, path string, q url.Values, in, out any, want int) error {
+	return c.callHeader(ctx, method, path, q, in, nil, out, want)
+}
+
+// callHeader is call with extra request headers.
+func (c *Client) callHeader(ctx context.Context, method, path string, q url.Values, in any, header http.Header, out any, want int) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -114,7 +121,7 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, in
 		}
 		body = bytes.NewReader(b)
 	}
-	resp, err := c.do(ctx, method, path, q, body, nil, want)
+	resp, err := c.do(ctx, method, path, q, body, header, want)
 	if err != nil {
 		return err
 	}
@@ -226,8 +233,18 @@ func (c *Client) Screenshot(ctx context.Context, id string, o ScreenshotOptions)
 // to an actions body: one action, a list, or an apitype.Actions; raw JSON
 // goes as it is as a json.RawMessage.
 func (c *Client) Act(ctx context.Context, id string, body any) (apitype.ActionsResult, error) {
+	return c.ActWithLease(ctx, id, "", body)
+}
+
+// ActWithLease is Act naming the caller's control lease (from TakeOver),
+// which input actions need while a person holds the session.
+func (c *Client) ActWithLease(ctx context.Context, id, lease string, body any) (apitype.ActionsResult, error) {
+	var h http.Header
+	if lease != "" {
+		h = http.Header{apitype.HeaderLease: {lease}}
+	}
 	var r apitype.ActionsResult
-	return r, c.call(ctx, http.MethodPost, "/sessions/"+url.PathEscape(id)+"/actions", nil, body, &r, http.StatusOK)
+	return r, c.callHeader(ctx, http.MethodPost, "/sessions/"+url.PathEscape(id)+"/actions", nil, body, h, &r, http.StatusOK)
 }
 
 // Budget reports today's spend and the daily cap.

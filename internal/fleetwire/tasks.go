@@ -30,9 +30,9 @@ type TaskParts struct {
 	// Control is the sessions' control lease, shared with the API and the
 	// live view; nil: the task manager keeps one of its own.
 	Control *control.Leases
-	Model    config.Model
-	CapUSD   float64
-	DataDir  string
+	Model   config.Model
+	CapUSD  float64
+	DataDir string
 	// StepRetention is how long step screenshots are kept; 0: the
 	// manager's default.
 	StepRetention time.Duration
