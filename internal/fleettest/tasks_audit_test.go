@@ -257,6 +257,11 @@ func checkAudit(t *testing.T, entries []audit.Entry, sessionID, taskID string, s
 			if a.Action != agentapi.MouseMove || a.Coordinate == nil || *a.Coordinate != (agentapi.Point{X: 300, Y: 200}) || end != 1 {
 				t.Errorf("API action %s: want the mouse_move to 300,200 after the task", e.Action)
 			}
+		case e.Kind == audit.KindControl && e.Actor == taskActor:
+			// The task took the session's control lease and gave it up.
+			if ev := e.Detail["event"]; (ev != "task_start" || start != 0) && (ev != "task_end" || end != 0) {
+				t.Errorf("control entry %+v: want the task's lease taken before its start entry and given up before its end", e)
+			}
 		case e.Kind == audit.KindCost && e.Actor == taskActor:
 			if e.Cost.USD != 0 || e.Cost.Model != "scripted" {
 				t.Errorf("cost entry %+v: want a free scripted step", e.Cost)

@@ -72,45 +72,44 @@ func (a Audit) RecordSession(ctx context.Context, id, event string) error {
 	return err
 }
 
-// RecordTaskEvent satisfies tasks.Recorder. A task's first event is
-// preceded by a task "start" entry; a step writes one action entry per
-// action (actor task:<id>) and a cost entry when the model was called; the
-// final event writes a task "end" entry.
+// RecordTaskStart writes a task "start" entry (actor task:<id>).
+func (a Audit) RecordTaskStart(ctx context.Context, t tasks.Task) error {
+	return a.task(ctx, t.SessionID, t.ID, map[string]any{"event": "start", "backend": t.Backend, "model": t.Model})
+}
+
+// RecordTaskAction writes one action entry of a task, as it ran or was
+// skipped.
+func (a Audit) RecordTaskAction(ctx context.Context, sessionID, taskID string, req agentapi.Request, res tasks.ActionResult) error {
+	r := audit.Result{Code: audit.CodeOK}
+	switch {
+	case res.Skipped:
+		r = audit.Result{Code: "not_run", Message: res.Error}
+	case !res.OK:
+		r = audit.Result{Code: "error", Message: res.Error}
+	}
+	return a.action(ctx, sessionID, audit.ActorTask+taskID, req, r)
+}
+
+// RecordTaskEvent writes what a task's events add to its actions: a cost
+// entry for each model call, and a task "end" entry for the final event.
 func (a Audit) RecordTaskEvent(ctx context.Context, sessionID, taskID string, ev tasks.Event) error {
-	who := audit.ActorTask + taskID
-	task := func(detail map[string]any) error {
-		detail["task"] = taskID
-		_, err := a.Log.Append(ctx, audit.Entry{Session: sessionID, Actor: who, Kind: audit.KindTask, Detail: detail})
-		return err
-	}
-	if ev.ID == 1 {
-		if err := task(map[string]any{"event": "start"}); err != nil {
-			return err
-		}
-	}
 	switch ev.Type {
 	case tasks.EventStep:
-		for i, req := range ev.Actions {
-			res := audit.Result{Code: audit.CodeOK}
-			if i >= len(ev.Results) {
-				res = audit.Result{Code: "not_run"}
-			} else if !ev.Results[i].OK {
-				res = audit.Result{Code: "error", Message: ev.Results[i].Error}
-			}
-			if err := a.action(ctx, sessionID, who, req, res); err != nil {
-				return err
-			}
-		}
 		if ev.Usage != nil {
 			c := audit.Cost{USD: ev.StepUSD, Model: ev.Usage.Model, InputTokens: ev.Usage.InputTokens, OutputTokens: ev.Usage.OutputTokens}
-			if _, err := a.Log.Append(ctx, audit.Entry{Session: sessionID, Actor: who, Kind: audit.KindCost, Cost: &c}); err != nil {
-				return err
-			}
+			_, err := a.Log.Append(ctx, audit.Entry{Session: sessionID, Actor: audit.ActorTask + taskID, Kind: audit.KindCost, Cost: &c})
+			return err
 		}
 	case tasks.EventEnd:
-		return task(map[string]any{"event": "end", "status": string(ev.Status), "total_usd": ev.TotalUSD})
+		return a.task(ctx, sessionID, taskID, map[string]any{"event": "end", "status": string(ev.Status), "total_usd": ev.TotalUSD})
 	}
 	return nil
+}
+
+func (a Audit) task(ctx context.Context, sessionID, taskID string, detail map[string]any) error {
+	detail["task"] = taskID
+	_, err := a.Log.Append(ctx, audit.Entry{Session: sessionID, Actor: audit.ActorTask + taskID, Kind: audit.KindTask, Detail: detail})
+	return err
 }
 
 // RecordViewer writes a live view's opening or closing as a view entry. It

@@ -183,10 +183,7 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		}
 
 		var actErr error
-		results, actErr = m.act(ctx, agent, t, reply.Actions)
-		for _, res := range results {
-			ev.Results = append(ev.Results, ActionResult{OK: res.Error == "", Error: res.Error})
-		}
+		results, ev.Results, actErr = m.act(ctx, agent, t, reply.Actions)
 		m.emitStep(ctx, r, ev, step, total)
 		if actErr != nil {
 			if ctx.Err() != nil {
@@ -231,42 +228,64 @@ func checkActions(acts []agentapi.Request, w, h int) error {
 	return nil
 }
 
-// act runs acts in order, each through the session's control lease. An
-// action the agent refuses is reported in its result and the rest are
-// skipped, as they are once a person takes control; an unreachable
-// desktop is an error.
-func (m *Manager) act(ctx context.Context, agent *agentapi.Client, t Task, acts []agentapi.Request) ([]model.Result, error) {
+// act runs acts in order, each through the session's control lease, and
+// returns their results for the model and for the step event. An action
+// the agent refuses is reported in its result and the rest are skipped,
+// as they are once a person takes control; an unreachable desktop is an
+// error. Each action is recorded as it runs, while the lease admits it, so
+// the audit log orders it before any takeover that follows.
+func (m *Manager) act(ctx context.Context, agent *agentapi.Client, t Task, acts []agentapi.Request) ([]model.Result, []ActionResult, error) {
 	results := make([]model.Result, len(acts))
-	var stop error
+	outs := make([]ActionResult, len(acts))
+	var stop, fatal error
 	notRun := "not run: an earlier action failed"
 	for i, a := range acts {
-		if stop != nil {
-			results[i].Error = notRun
+		if stop != nil || fatal != nil {
+			results[i].Error, outs[i] = notRun, ActionResult{Error: notRun, Skipped: true}
+			m.recordAction(ctx, t, a, outs[i])
 			continue
 		}
 		if a.Action == agentapi.Screenshot {
-			continue // the next turn carries a fresh screenshot anyway
+			// The next turn carries a fresh screenshot anyway.
+			outs[i] = ActionResult{OK: true}
+			m.recordAction(ctx, t, a, outs[i])
+			continue
 		}
 		done, err := m.opts.Control.Act(t.SessionID, control.Claim{Task: t.ID})
 		if err != nil {
 			notRun = "not run: a person took control of the desktop"
-			results[i].Error, stop = notRun, err
+			results[i].Error, outs[i], stop = notRun, ActionResult{Error: notRun, Skipped: true}, err
+			m.recordAction(ctx, t, a, outs[i])
 			continue
 		}
 		resp, err := agent.Do(ctx, a)
-		done()
 		results[i].Cursor = resp.Cursor
+		outs[i] = ActionResult{OK: err == nil}
+		if err != nil {
+			results[i].Error, outs[i].Error = err.Error(), err.Error()
+		}
+		m.recordAction(ctx, t, a, outs[i])
+		done()
 		if err == nil {
 			continue
 		}
-		results[i].Error = err.Error()
-		pe, ok := errors.AsType[*agentapi.Error](err)
-		if !ok || pe.Code == agentapi.CodeUnavailable || pe.Code == agentapi.CodeTimeout {
-			return results, err
+		if pe, ok := errors.AsType[*agentapi.Error](err); !ok || pe.Code == agentapi.CodeUnavailable || pe.Code == agentapi.CodeTimeout {
+			fatal = err
+		} else {
+			stop = err
 		}
-		stop = err
 	}
-	return results, nil
+	return results, outs, fatal
+}
+
+// recordAction hands one action's outcome to the recorder, if any.
+func (m *Manager) recordAction(ctx context.Context, t Task, a agentapi.Request, res ActionResult) {
+	if m.opts.Recorder == nil {
+		return
+	}
+	if err := m.opts.Recorder.RecordTaskAction(context.WithoutCancel(ctx), t.SessionID, t.ID, a, res); err != nil {
+		m.log.Error("audit task action", "task", t.ID, "action", a.Action, "err", err)
+	}
 }
 
 // screenshot takes the turn's screenshot at scale.

@@ -213,6 +213,11 @@ func (m *Manager) Submit(ctx context.Context, sessionID string, s Spec) (Task, e
 		}
 		return Task{}, err
 	}
+	if m.opts.Recorder != nil {
+		if err := m.opts.Recorder.RecordTaskStart(ctx, t); err != nil {
+			m.log.Error("audit task start", "task", t.ID, "err", err)
+		}
+	}
 	ctx, cancel := context.WithCancelCause(m.ctx)
 	r.cancel = cancel
 	m.bySession[sessionID], m.byID[t.ID] = r, r

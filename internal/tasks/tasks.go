@@ -131,6 +131,9 @@ type Event struct {
 type ActionResult struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
+	// Skipped is set for an action that was not run (an earlier one
+	// failed, or a person took control).
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // Desktops gives the loop a session's agent. The fleet's sessions manager
@@ -156,7 +159,10 @@ type Control interface {
 	AskHelp(session, task, question string) error
 }
 
-// Recorder receives every event of every task (the audit log). Optional.
+// Recorder receives every task's start, each action as it runs, and every
+// event (the audit log). Optional.
 type Recorder interface {
+	RecordTaskStart(ctx context.Context, t Task) error
+	RecordTaskAction(ctx context.Context, sessionID, taskID string, req agentapi.Request, res ActionResult) error
 	RecordTaskEvent(ctx context.Context, sessionID, taskID string, ev Event) error
 }
