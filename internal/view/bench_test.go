@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"atelier/desktop"
+	"atelier/internal/control"
 	"atelier/internal/view"
 )
 
@@ -79,7 +80,8 @@ done
 
 // BenchmarkInputToPixel measures, in the browser, the time from a click on
 // the viewer's canvas (the page's mousedown) to the changed pixels on its
-// canvas; it reports the median.
+// canvas; it reports the median. "lease" passes each input through a
+// control lease the viewer holds; "ungated" has no lease.
 func BenchmarkInputToPixel(b *testing.B) {
 	d := startDesktop(b, desktop.DefaultResolution)
 	script := d.FileOwnedByDesktop(b, "toggle.sh")
@@ -90,8 +92,32 @@ func BenchmarkInputToPixel(b *testing.B) {
 	// The click goes to the centre; the colour is read 40 px away, clear
 	// of the pointer drawn there.
 	x, y := r.X+r.Width/2, r.Y+r.Height/2
-	f := newFleet(b, dialer{"s-1": d.VNCSock})
-	p := openViewer(b, startBrowser(b), f, "s-1", view.ModeControl)
+	bctx := startBrowser(b)
+	for _, gated := range []bool{false, true} {
+		name := map[bool]string{false: "ungated", true: "lease"}[gated]
+		b.Run(name, func(b *testing.B) {
+			opts := view.Options{Dialer: dialer{"s-1": d.VNCSock}}
+			var leases *control.Leases
+			if gated {
+				leases = control.New(control.Options{})
+				defer leases.Close()
+				opts.Control = leases
+			}
+			p := openViewer(b, bctx, newFleetWith(b, opts), "s-1", view.ModeControl)
+			if gated {
+				viewer := eval[string](p, `sessionStorage.getItem("atelier.viewer")`)
+				if _, err := leases.TakeOver(b.Context(), "s-1", "viewer:control", viewer); err != nil {
+					b.Fatal(err)
+				}
+			}
+			clickToPixel(b, p, x, y)
+		})
+	}
+}
+
+// clickToPixel runs BenchmarkInputToPixel's loop on page p, clicking at
+// (x, y).
+func clickToPixel(b *testing.B, p *page, x, y int) {
 	eval[bool](p, `(() => {
 		window.clickedAt = 0;
 		document.addEventListener("mousedown", () => { window.clickedAt = performance.now(); }, true);

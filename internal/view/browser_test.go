@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"atelier/internal/control"
 	"atelier/internal/view"
 )
 
@@ -278,4 +280,114 @@ func TestBrowserExpiredLink(t *testing.T) {
 	skew.Store(int64(2 * time.Minute)) // the minute-long token is now expired
 	d.StopVNC()
 	p.waitJS(`document.getElementById("state").dataset.state === "denied"`, "state denied")
+}
+
+// browserLeases is a control lease on which session s-1 has task t-1.
+func browserLeases(t testing.TB) *control.Leases {
+	t.Helper()
+	leases := control.New(control.Options{})
+	t.Cleanup(leases.Close)
+	if err := leases.BeginTask("s-1", "t-1", nil); err != nil {
+		t.Fatal(err)
+	}
+	return leases
+}
+
+// waitHolder waits until the page shows holder ("task", "you", "other",
+// "nobody") with its words.
+func (p *page) waitHolder(holder, text string) {
+	p.t.Helper()
+	p.waitJS(fmt.Sprintf(`document.getElementById("control").dataset.holder === %q &&
+		document.getElementById("holder").textContent === %q`, holder, text), "holder "+holder)
+}
+
+// barrier returns once the desktop has handled the input the page sent
+// before it (see TestBrowserInput).
+func (p *page) barrier(t testing.TB, d *testDesktop) {
+	t.Helper()
+	p.waitPixel(res.Width-5, res.Height-5, setBackground(t, d, "#102030"))
+	p.waitPixel(res.Width-5, res.Height-5, setBackground(t, d, "#302010"))
+}
+
+// While a task holds control, the control page's click does not reach the
+// desktop; after "Take control" it does, a reload keeps control, and
+// "Hand back" gives it to the task with the person's message.
+func TestBrowserTakeControl(t *testing.T) {
+	d := startDesktop(t, res)
+	log, x, y := smallProbe(t, d)
+	leases := browserLeases(t)
+	f := newFleetWith(t, view.Options{Dialer: dialer{"s-1": d.VNCSock}, Control: leases})
+	p := openViewer(t, startBrowser(t), f, "s-1", view.ModeControl)
+	p.waitHolder("task", "Agent in control")
+
+	p.click(x, y)
+	p.barrier(t, d)
+	if got, _ := os.ReadFile(log); bytes.Contains(got, mousePress) {
+		t.Fatalf("a click reached the desktop while the task held control: %q", got)
+	}
+
+	if err := chromedp.Do(p.ctx, chromedp.Click(chromedp.CSS("#take"))); err != nil {
+		t.Fatal(err)
+	}
+	p.waitHolder("you", "You have control")
+	p.waitJS(`document.getElementById("task-state").textContent === "Paused for you" &&
+		document.getElementById("take").hidden && !document.getElementById("handback").hidden`, "hand back offered")
+	st := leases.State("s-1")
+	if st.Holder == nil || st.Holder.Kind != control.KindPerson || st.Holder.Who != "viewer:control" || st.TaskState != control.TaskPausedForHuman {
+		t.Fatalf("after Take control, state %+v, want a person (viewer:control) holding and the task paused", st)
+	}
+	p.click(x, y)
+	waitFile(t, log, mousePress)
+
+	// A reload keeps the viewer's id, so its control and its lease.
+	if err := chromedp.Do(p.ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	p.waitJS(`document.getElementById("state").dataset.state === "live"`, "live again")
+	p.waitHolder("you", "You have control")
+	p.click(x, y)
+	p.barrier(t, d)
+	if got, _ := os.ReadFile(log); bytes.Count(got, mousePress) != 2 {
+		t.Fatalf("after the reload, the desktop got %q: want 2 button presses", got)
+	}
+
+	if err := chromedp.Do(p.ctx,
+		chromedp.SendKeys(chromedp.CSS("#note"), "the dialog is closed"),
+		chromedp.Click(chromedp.CSS("#handback button"))); err != nil {
+		t.Fatal(err)
+	}
+	p.waitHolder("task", "Agent in control")
+	if st := leases.State("s-1"); st.Holder == nil || st.Holder.Kind != control.KindTask || st.TaskState != control.TaskRunning {
+		t.Errorf("after Hand back, state %+v, want the task holding and running", st)
+	}
+	r, err := leases.WaitTurn(t.Context(), "s-1", "t-1")
+	if err != nil || len(r.Periods) != 1 || r.Periods[0].Message != "the dialog is closed" || r.Periods[0].InputEvents < 4 {
+		t.Errorf("the task heard %+v (%v), want one period with the message and both clicks counted", r, err)
+	}
+}
+
+// A view-token page shows who holds control but offers no button, and
+// its token cannot take control.
+func TestBrowserViewTokenCannotTakeControl(t *testing.T) {
+	d := startDesktop(t, res)
+	leases := browserLeases(t)
+	f := newFleetWith(t, view.Options{Dialer: dialer{"s-1": d.VNCSock}, Control: leases})
+	p := openViewer(t, startBrowser(t), f, "s-1", view.ModeView)
+	p.waitHolder("task", "Agent in control")
+	if !eval[bool](p, `document.getElementById("take").hidden && document.getElementById("handback").hidden`) {
+		t.Error("a view-token page offers to take or hand back control")
+	}
+	got, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`fetch("embed/control" + location.search, {
+		method: "POST", headers: {"Content-Type": "application/json"},
+		body: JSON.stringify({action: "takeover", viewer: "v-1"}),
+	}).then(async (r) => r.status + " " + (await r.json()).error.code)`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "403 token_mode" {
+		t.Errorf("takeover with a view token: %s, want 403 token_mode", got)
+	}
+	if st := leases.State("s-1"); st.Holder == nil || st.Holder.Kind != control.KindTask || st.TaskState != control.TaskRunning {
+		t.Errorf("after the refused takeover, state %+v, want the task holding and running", st)
+	}
 }

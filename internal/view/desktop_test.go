@@ -189,11 +189,18 @@ type fleet struct {
 
 func newFleet(t testing.TB, sessions dialer) *fleet {
 	t.Helper()
+	return newFleetWith(t, view.Options{Dialer: sessions})
+}
+
+// newFleetWith is newFleet with more options (its own Tokens).
+func newFleetWith(t testing.TB, opts view.Options) *fleet {
+	t.Helper()
 	tk, err := view.NewTokens(filepath.Join(t.TempDir(), "embed.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := view.NewHandler(view.Options{Dialer: sessions, Tokens: tk})
+	opts.Tokens = tk
+	h, err := view.NewHandler(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,8 +227,17 @@ func (f *fleet) vncURL(session, token string) string {
 // dialView opens the WebSocket of session's view, as noVNC does.
 func (f *fleet) dialView(t testing.TB, session string, mode view.Mode) *websocket.Conn {
 	t.Helper()
-	ws, _, err := websocket.Dial(t.Context(), f.vncURL(session, f.token(t, session, mode)),
-		&websocket.DialOptions{Subprotocols: []string{"binary"}})
+	return f.dialViewer(t, session, mode, "")
+}
+
+// dialViewer is dialView for the viewer with id viewer ("": none).
+func (f *fleet) dialViewer(t testing.TB, session string, mode view.Mode, viewer string) *websocket.Conn {
+	t.Helper()
+	u := f.vncURL(session, f.token(t, session, mode))
+	if viewer != "" {
+		u += "&viewer=" + viewer
+	}
+	ws, _, err := websocket.Dial(t.Context(), u, &websocket.DialOptions{Subprotocols: []string{"binary"}})
 	if err != nil {
 		t.Fatalf("dial view: %v", err)
 	}

@@ -2,14 +2,18 @@
 // a WebSocket proxied to the desktop's RFB server (vnc.sock), gated by
 // HMAC-signed embed tokens bound to one session, one mode and an expiry; in
 // view mode the proxy drops every input message, so a view token can never
-// move the mouse or type. It also serves the viewer page, a small page of
-// our own on top of noVNC's RFB module from the Debian novnc package.
+// move the mouse or type. With a control lease (Options.Control), a control
+// viewer's input passes only while the lease admits the viewer's claim, and
+// the page shows who holds control and lets a control token take it and
+// hand it back. It also serves the viewer page, a small page of our own on
+// top of noVNC's RFB module from the Debian novnc package.
 //
-// Origins: the viewer page and its WebSocket are same-origin, and the
-// WebSocket accepts a browser's upgrade only from the fleet's own origin
-// (plus Options.OriginPatterns). The token is the gate; the origin check
-// only stops other sites' pages from using a leaked token through a
-// visitor's browser. Clients that send no Origin (not browsers) pass it.
+// Origins: the viewer page, its WebSocket and its control requests are
+// same-origin. The WebSocket accepts a browser's upgrade only from the
+// fleet's own origin (plus Options.OriginPatterns), a control POST only
+// from the fleet's own. The token is the gate; the origin check only stops
+// other sites' pages from using a leaked token through a visitor's
+// browser. Clients that send no Origin (not browsers) pass it.
 package view
 
 import (
@@ -29,6 +33,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"atelier/internal/control"
 )
 
 // Dialer connects to a running session's RFB server. sessions.Manager
@@ -62,7 +68,12 @@ type Options struct {
 	// OnViewer, if set, hears every view that opens and closes (the fleet
 	// writes them to the audit log). It must not block.
 	OnViewer func(ViewerEvent)
-	Logger   *slog.Logger
+	// Control, if set, is the sessions' control lease: a control viewer's
+	// input passes only when its claim is admitted, and the page offers
+	// to take control and hand it back. Nil: a control token's input
+	// always passes.
+	Control Control
+	Logger  *slog.Logger
 }
 
 // ViewerEvent is a view of a session opening or closing.
@@ -149,10 +160,12 @@ func NewHandler(opts Options) (*Handler, error) {
 
 // Routes returns the viewer's routes, pattern → handler:
 //
-//	GET /sessions/{id}/embed   the viewer page (?token=)
-//	GET /sessions/{id}/vnc     the WebSocket (?token=)
-//	GET /view/assets/…         the page's script and style
-//	GET /view/novnc/…          noVNC's modules (core/, vendor/)
+//	GET  /sessions/{id}/embed           the viewer page (?token=)
+//	GET  /sessions/{id}/vnc             the WebSocket (?token=&viewer=)
+//	GET  /sessions/{id}/embed/control   who holds control (?token=)
+//	POST /sessions/{id}/embed/control   take control, hand it back (?token=, control)
+//	GET  /view/assets/…                 the page's script and style
+//	GET  /view/novnc/…                  noVNC's modules (core/, vendor/)
 //
 // These routes carry their own gate (the embed token): mount them outside
 // the API's bearer-token check. The route minting tokens (HandleMint) is
@@ -161,11 +174,13 @@ func (h *Handler) Routes() map[string]http.Handler {
 	sub, _ := fs.Sub(assets, "assets")
 	novnc := http.StripPrefix("/view/novnc/", files(http.Dir(h.opts.NoVNCDir)))
 	return map[string]http.Handler{
-		"GET /sessions/{id}/embed": http.HandlerFunc(h.serveEmbed),
-		"GET /sessions/{id}/vnc":   http.HandlerFunc(h.serveVNC),
-		"GET /view/assets/":        http.StripPrefix("/view/assets/", files(http.FS(sub))),
-		"GET /view/novnc/core/":    novnc,
-		"GET /view/novnc/vendor/":  novnc,
+		"GET /sessions/{id}/embed":          http.HandlerFunc(h.serveEmbed),
+		"GET /sessions/{id}/vnc":            http.HandlerFunc(h.serveVNC),
+		"GET /sessions/{id}/embed/control":  http.HandlerFunc(h.serveControlState),
+		"POST /sessions/{id}/embed/control": http.HandlerFunc(h.serveControlAction),
+		"GET /view/assets/":                 http.StripPrefix("/view/assets/", files(http.FS(sub))),
+		"GET /view/novnc/core/":             novnc,
+		"GET /view/novnc/vendor/":           novnc,
 	}
 }
 
@@ -228,7 +243,8 @@ func (h *Handler) serveEmbed(w http.ResponseWriter, r *http.Request) {
 	page.Execute(w, struct {
 		Session string
 		Mode    Mode
-	}{id, claims.Mode})
+		Control bool
+	}{id, claims.Mode, h.opts.Control != nil})
 }
 
 // deny answers a token problem with 403: a small page for a browser that
@@ -262,9 +278,55 @@ var denied = template.Must(template.New("denied").Parse(`<!doctype html>
 <p>{{.}}</p></body></html>
 `))
 
+// Error codes of the view's own routes, beside the token's.
+const (
+	codeBadRequest = "bad_request"
+	codeTooLarge   = "too_large"
+	codeBadViewer  = "bad_viewer"
+)
+
+// errorDetail is the fleet's JSON error; Holder is set on a refusal
+// because someone holds control.
+type errorDetail struct {
+	Code    string          `json:"code"`
+	Message string          `json:"message"`
+	Holder  *control.Holder `json:"holder,omitempty"`
+}
+
 // writeError writes the fleet's JSON error shape.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeErrorDetail(w, status, errorDetail{Code: code, Message: msg})
+}
+
+func writeErrorDetail(w http.ResponseWriter, status int, d errorDetail) {
+	writeJSON(w, status, map[string]errorDetail{"error": d})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	json.NewEncoder(w).Encode(v)
+}
+
+// decodeBody decodes r's body into v: one JSON object of at most limit
+// bytes, with no fields v does not have.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("body: one JSON object only")
+	}
+	return nil
+}
+
+// badBody answers a body decodeBody refused: 413 over the limit, else 400.
+func badBody(w http.ResponseWriter, err error) {
+	if e, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the body is over its limit of %d bytes", e.Limit))
+		return
+	}
+	writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 }

@@ -38,7 +38,12 @@ func wsHeaders() http.Header {
 
 // serve runs one request through h.
 func serve(h http.Handler, method, target string, headers ...http.Header) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, target, nil)
+	return serveBody(h, method, target, nil, headers...)
+}
+
+// serveBody runs one request with a body through h.
+func serveBody(h http.Handler, method, target string, body io.Reader, headers ...http.Header) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, target, body)
 	for _, hs := range headers {
 		for k, v := range hs {
 			req.Header[k] = v

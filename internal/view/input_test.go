@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"atelier/internal/control"
 	"atelier/internal/view"
 )
 
@@ -77,5 +78,81 @@ func TestViewModeDropsInput(t *testing.T) {
 	}
 	if !bytes.HasPrefix(got, mousePress) {
 		t.Errorf("the desktop got %q before the controller's click", got)
+	}
+}
+
+// With a control lease, a control viewer's input reaches the desktop only
+// while its claim is admitted: not while a task holds the lease, yes once
+// the viewer took control, not for another viewer meanwhile, and not
+// after handing back.
+func TestControlLeaseGatesInput(t *testing.T) {
+	d := startDesktop(t, res)
+	log, x, y := probe(t, d)
+	leases := control.New(control.Options{})
+	t.Cleanup(leases.Close)
+	if err := leases.BeginTask("s-1", "t-1", nil); err != nil {
+		t.Fatal(err)
+	}
+	f := newFleetWith(t, view.Options{Dialer: dialer{"s-1": d.VNCSock}, Control: leases})
+	mine := netConn(t, f.dialViewer(t, "s-1", view.ModeControl, "v-mine"))
+	other := netConn(t, f.dialViewer(t, "s-1", view.ModeControl, "v-other"))
+	anonymous := netConn(t, f.dialView(t, "s-1", view.ModeControl))
+
+	// The task holds the lease: nobody's input passes.
+	for _, c := range []*rfbClient{mine, other, anonymous} {
+		if err := c.click(x, y); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.typeText("task"); err != nil {
+			t.Fatal(err)
+		}
+		c.barrier(t)
+	}
+	lease, err := leases.TakeOver(t.Context(), "s-1", "viewer:control", "v-mine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone else's input still does not pass.
+	for _, c := range []*rfbClient{other, anonymous} {
+		if err := c.typeText("other"); err != nil {
+			t.Fatal(err)
+		}
+		c.barrier(t)
+	}
+	if err := mine.click(x, y); err != nil {
+		t.Fatal(err)
+	}
+	if err := mine.typeText("mine"); err != nil {
+		t.Fatal(err)
+	}
+	// All of it, releases too, must be through before handing back: a
+	// release refused would leave the key down on the desktop.
+	mine.barrier(t)
+	if _, err := leases.HandBack("s-1", lease.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := mine.typeText("after"); err != nil {
+		t.Fatal(err)
+	}
+	mine.barrier(t)
+	// Taking control again, the same connection's input passes: what was
+	// dropped was dropped by the lease, not lost with the connection.
+	if _, err := leases.TakeOver(t.Context(), "s-1", "viewer:control", "v-mine"); err != nil {
+		t.Fatal(err)
+	}
+	if err := mine.typeText("end"); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFile(t, log, []byte("end"))
+	for _, dropped := range []string{"task", "other", "after"} {
+		if bytes.Contains(got, []byte(dropped)) {
+			t.Errorf("%q reached the desktop: %q", dropped, got)
+		}
+	}
+	if n := bytes.Count(got, mousePress); n != 1 || !bytes.HasPrefix(got, mousePress) {
+		t.Errorf("the desktop got %q: want one button press, first (the viewer's once it had control)", got)
+	}
+	if !bytes.Contains(got, []byte("mineend")) {
+		t.Errorf("the desktop got %q, want \"mine\" then \"end\"", got)
 	}
 }

@@ -1,10 +1,7 @@
 package view
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -45,37 +42,30 @@ type MintRequest struct {
 // and answers 201 with a Link. It does not authenticate: mount it behind the
 // API's bearer-token check, after checking that the session exists.
 func (h *Handler) HandleMint(w http.ResponseWriter, r *http.Request) {
-	req, err := decodeMint(r.Body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+	var req MintRequest
+	if err := decodeBody(w, r, 4<<10, &req); err != nil {
+		badBody(w, fmt.Errorf("%w; want {\"mode\": \"view\"|\"control\", \"ttl_seconds\": N}", err))
+		return
+	}
+	if err := req.check(); err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
 	link, err := h.Link(r.PathValue("id"), req.Mode, time.Duration(req.TTLSeconds)*time.Second)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(link)
+	writeJSON(w, http.StatusCreated, link)
 }
 
-func decodeMint(body io.Reader) (MintRequest, error) {
-	var req MintRequest
-	dec := json.NewDecoder(io.LimitReader(body, 4<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, fmt.Errorf("body: %v; want {\"mode\": \"view\"|\"control\", \"ttl_seconds\": N}", err)
-	}
-	if dec.More() {
-		return req, errors.New("body: one JSON object only")
-	}
+func (req MintRequest) check() error {
 	if _, err := ParseMode(string(req.Mode)); err != nil {
-		return req, err
+		return err
 	}
 	if req.TTLSeconds < 0 || req.TTLSeconds > int64(MaxTTL/time.Second) {
-		return req, fmt.Errorf("ttl_seconds %d: want 0 (default) to %d", req.TTLSeconds, int64(MaxTTL/time.Second))
+		return fmt.Errorf("ttl_seconds %d: want 0 (default) to %d", req.TTLSeconds, int64(MaxTTL/time.Second))
 	}
-	return req, nil
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"atelier/internal/control"
 )
 
 // downBufSize is the largest WebSocket message sent to a viewer: one read
@@ -23,6 +25,11 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	claims, err := h.tokens.Verify(r.URL.Query().Get("token"), id, ModeView)
 	if err != nil {
 		h.deny(w, r, err)
+		return
+	}
+	viewer := r.URL.Query().Get("viewer")
+	if viewer != "" && !validViewer(viewer) {
+		writeError(w, http.StatusBadRequest, codeBadViewer, errBadViewer.Error())
 		return
 	}
 	if !h.track() {
@@ -56,9 +63,21 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
 	h.log.Debug("viewer connected", "session", id, "mode", claims.Mode)
 	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Opened: true})
-	err = proxy(ctx, ws, desk, claims.Mode)
+	err = proxy(ctx, ws, desk, claims.Mode, h.gate(id, claims.Mode, viewer))
 	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Duration: time.Since(t0)})
 	h.log.Debug("viewer gone", "session", id, "mode", claims.Mode, "took", time.Since(t0), "err", err)
+}
+
+// gate is what a viewer's input passes on the way to session's desktop:
+// nothing for a view token (its input is dropped) or without a control
+// lease, else the lease, claimed by the viewer's id. A control viewer
+// without an id acts only while nobody holds the lease.
+func (h *Handler) gate(session string, mode Mode, viewer string) gate {
+	if mode != ModeControl || h.opts.Control == nil {
+		return nil
+	}
+	claim := control.Claim{Viewer: viewer}
+	return func() (func(), error) { return h.opts.Control.Act(session, claim) }
 }
 
 func (h *Handler) viewerEvent(ev ViewerEvent) {
@@ -80,7 +99,7 @@ const drainTimeout = 5 * time.Second
 // wayvnc 0.5 dies of SIGPIPE if a client's socket closes while it writes a
 // frame. So the proxy half-closes it, keeps reading (discarding) until the
 // server closes its side, and only then closes it.
-func proxy(ctx context.Context, ws *websocket.Conn, desk net.Conn, mode Mode) error {
+func proxy(ctx context.Context, ws *websocket.Conn, desk net.Conn, mode Mode, g gate) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var once sync.Once
@@ -100,7 +119,7 @@ func proxy(ctx context.Context, ws *websocket.Conn, desk net.Conn, mode Mode) er
 
 	upErr := make(chan error, 1)
 	go func() {
-		err := newFilter(nc, desk, mode).run()
+		err := newFilter(nc, desk, mode, g).run()
 		if errors.Is(err, errProtocol) {
 			// Close reasons are limited to 123 bytes.
 			reason := err.Error()

@@ -49,23 +49,36 @@ func protocolErrorf(format string, args ...any) error {
 
 // filter copies the client half of an RFB stream from r to w message by
 // message. In view mode it drops every message that acts on the desktop:
-// keys, pointer, clipboard, desktop size, and power (xvp). In both modes it
-// forces ClientInit's shared flag, so that no viewer can disconnect the
-// others.
+// keys, pointer, clipboard, desktop size, and power (xvp). In control mode
+// with a gate, each of those passes only if the gate admits it, and is
+// dropped as in view mode if not. In both modes it forces ClientInit's
+// shared flag, so that no viewer can disconnect the others.
 type filter struct {
 	r    *bufio.Reader
 	w    *bufio.Writer
 	view bool
-	hdr  [20]byte
+	gate gate
+	// admitted holds the gate's done calls for input written to w but not
+	// yet flushed.
+	admitted []func()
+	hdr      [20]byte
 }
 
-func newFilter(r io.Reader, w io.Writer, mode Mode) *filter {
-	return &filter{r: bufio.NewReaderSize(r, 4096), w: bufio.NewWriterSize(w, 4096), view: mode != ModeControl}
+// gate admits one input message (done is called once it has reached the
+// desktop) or refuses it.
+type gate func() (done func(), err error)
+
+// newFilter returns a filter for a viewer in mode; gate, if not nil,
+// decides each input message of a control viewer.
+func newFilter(r io.Reader, w io.Writer, mode Mode, g gate) *filter {
+	return &filter{r: bufio.NewReaderSize(r, 4096), w: bufio.NewWriterSize(w, 4096), view: mode != ModeControl, gate: g}
 }
 
 // run filters until r ends (io.EOF), a write fails, or the client sends
 // what cannot be framed (an errProtocol error).
 func (f *filter) run() error {
+	// Admitted input that never reached the desktop is over all the same.
+	defer f.settle()
 	if err := f.handshake(); err != nil {
 		return err
 	}
@@ -79,8 +92,31 @@ func (f *filter) run() error {
 			if err := f.w.Flush(); err != nil {
 				return err
 			}
+			f.settle()
 		}
 	}
+}
+
+// settle reports the admitted input as delivered.
+func (f *filter) settle() {
+	for i, done := range f.admitted {
+		done()
+		f.admitted[i] = nil
+	}
+	f.admitted = f.admitted[:0]
+}
+
+// admit asks the gate about one input message.
+func (f *filter) admit() bool {
+	if f.gate == nil {
+		return true
+	}
+	done, err := f.gate()
+	if err != nil {
+		return false
+	}
+	f.admitted = append(f.admitted, done)
+	return true
 }
 
 // handshake passes ProtocolVersion, the security type selection (and a VNC
@@ -195,7 +231,7 @@ func (f *filter) message() error {
 		}
 		n, input = 12, true
 	}
-	drop := input && f.view
+	drop := input && (f.view || !f.admit())
 	if !drop {
 		if err := f.forward(f.hdr[:n]); err != nil {
 			return err
@@ -225,6 +261,9 @@ func (f *filter) forwardFlush(b []byte) error {
 
 // copy passes (or with drop, discards) the next n bytes of the client.
 func (f *filter) copy(n int64, drop bool) error {
+	if n == 0 {
+		return nil // most messages: no payload, and no CopyN allocation
+	}
 	var dst io.Writer = f.w
 	if drop {
 		dst = io.Discard

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"atelier/internal/control"
 )
 
 // Client messages, built by hand from RFC 6143.
@@ -32,7 +34,7 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 func runFilter(in []byte, mode Mode) ([]byte, error) {
 	var out bytes.Buffer
-	err := newFilter(bytes.NewReader(in), &out, mode).run()
+	err := newFilter(bytes.NewReader(in), &out, mode, nil).run()
 	return out.Bytes(), err
 }
 
@@ -136,4 +138,119 @@ func sharedFlagAt(in []byte) int {
 		return 12 + 1 + 16
 	}
 	return 12 + 1
+}
+
+// A control viewer's input passes only when the gate admits it; refused,
+// it is dropped as in view mode. Each admitted message's done comes once
+// its bytes have reached the desktop, and never for other messages.
+func TestFilterGate(t *testing.T) {
+	input := [][]byte{keyDown, pointer, cutText, extCutText, xvp, desktopSize, qemuKey}
+	in := cat(greeting, encodings, keyDown, fbRequest, pointer, cutText, fence, extCutText, xvp, desktopSize, qemuKey, pixelFormat)
+	viewOut, _ := runFilter(in, ModeView)
+	for _, tc := range []struct {
+		name  string
+		admit func(i int) bool // the i-th input message asked about
+		want  []byte
+	}{
+		{"all admitted", func(int) bool { return true }, in},
+		{"all refused", func(int) bool { return false }, viewOut},
+		{"every other", func(i int) bool { return i%2 == 0 },
+			cat(greeting, encodings, keyDown, fbRequest, cutText, fence, xvp, qemuKey, pixelFormat)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			asked, admitted, done := 0, 0, 0
+			g := func() (func(), error) {
+				i := asked
+				asked++
+				if !tc.admit(i) {
+					return nil, errors.New("held by someone else")
+				}
+				admitted++
+				// The message this admits must be at the desktop by done.
+				msg := input[i]
+				return func() {
+					done++
+					if !bytes.Contains(out.Bytes(), msg) {
+						t.Errorf("done for input %d (%x) before it reached the desktop: %x", i, msg, out.Bytes())
+					}
+				}, nil
+			}
+			err := newFilter(bytes.NewReader(in), &out, ModeControl, g).run()
+			if err != io.EOF {
+				t.Errorf("run = %v, want io.EOF", err)
+			}
+			if diff := cmp.Diff(tc.want, out.Bytes()); diff != "" {
+				t.Errorf("output mismatch (-want +got):\n%s", diff)
+			}
+			if asked != len(input) {
+				t.Errorf("gate asked %d times, want once per input message (%d)", asked, len(input))
+			}
+			if done != admitted {
+				t.Errorf("%d done calls for %d admitted messages", done, admitted)
+			}
+		})
+	}
+}
+
+// A view viewer's filter never asks the gate: its input is dropped first.
+func TestFilterGateViewMode(t *testing.T) {
+	asked := 0
+	g := func() (func(), error) { asked++; return func() {}, nil }
+	var out bytes.Buffer
+	newFilter(bytes.NewReader(cat(greeting, keyDown, pointer)), &out, ModeView, g).run()
+	if asked != 0 || !bytes.Equal(out.Bytes(), greeting) {
+		t.Errorf("view mode: gate asked %d times, output %x; want 0 and the greeting only", asked, out.Bytes())
+	}
+}
+
+// failWriter fails every write after the first n bytes.
+type failWriter struct{ n int }
+
+func (w *failWriter) Write(b []byte) (int, error) {
+	if len(b) > w.n {
+		return 0, errors.New("desktop gone")
+	}
+	w.n -= len(b)
+	return len(b), nil
+}
+
+// Input admitted but never delivered (the desktop went away) is still
+// reported done: a takeover waiting for it must not wait forever.
+func TestFilterGateDoneOnFailure(t *testing.T) {
+	admitted, done := 0, 0
+	g := func() (func(), error) { admitted++; return func() { done++ }, nil }
+	err := newFilter(bytes.NewReader(cat(greeting, keyDown, pointer)), &failWriter{len(greeting)}, ModeControl, g).run()
+	if err == nil || err == io.EOF {
+		t.Errorf("run = %v, want the write error", err)
+	}
+	if admitted == 0 || done != admitted {
+		t.Errorf("%d done calls for %d admitted messages", done, admitted)
+	}
+}
+
+// BenchmarkFilterPointer runs pointer moves (the most frequent input)
+// through a control viewer's filter: without a lease, and through a real
+// control lease held by that viewer. One op is one message.
+func BenchmarkFilterPointer(b *testing.B) {
+	leases := control.New(control.Options{})
+	defer leases.Close()
+	if _, err := leases.TakeOver(b.Context(), "s-1", "viewer:control", "v-1"); err != nil {
+		b.Fatal(err)
+	}
+	held := func() (func(), error) { return leases.Act("s-1", control.Claim{Viewer: "v-1"}) }
+	for _, bc := range []struct {
+		name string
+		g    gate
+	}{{"ungated", nil}, {"lease", held}} {
+		b.Run(bc.name, func(b *testing.B) {
+			const batch = 1024
+			in := cat(greeting, bytes.Repeat(pointer, batch))
+			for b.Loop() {
+				// One stream per batch of moves: the handshake is amortised.
+				newFilter(bytes.NewReader(in), io.Discard, ModeControl, bc.g).run()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/batch, "ns/move")
+		})
+	}
 }
