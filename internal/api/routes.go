@@ -40,6 +40,8 @@ func (s *Server) routes() []route {
 		{pattern: "POST /sessions/{id}/embed-token", h: s.handleEmbedToken},
 		{pattern: "GET /sessions/{id}/embed", h: s.handleView, open: true},
 		{pattern: "GET /sessions/{id}/vnc", h: s.handleView, open: true},
+		{pattern: "GET /sessions/{id}/embed/control", h: s.handleView, open: true},
+		{pattern: "POST /sessions/{id}/embed/control", h: s.handleView, open: true},
 		{pattern: "GET /view/assets/", h: s.handleView, open: true},
 		{pattern: "GET /view/novnc/core/", h: s.handleView, open: true},
 		{pattern: "GET /view/novnc/vendor/", h: s.handleView, open: true},

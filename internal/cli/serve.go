@@ -70,15 +70,15 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer mgr.Close()
-	vh, err := newView(cfg, mgr, auditor.RecordViewer, log.With("part", "view"))
+	leases := fleetwire.Control(al, cfg.View.ControlIdle)
+	defer leases.Close()
+	vh, err := newView(cfg, mgr, leases, auditor.RecordViewer, log.With("part", "view"))
 	if err != nil {
 		return err
 	}
 	// Deferred, so it runs after Shutdown: Shutdown leaves hijacked
 	// connections (the views' WebSockets) to their owner.
 	defer vh.Close()
-	leases := fleetwire.Control(al, cfg.View.ControlIdle)
-	defer leases.Close()
 	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: mgr, Runtime: rt, Audit: al, Control: leases,
 		Model: cfg.Model, CapUSD: cfg.MaxUSDPerDay, DataDir: cfg.DataDir, StepRetention: cfg.Records.StepRetention, Logger: log.With("part", "tasks")})
 	if err != nil {

@@ -132,11 +132,11 @@ func New(t testing.TB, opts Options) *Fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vh, err := view.NewHandler(view.Options{Dialer: m, Tokens: tokens, OnViewer: fleetwire.Audit{Log: al}.RecordViewer, Logger: opts.Logger})
+	leases := fleetwire.Control(al, opts.ControlIdle)
+	vh, err := view.NewHandler(view.Options{Dialer: m, Tokens: tokens, Control: leases, OnViewer: fleetwire.Audit{Log: al}.RecordViewer, Logger: opts.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	leases := fleetwire.Control(al, opts.ControlIdle)
 	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: m, Runtime: rt, Audit: al, Control: leases,
 		Model: config.Model{Backend: "scripted"}, DataDir: opts.DataDir, Logger: opts.Logger})
 	if err != nil {

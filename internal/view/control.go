@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"atelier/internal/apitype"
 	"atelier/internal/control"
 )
 
@@ -15,7 +16,7 @@ import (
 type Control interface {
 	Act(session string, c control.Claim) (done func(), err error)
 	TakeOver(ctx context.Context, session, who, viewer string) (control.Lease, error)
-	HandBack(session, leaseID, message string) (control.Change, error)
+	HandBack(session, by, leaseID, message string) (control.Change, error)
 	State(session string) control.State
 }
 
@@ -120,7 +121,7 @@ func (h *Handler) serveControlAction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, lease)
 		return
 	}
-	if _, err := ctl.HandBack(id, req.LeaseID, req.Message); err != nil {
+	if _, err := ctl.HandBack(id, viewerActor, req.LeaseID, req.Message); err != nil {
 		controlError(w, err)
 		return
 	}
@@ -153,14 +154,17 @@ func (h *Handler) controlGate(w http.ResponseWriter, r *http.Request, want Mode)
 func controlError(w http.ResponseWriter, err error) {
 	if held, ok := errors.AsType[*control.HeldError](err); ok {
 		h := held.Holder
-		writeErrorDetail(w, http.StatusConflict, errorDetail{Code: "control_held", Message: err.Error(), Holder: &h})
+		writeErrorDetail(w, http.StatusConflict, errorDetail{Code: apitype.CodeControlHeld, Message: err.Error(), Holder: &h})
 		return
 	}
+	// The codes are the fleet API's, so a page and a script read the same.
 	switch {
+	case errors.Is(err, control.ErrBadMessage):
+		writeError(w, http.StatusBadRequest, apitype.CodeBadRequest, err.Error())
 	case errors.Is(err, control.ErrNoLease):
-		writeError(w, http.StatusConflict, "no_lease", err.Error())
+		writeError(w, http.StatusConflict, apitype.CodeBadLease, err.Error())
 	case errors.Is(err, control.ErrNothingHeld):
-		writeError(w, http.StatusConflict, "nothing_held", err.Error())
+		writeError(w, http.StatusConflict, apitype.CodeNothingHeld, err.Error())
 	default:
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 	}

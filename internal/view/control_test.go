@@ -124,7 +124,7 @@ func TestControlTakeOverAndHandBack(t *testing.T) {
 	}
 	// A wrong lease hands nothing back.
 	rec = postControl(mux, tok, `{"action":"handback","lease_id":"lease_nope"}`)
-	if e := decodeJSON[errorBody](t, rec); rec.Code != http.StatusConflict || e.Error.Code != "no_lease" {
+	if e := decodeJSON[errorBody](t, rec); rec.Code != http.StatusConflict || e.Error.Code != "lease_invalid" {
 		t.Errorf("handback with a wrong lease: status %d %s, want 409 no_lease", rec.Code, rec.Body)
 	}
 	if st := leases.State("s-1"); st.Holder == nil || st.Holder.Kind != control.KindPerson {
@@ -172,7 +172,7 @@ func TestControlRefusals(t *testing.T) {
 		{"viewer too long", ctl, `{"action":"takeover","viewer":"` + strings.Repeat("v", 65) + `"}`, "", 400, "bad_viewer"},
 		{"takeover with a message", ctl, `{"action":"takeover","viewer":"v-1","message":"hi"}`, "", 400, "bad_request"},
 		{"handback naming a viewer", ctl, `{"action":"handback","viewer":"v-1"}`, "", 400, "bad_request"},
-		{"handback of a lease not held", ctl, `{"action":"handback","lease_id":"lease_x"}`, "", 409, "no_lease"},
+		{"handback of a lease not held", ctl, `{"action":"handback","lease_id":"lease_x"}`, "", 409, "lease_invalid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var hdr http.Header
@@ -196,7 +196,7 @@ func TestControlNothingHeld(t *testing.T) {
 	mux, leases, tk := controlMux(t)
 	leases.EndTask("s-1", "t-1")
 	rec := postControl(mux, mint(t, tk, "s-1", view.ModeControl, time.Minute), `{"action":"handback"}`)
-	if e := decodeJSON[errorBody](t, rec); rec.Code != http.StatusConflict || e.Error.Code != "nothing_held" {
+	if e := decodeJSON[errorBody](t, rec); rec.Code != http.StatusConflict || e.Error.Code != "nothing_to_hand_back" {
 		t.Errorf("status %d %s, want 409 nothing_held", rec.Code, rec.Body)
 	}
 }

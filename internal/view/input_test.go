@@ -128,7 +128,7 @@ func TestControlLeaseGatesInput(t *testing.T) {
 	// All of it, releases too, must be through before handing back: a
 	// release refused would leave the key down on the desktop.
 	mine.barrier(t)
-	if _, err := leases.HandBack("s-1", lease.ID, ""); err != nil {
+	if _, err := leases.HandBack("s-1", "viewer:control", lease.ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := mine.typeText("after"); err != nil {
