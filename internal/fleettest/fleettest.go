@@ -42,6 +42,9 @@ type Options struct {
 	// DataDir is the fleet's state; empty means a fresh one for the test.
 	// Pass a previous fleet's to restart on the same state.
 	DataDir string
+	// Model configures the task backends; the default backend is
+	// scripted unless set.
+	Model config.Model
 	// ControlIdle returns a person's control lease after this long
 	// without input; 0: the default.
 	ControlIdle time.Duration
@@ -101,6 +104,9 @@ func New(t testing.TB, opts Options) *Fleet {
 			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 		}
 	}
+	if opts.Model.Backend == "" {
+		opts.Model.Backend = "scripted"
+	}
 	ctx := context.WithoutCancel(t.Context())
 	st, err := store.Open(ctx, filepath.Join(opts.DataDir, "atelier.db"))
 	if err != nil {
@@ -138,7 +144,7 @@ func New(t testing.TB, opts Options) *Fleet {
 		t.Fatal(err)
 	}
 	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: m, Runtime: rt, Audit: al, Control: leases,
-		Model: config.Model{Backend: "scripted"}, DataDir: opts.DataDir, Logger: opts.Logger})
+		Model: opts.Model, DataDir: opts.DataDir, Logger: opts.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,8 @@ type OpenAIStep struct {
 	PromptTokens     int64  `json:"prompt_tokens"`
 	CompletionTokens int64  `json:"completion_tokens"`
 	CachedTokens     int64  `json:"cached_tokens"`
+	// DelayMS holds the reply this long, as a slow model would.
+	DelayMS int `json:"delay_ms"`
 	// Failure instead of a reply.
 	Status int    `json:"status"`
 	Error  string `json:"error"`
@@ -47,6 +49,13 @@ func OpenAISteps(t testing.TB, steps []OpenAIStep) *Server {
 			return
 		}
 		st := steps[n]
+		if st.DelayMS > 0 {
+			select {
+			case <-time.After(time.Duration(st.DelayMS) * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		switch {
 		case st.Hang:
 			s.hang(r)

@@ -1,0 +1,357 @@
+package fleettest_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"atelier/internal/agentapi"
+	"atelier/internal/apitype"
+	"atelier/internal/audit"
+	"atelier/internal/client"
+	"atelier/internal/config"
+	"atelier/internal/control"
+	"atelier/internal/fleettest"
+	"atelier/internal/model/modeltest"
+	"atelier/internal/tasks"
+)
+
+// holoStep is one Holo3 reply of a transcript: a thought and one tool call.
+func holoStep(thought string, call map[string]any, delay time.Duration) modeltest.OpenAIStep {
+	b, _ := json.Marshal(map[string]any{"note": nil, "thought": thought, "tool_call": call})
+	return modeltest.OpenAIStep{Content: b, PromptTokens: 2400, CompletionTokens: 80, DelayMS: int(delay / time.Millisecond)}
+}
+
+// waitFor polls cond (bounded): the fleet announces nothing to a test.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func getTask(t *testing.T, ctx context.Context, f *fleettest.Fleet, id string) tasks.Task {
+	t.Helper()
+	var task tasks.Task
+	if err := f.Client.Call(ctx, http.MethodGet, "/tasks/"+id, nil, &task, http.StatusOK); err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// requestText is every text part of a chat completion request, joined.
+func requestText(r modeltest.Request) string {
+	b, _ := json.Marshal(r.Body["messages"])
+	return string(b)
+}
+
+// lastImage is the last screenshot (a data: URL) a request carries.
+func lastImage(r modeltest.Request) string {
+	msgs, _ := r.Body["messages"].([]any)
+	img := ""
+	for _, m := range msgs {
+		parts, _ := m.(map[string]any)["content"].([]any)
+		for _, p := range parts {
+			if u, ok := p.(map[string]any)["image_url"].(map[string]any); ok {
+				img, _ = u["url"].(string)
+			}
+		}
+	}
+	return img
+}
+
+// TestTakeoverAndHandBack runs a Holo task against a fake model server and
+// takes the desktop over mid-step through the API: the step's action is
+// refused and the task pauses; API input without the lease is refused while
+// the person's input goes through (a file appears in the home); after the
+// hand-back the model's next request carries a fresh screenshot and the
+// person's note, and the audit log shows no task input while they held it.
+func TestTakeoverAndHandBack(t *testing.T) {
+	srv := modeltest.OpenAISteps(t, []modeltest.OpenAIStep{
+		holoStep("Look at the desktop first.", map[string]any{"tool_name": "wait", "seconds": 0.1}, 0),
+		// The test takes over while this reply is on its way.
+		holoStep("Click the middle of the screen.", map[string]any{"tool_name": "click", "element": "desktop", "x": 500, "y": 500}, 1500*time.Millisecond),
+		holoStep("A person handed back; the terminal they opened is visible.", map[string]any{"tool_name": "answer", "content": "done"}, 0),
+	})
+	f := fleettest.New(t, fleettest.Options{Token: token, Model: config.Model{Backend: "holo", HoloEndpoint: srv.URL}})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	s, err := f.Client.CreateSession(ctx, apitype.CreateSession{Label: "takeover"}, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub tasks.SubmitResponse
+	if err := f.Client.Call(ctx, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "look around"}, &sub, http.StatusAccepted); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the model's second request", func() bool { return len(srv.Requests()) == 2 })
+
+	lease, err := f.Client.TakeOver(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease.ID == "" || lease.PausedTask != sub.TaskID || lease.Holder.Kind != control.KindPerson || lease.Holder.Who != audit.ActorToken+"api" {
+		t.Fatalf("lease %+v: want a person's lease pausing %s", lease, sub.TaskID)
+	}
+	if _, err := f.Client.TakeOver(ctx, s.ID); !isCode(err, apitype.CodeControlHeld) {
+		t.Errorf("a second takeover: %v; want 409 control_held", err)
+	}
+	var busy apitype.Error
+	st, body := apiCall(t, ctx, f, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "another"})
+	if json.Unmarshal(body, &busy); st != http.StatusConflict || busy.Err.Code != "task_running" {
+		t.Errorf("a task submitted while paused: %d %s; want 409 task_running", st, body)
+	}
+
+	// The step in flight finishes without acting, and no model call
+	// follows while the person holds the desktop.
+	waitFor(t, "step 2's event", func() bool { return len(getTask(t, ctx, f, sub.TaskID).Events) >= 3 })
+	task := getTask(t, ctx, f, sub.TaskID)
+	if task.Status != tasks.StatusPausedForHuman {
+		t.Errorf("task status %s; want %s", task.Status, tasks.StatusPausedForHuman)
+	}
+	var paused, step2 *tasks.Event
+	for i, ev := range task.Events {
+		switch {
+		case ev.Type == tasks.EventPaused:
+			paused = &task.Events[i]
+		case ev.Type == tasks.EventStep && ev.Step == 2:
+			step2 = &task.Events[i]
+		}
+	}
+	if paused == nil || paused.Holder == nil || paused.Holder.Kind != control.KindPerson {
+		t.Errorf("events %+v: want a paused_for_human event naming the person", task.Events)
+	}
+	if step2 == nil || len(step2.Results) != 1 || step2.Results[0].OK || !step2.Results[0].Skipped {
+		t.Errorf("step 2 %+v: want its click not run", step2)
+	}
+
+	// Input without the lease is refused, naming the holder; with it, the
+	// person's keys reach a terminal.
+	_, err = f.Client.Act(ctx, s.ID, map[string]any{"action": "left_click", "coordinate": []int{10, 10}})
+	if ce, ok := errors.AsType[*client.Error](err); !ok || ce.Code != apitype.CodeControlHeld || ce.Holder == nil || ce.Holder.Kind != "person" {
+		t.Errorf("input without the lease: %v; want 409 control_held naming the person", err)
+	}
+	if _, err := f.Client.ActWithLease(ctx, s.ID, "lease_0123", map[string]any{"action": "left_click", "coordinate": []int{10, 10}}); !isCode(err, apitype.CodeBadLease) {
+		t.Errorf("input with a wrong lease: %v; want 409 lease_invalid", err)
+	}
+	if _, err := f.Client.Act(ctx, s.ID, map[string]any{"action": "cursor_position"}); err != nil {
+		t.Errorf("observation without the lease: %v; want it allowed", err)
+	}
+	for _, a := range []map[string]any{
+		{"action": "key", "text": "super+Return"},
+		{"action": "wait", "duration": 1},
+		{"action": "type", "text": "echo human-was-here > ~/human.txt\n"},
+	} {
+		if _, err := f.Client.ActWithLease(ctx, s.ID, lease.ID, a); err != nil {
+			t.Fatalf("the person's %v: %v", a["action"], err)
+		}
+	}
+	waitHomeFile(t, f, s.ID, "human.txt", "human-was-here\n")
+	if n := len(srv.Requests()); n != 2 {
+		t.Errorf("%d model requests while the person held the desktop; want 2", n)
+	}
+
+	note := "I opened a terminal for you"
+	ctl, err := f.Client.HandBack(ctx, s.ID, lease.ID, note)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctl.Holder == nil || ctl.Holder.Kind != control.KindTask || ctl.Holder.Who != sub.TaskID {
+		t.Errorf("control after the hand-back: %+v; want the task", ctl)
+	}
+	task = followToEnd(t, ctx, f, sub.TaskID)
+	if task.Status != tasks.StatusDone {
+		t.Fatalf("task ended %s (%s); want done", task.Status, task.Error)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d model requests; want 3", len(reqs))
+	}
+	text := requestText(reqs[2])
+	for _, want := range []string{note, "A person took control of the desktop", "not run: a person took control"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the request after the hand-back lacks %q:\n%.2000s", want, text)
+		}
+	}
+	if before, after := lastImage(reqs[1]), lastImage(reqs[2]); after == "" || after == before {
+		t.Errorf("the request after the hand-back does not carry a fresh screenshot")
+	}
+
+	checkControlAudit(t, ctx, f, s.ID, sub.TaskID, 2)
+}
+
+// followToEnd reads a task's stream to its end and returns the task.
+func followToEnd(t *testing.T, ctx context.Context, f *fleettest.Fleet, id string) tasks.Task {
+	t.Helper()
+	resp, err := f.Client.Raw(ctx, http.MethodGet, "/tasks/"+id+"/stream", nil, nil, http.StatusOK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := tasks.ReadSSE(resp.Body, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the task's final record", func() bool { return !isLive(getTask(t, ctx, f, id).Status) })
+	return getTask(t, ctx, f, id)
+}
+
+func isLive(s tasks.Status) bool {
+	return s == tasks.StatusRunning || s == tasks.StatusPausedForHuman || s == tasks.StatusNeedsHelp
+}
+
+// checkControlAudit checks a session's audit around one person's control
+// period: the takeover and the hand-back recorded with who and why, the
+// period's count of input events, and no task action that ran between
+// them.
+func checkControlAudit(t *testing.T, ctx context.Context, f *fleettest.Fleet, sessionID, taskID string, wantInputs int) {
+	t.Helper()
+	st, body := apiCall(t, ctx, f, http.MethodGet, "/sessions/"+sessionID+"/audit", nil)
+	if st != http.StatusOK {
+		t.Fatalf("audit: %d %s", st, body)
+	}
+	var takeover, handback int64
+	for _, e := range decodeEntries(t, body) {
+		if e.Kind != audit.KindControl {
+			continue
+		}
+		switch e.Detail["event"] {
+		case control.WhyTakeover:
+			takeover = e.Seq
+			if e.Actor != audit.ActorToken+"api" {
+				t.Errorf("takeover entry by %s; want token:api", e.Actor)
+			}
+		case control.WhyHandback:
+			handback = e.Seq
+			p, _ := e.Detail["period"].(map[string]any)
+			if p == nil || p["input_events"] != float64(wantInputs) || p["duration_ms"].(float64) <= 0 {
+				t.Errorf("hand-back entry %+v: want a period of %d input events", e.Detail, wantInputs)
+			}
+		}
+	}
+	if takeover == 0 || handback <= takeover {
+		t.Fatalf("audit control entries: takeover at %d, hand-back at %d; want both, in order", takeover, handback)
+	}
+	for _, e := range decodeEntries(t, body) {
+		if e.Kind == audit.KindAction && e.Actor == audit.ActorTask+taskID && e.Seq > takeover && e.Seq < handback && e.Result.Code == audit.CodeOK {
+			t.Errorf("task action %s ran while the person held the desktop (entry %d)", e.Action, e.Seq)
+		}
+	}
+}
+
+// TestTakeoverRaces races a takeover with a task submit and a burst of API
+// input without a lease: exactly one person holds control afterwards, and
+// the audit log shows no input admitted after the takeover.
+func TestTakeoverRaces(t *testing.T) {
+	f := fleettest.New(t, fleettest.Options{Token: token})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	s, err := f.Client.CreateSession(ctx, apitype.CreateSession{Label: "races"}, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := make([]agentapi.Request, 40)
+	for i := range script {
+		script[i] = agentapi.Request{Action: agentapi.MouseMove, Coordinate: &agentapi.Point{X: 100 + i, Y: 100}}
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		leases  []string
+		taskID  string
+		refused int
+	)
+	start := make(chan struct{})
+	for range 3 {
+		wg.Go(func() {
+			<-start
+			l, err := f.Client.TakeOver(ctx, s.ID)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				leases = append(leases, l.ID)
+			} else if !isCode(err, apitype.CodeControlHeld) {
+				t.Errorf("takeover: %v", err)
+			}
+		})
+	}
+	wg.Go(func() {
+		<-start
+		var sub tasks.SubmitResponse
+		err := f.Client.Call(ctx, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "move", Script: script}, &sub, http.StatusAccepted)
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			taskID = sub.TaskID
+		} else if !isCode(err, apitype.CodeControlHeld) {
+			t.Errorf("submit: %v", err)
+		}
+	})
+	for range 4 {
+		wg.Go(func() {
+			<-start
+			for i := range 15 {
+				_, err := f.Client.Act(ctx, s.ID, map[string]any{"action": "mouse_move", "coordinate": []int{300 + i, 300}})
+				if err != nil {
+					if !isCode(err, apitype.CodeControlHeld) {
+						t.Errorf("burst: %v", err)
+					}
+					mu.Lock()
+					refused++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(leases) != 1 {
+		t.Fatalf("%d takeovers succeeded; want exactly 1", len(leases))
+	}
+	ctl, err := f.Client.Control(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctl.Holder == nil || ctl.Holder.Kind != control.KindPerson {
+		t.Fatalf("control %+v: want the person holding it", ctl)
+	}
+	if refused == 0 {
+		t.Logf("every burst action ran before the takeover")
+	}
+	t.Logf("task %q, %d of 60 burst actions refused", taskID, refused)
+
+	// Nothing after the takeover entry is input that ran, until the hand-back.
+	if _, err := f.Client.HandBack(ctx, s.ID, leases[0], ""); err != nil {
+		t.Fatal(err)
+	}
+	if taskID != "" {
+		followToEnd(t, ctx, f, taskID)
+	}
+	_, body := apiCall(t, ctx, f, http.MethodGet, "/sessions/"+s.ID+"/audit", nil)
+	var takeover, handback int64
+	entries := decodeEntries(t, body)
+	for _, e := range entries {
+		if e.Kind == audit.KindControl && e.Detail["event"] == control.WhyTakeover {
+			takeover = e.Seq
+		}
+		if e.Kind == audit.KindControl && e.Detail["event"] == control.WhyHandback {
+			handback = e.Seq
+		}
+	}
+	if takeover == 0 || handback <= takeover {
+		t.Fatalf("takeover at %d, hand-back at %d", takeover, handback)
+	}
+	for _, e := range entries {
+		if e.Kind == audit.KindAction && e.Seq > takeover && e.Seq < handback && e.Result.Code == audit.CodeOK {
+			t.Errorf("input by %s ran while the person held the desktop (entry %d: %s)", e.Actor, e.Seq, e.Action)
+		}
+	}
+}
