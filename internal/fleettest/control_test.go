@@ -13,6 +13,7 @@ import (
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
 	"atelier/internal/audit"
+	"atelier/internal/cli"
 	"atelier/internal/client"
 	"atelier/internal/config"
 	"atelier/internal/control"
@@ -353,5 +354,87 @@ func TestTakeoverRaces(t *testing.T) {
 		if e.Kind == audit.KindAction && e.Seq > takeover && e.Seq < handback && e.Result.Code == audit.CodeOK {
 			t.Errorf("input by %s ran while the person held the desktop (entry %d: %s)", e.Actor, e.Seq, e.Action)
 		}
+	}
+}
+
+// TestIdleLeaseReturnsThroughCLI takes a running task's desktop with the
+// CLI, acts once with the printed lease, and leaves it: the lease returns by
+// itself after the idle time, the task resumes (an event saying why), the
+// audit log has the period, and the stale lease is refused.
+func TestIdleLeaseReturnsThroughCLI(t *testing.T) {
+	f := fleettest.New(t, fleettest.Options{Token: token, ControlIdle: 1500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	s, err := f.Client.CreateSession(ctx, apitype.CreateSession{Label: "idle"}, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := []agentapi.Request{{Action: agentapi.Wait, Duration: 0.5}, {Action: agentapi.Wait, Duration: 0.5}, {Action: agentapi.MouseMove, Coordinate: &agentapi.Point{X: 50, Y: 50}}}
+	var sub tasks.SubmitResponse
+	if err := f.Client.Call(ctx, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "wait", Script: script}, &sub, http.StatusAccepted); err != nil {
+		t.Fatal(err)
+	}
+
+	vars := map[string]string{"ATELIER_URL": f.URL, "ATELIER_API_TOKEN": token}
+	run := func(stdin string, args ...string) (string, error) {
+		var out strings.Builder
+		env := &cli.Env{Getenv: func(k string) string { return vars[k] }, Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &out}
+		err := cli.Run(ctx, args, env)
+		return out.String(), err
+	}
+	out, err := run("", "takeover", s.ID)
+	if err != nil {
+		t.Fatalf("atelier takeover: %v\n%s", err, out)
+	}
+	_, after, ok := strings.Cut(out, "export "+cli.EnvLease+"=")
+	lease, _, _ := strings.Cut(after, "\n")
+	if !ok || !strings.HasPrefix(lease, "lease_") || !strings.Contains(out, sub.TaskID) {
+		t.Fatalf("atelier takeover printed:\n%s\nwant the lease to export and the paused task", out)
+	}
+	if out, err := run(`{"action":"mouse_move","coordinate":[400,300]}`, "act", s.ID); err == nil {
+		t.Errorf("atelier act without the lease ran:\n%s", out)
+	}
+	vars[cli.EnvLease] = lease
+	if out, err := run(`{"action":"mouse_move","coordinate":[400,300]}`, "act", s.ID); err != nil {
+		t.Fatalf("atelier act with the lease: %v\n%s", err, out)
+	}
+	if out, err := run("", "control", s.ID); err != nil || !strings.Contains(out, "person token:api") || !strings.Contains(out, "paused_for_human") {
+		t.Errorf("atelier control: %v\n%s\nwant the person holding it and the task paused", err, out)
+	}
+
+	task := followToEnd(t, ctx, f, sub.TaskID)
+	if task.Status != tasks.StatusDone {
+		t.Fatalf("task ended %s (%s); want done", task.Status, task.Error)
+	}
+	var resumed *tasks.Event
+	for i, ev := range task.Events {
+		if ev.Type == tasks.EventResumed {
+			resumed = &task.Events[i]
+		}
+	}
+	if resumed == nil || resumed.Reason != control.WhyIdle {
+		t.Errorf("events %+v: want a resumed event with reason idle", task.Events)
+	}
+	out, err = run(`{"action":"mouse_move","coordinate":[400,300]}`, "act", s.ID)
+	if err == nil || !strings.Contains(err.Error(), "idle") {
+		t.Errorf("atelier act with the returned lease: %v\n%s\nwant a refusal saying it returned", err, out)
+	}
+	if _, err := run("", "handback", s.ID); err == nil {
+		t.Errorf("atelier handback of a returned lease succeeded")
+	}
+
+	_, body := apiCall(t, ctx, f, http.MethodGet, "/sessions/"+s.ID+"/audit", nil)
+	var idle *audit.Entry
+	entries := decodeEntries(t, body)
+	for i, e := range entries {
+		if e.Kind == audit.KindControl && e.Detail["event"] == control.WhyIdle {
+			idle = &entries[i]
+		}
+	}
+	if idle == nil || idle.Actor != audit.ActorFleet {
+		t.Fatalf("audit: want a control entry for the idle return by the fleet")
+	}
+	if p, _ := idle.Detail["period"].(map[string]any); p == nil || p["input_events"] != 1.0 {
+		t.Errorf("idle return %+v: want a period of 1 input event", idle.Detail)
 	}
 }

@@ -72,6 +72,10 @@ type Result struct {
 	Error string
 	// Cursor is the pointer position the agent reported, if any.
 	Cursor *agentapi.Point
+	// Interrupted is set (with Error) when the action was not run because
+	// a person took control of the desktop: it did not fail, and may be
+	// worth doing again once the screen has been looked at afresh.
+	Interrupted bool
 }
 
 // Reply is what a model decided in one step.

@@ -242,6 +242,7 @@ func (m *Manager) act(ctx context.Context, agent *agentapi.Client, t Task, acts 
 	for i, a := range acts {
 		if stop != nil || fatal != nil {
 			results[i].Error, outs[i] = notRun, ActionResult{Error: notRun, Skipped: true}
+			results[i].Interrupted = errors.Is(stop, control.ErrHeld)
 			m.recordAction(ctx, t, a, outs[i])
 			continue
 		}
@@ -254,7 +255,8 @@ func (m *Manager) act(ctx context.Context, agent *agentapi.Client, t Task, acts 
 		done, err := m.opts.Control.Act(t.SessionID, control.Claim{Task: t.ID})
 		if err != nil {
 			notRun = "not run: a person took control of the desktop"
-			results[i].Error, outs[i], stop = notRun, ActionResult{Error: notRun, Skipped: true}, err
+			results[i].Error, results[i].Interrupted = notRun, true
+			outs[i], stop = ActionResult{Error: notRun, Skipped: true}, err
 			m.recordAction(ctx, t, a, outs[i])
 			continue
 		}

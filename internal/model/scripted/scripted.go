@@ -51,9 +51,14 @@ func (c *Conversation) ScreenshotScale(int, int) float64 { return 1 }
 func (c *Conversation) Estimate(model.Turn) model.Usage { return model.Usage{Model: ModelName} }
 
 // Next returns the script's next action, then Done once all have run (so
-// the last action's result is seen). A failed action ends the script.
+// the last action's result is seen). A failed action ends the script; one
+// a person's takeover kept from running is played again after it.
 func (c *Conversation) Next(_ context.Context, t model.Turn) (model.Reply, error) {
 	for _, r := range t.Results {
+		if r.Interrupted {
+			c.next--
+			break
+		}
 		if r.Error != "" {
 			return model.Reply{Done: true, Failed: true, Answer: fmt.Sprintf("action %d failed: %s", c.next, r.Error)}, nil
 		}

@@ -38,6 +38,19 @@ func TestFailedActionEndsScript(t *testing.T) {
 	}
 }
 
+func TestInterruptedActionIsPlayedAgain(t *testing.T) {
+	c, _ := scripted.Backend{}.Start(t.Context(), model.Start{Script: []agentapi.Request{{Action: agentapi.Key, Text: "a"}, {Action: agentapi.Key, Text: "b"}}})
+	c.Next(t.Context(), model.Turn{Step: 1})
+	r, _ := c.Next(t.Context(), model.Turn{Step: 2, Results: []model.Result{{Error: "not run: a person took control", Interrupted: true}}})
+	if r.Done || len(r.Actions) != 1 || r.Actions[0].Text != "a" {
+		t.Fatalf("after a takeover kept action 1 from running: %+v, want action 1 again", r)
+	}
+	r, _ = c.Next(t.Context(), model.Turn{Step: 3, Results: []model.Result{{}}})
+	if r.Done || len(r.Actions) != 1 || r.Actions[0].Text != "b" {
+		t.Errorf("then: %+v, want action 2", r)
+	}
+}
+
 func TestStartRefusesBadScripts(t *testing.T) {
 	for _, s := range [][]agentapi.Request{nil, {{Action: "explode"}}, {{Action: agentapi.LeftClick, Text: "x"}}} {
 		if _, err := (scripted.Backend{}).Start(t.Context(), model.Start{Script: s}); !errors.Is(err, model.ErrBadStart) {
