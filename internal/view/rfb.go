@@ -61,6 +61,12 @@ type filter struct {
 	// admitted holds the gate's done calls for input written to w but not
 	// yet flushed.
 	admitted []func()
+	// Keys and pointer buttons this viewer holds down on the desktop.
+	// Releasing them passes even when the gate refuses: control changing
+	// hands mid-keystroke must not leave a key (a shift, a ctrl) or a
+	// button down under the next holder's input.
+	keysDown map[uint32]bool
+	buttons  byte
 	hdr      [20]byte
 }
 
@@ -231,13 +237,58 @@ func (f *filter) message() error {
 		}
 		n, input = 12, true
 	}
-	drop := input && (f.view || !f.admit())
+	drop := input && (f.view || (!f.admit() && !f.releases(t)))
+	if input && !drop && f.gate != nil {
+		f.track(t)
+	}
 	if !drop {
 		if err := f.forward(f.hdr[:n]); err != nil {
 			return err
 		}
 	}
 	return f.copy(extra, drop)
+}
+
+// key returns a key message's keysym and whether it presses (RFB's
+// KeyEvent or QEMU's extended one).
+func (f *filter) key(t byte) (keysym uint32, down bool) {
+	if t == msgQEMU {
+		return binary.BigEndian.Uint32(f.hdr[4:8]), binary.BigEndian.Uint16(f.hdr[2:4]) != 0
+	}
+	return binary.BigEndian.Uint32(f.hdr[4:8]), f.hdr[1] != 0
+}
+
+// releases reports whether a refused input message only lets go of what
+// this viewer holds down: the release of a key it pressed, or a pointer
+// event that releases buttons and presses none.
+func (f *filter) releases(t byte) bool {
+	switch t {
+	case msgKeyEvent, msgQEMU:
+		sym, down := f.key(t)
+		return !down && f.keysDown[sym]
+	case msgPointerEvent:
+		mask := f.hdr[1]
+		return mask&^f.buttons == 0 && mask != f.buttons
+	}
+	return false
+}
+
+// track notes what a forwarded input message presses or releases.
+func (f *filter) track(t byte) {
+	switch t {
+	case msgKeyEvent, msgQEMU:
+		sym, down := f.key(t)
+		if !down {
+			delete(f.keysDown, sym)
+			return
+		}
+		if f.keysDown == nil {
+			f.keysDown = map[uint32]bool{}
+		}
+		f.keysDown[sym] = true
+	case msgPointerEvent:
+		f.buttons = f.hdr[1]
+	}
 }
 
 // read fills b from the client; a stream ending inside it is

@@ -254,3 +254,43 @@ func BenchmarkFilterPointer(b *testing.B) {
 		})
 	}
 }
+
+// Once the gate refuses, a viewer may still let go of the keys and buttons
+// it pressed while admitted, and nothing else.
+func TestFilterLetsGoOfWhatItHolds(t *testing.T) {
+	keyUp := []byte{msgKeyEvent, 0, 0, 0, 0, 0, 0, 0x61}
+	otherUp := []byte{msgKeyEvent, 0, 0, 0, 0, 0, 0, 0x62}
+	qemuUp := []byte{msgQEMU, qemuExtendedKeyEvent, 0, 0, 0, 0, 0xff, 0xe1, 0, 0, 0, 0x2a}
+	qemuShift := []byte{msgQEMU, qemuExtendedKeyEvent, 0, 1, 0, 0, 0xff, 0xe1, 0, 0, 0, 0x2a}
+	press := []byte{msgPointerEvent, 1, 0, 10, 0, 20}
+	drag := []byte{msgPointerEvent, 1, 0, 30, 0, 40}
+	release := []byte{msgPointerEvent, 0, 0, 30, 0, 40}
+	admitting := true
+	g := func() (func(), error) {
+		if !admitting {
+			return nil, errors.New("held by someone else")
+		}
+		return func() {}, nil
+	}
+	// The first three are admitted; then control changes hands.
+	held := cat(greeting, keyDown, qemuShift, press)
+	later := cat(drag, otherUp, keyUp, keyUp, qemuUp, release, release, keyDown, press)
+	var out bytes.Buffer
+	f := newFilter(io.MultiReader(bytes.NewReader(held), readFunc(func() { admitting = false }), bytes.NewReader(later)), &out, ModeControl, g)
+	if err := f.run(); err != io.EOF {
+		t.Fatalf("run = %v, want io.EOF", err)
+	}
+	want := cat(held, keyUp, qemuUp, release)
+	if diff := cmp.Diff(want, out.Bytes()); diff != "" {
+		t.Errorf("output mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// readFunc is a reader of nothing that runs fn when first read: a point in
+// a stream where the test changes the world.
+type readFunc func()
+
+func (fn readFunc) Read([]byte) (int, error) {
+	fn()
+	return 0, io.EOF
+}
