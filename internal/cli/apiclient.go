@@ -26,6 +26,19 @@ func newAPIClient(env *Env) (*client.Client, error) {
 	return client.New(c.URL, c.Token, nil), nil
 }
 
+// clientCommand declares --json on fs, parses args for n positional
+// arguments and returns them with a client of the fleet: the start of
+// every command that asks the API one thing.
+func clientCommand(env *Env, fs *flag.FlagSet, args []string, n int) ([]string, *client.Client, *bool, error) {
+	asJSON := fs.Bool("json", false, "print the fleet's JSON answer")
+	pos, err := parseArgs(fs, args, n)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := newAPIClient(env)
+	return pos, c, asJSON, err
+}
+
 // parseInterspersed parses flags that may come before, between or after
 // the positional arguments, and returns the latter.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {

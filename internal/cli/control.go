@@ -17,12 +17,7 @@ const EnvLease = "ATELIER_LEASE"
 // for a person. A running task pauses; input actions then need the lease.
 func runTakeover(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "takeover", "SESSION [--json]")
-	asJSON := fs.Bool("json", false, "print the fleet's JSON answer")
-	pos, err := parseArgs(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	c, err := newAPIClient(env)
+	pos, c, asJSON, err := clientCommand(env, fs, args, 1)
 	if err != nil {
 		return err
 	}
@@ -55,12 +50,7 @@ func runHandback(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "handback", "SESSION [--lease LEASE] [--message TEXT] [--json]")
 	lease := fs.String("lease", env.Getenv(EnvLease), "the lease `atelier takeover` printed (env "+EnvLease+")")
 	message := fs.String("message", "", "a note for the task's model, or the answer to its question")
-	asJSON := fs.Bool("json", false, "print the fleet's JSON answer")
-	pos, err := parseArgs(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	c, err := newAPIClient(env)
+	pos, c, asJSON, err := clientCommand(env, fs, args, 1)
 	if err != nil {
 		return err
 	}
@@ -77,12 +67,7 @@ func runHandback(ctx context.Context, env *Env, args []string) error {
 // runControl is `atelier control SESSION`: who holds the session's control.
 func runControl(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "control", "SESSION [--json]")
-	asJSON := fs.Bool("json", false, "print the fleet's JSON answer")
-	pos, err := parseArgs(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	c, err := newAPIClient(env)
+	pos, c, asJSON, err := clientCommand(env, fs, args, 1)
 	if err != nil {
 		return err
 	}

@@ -238,12 +238,7 @@ func runSessionRemove(ctx context.Context, env *Env, args []string) error {
 
 func runSessionTheme(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "session theme", "SESSION THEME [--json]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args, 2)
-	if err != nil {
-		return err
-	}
-	c, err := newAPIClient(env)
+	pos, c, asJSON, err := clientCommand(env, fs, args, 2)
 	if err != nil {
 		return err
 	}

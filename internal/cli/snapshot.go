@@ -37,12 +37,7 @@ func runSnapshot(ctx context.Context, env *Env, args []string) error {
 
 func runSnapshotCreate(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "snapshot create", "SESSION [--json]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	c, err := newAPIClient(env)
+	pos, c, asJSON, err := clientCommand(env, fs, args, 1)
 	if err != nil {
 		return err
 	}
