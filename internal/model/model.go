@@ -93,8 +93,8 @@ type Reply struct {
 	// without one (a login, a choice only the user can make). Actions are
 	// empty then. The task waits (needs_help) until a person hands control
 	// back, and the next Turn carries their Answer.
-	Help string
-	Usage  Usage
+	Help  string
+	Usage Usage
 }
 
 // Usage is what one model call consumed.
