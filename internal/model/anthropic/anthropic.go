@@ -5,6 +5,13 @@
 // tool_use of a reply run in order and answered with a tool_result, the new
 // screenshot in the last one, and the SDK's retries with backoff on
 // 408/409/429/5xx (529 included).
+//
+// Next to the computer tool the model gets ask_user, a custom tool whose
+// question goes to a person (Reply.Help); its tool_result is their reply.
+// A reply that asks runs none of its computer actions: they are answered
+// "not run", so the model acts on the answer rather than on a guess.
+// Several ask_user calls in one reply are one question to the person, each
+// answered with their reply.
 package anthropic
 
 import (
@@ -13,6 +20,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	sdk "github.com/anthropics/anthropic-sdk-go/v2"
@@ -116,8 +124,14 @@ type Conversation struct {
 	// sent, fixed at the first turn.
 	displayW, displayH int
 	msgs               []sdk.BetaMessageParam
-	pending            []string // tool_use ids awaiting a tool_result
+	pending            []toolUse // awaiting a tool_result
 	lastInput          int64
+}
+
+// toolUse is a tool_use of the last reply.
+type toolUse struct {
+	id  string
+	ask bool // an ask_user call, answered with the person's reply
 }
 
 // Model returns the model id.
@@ -143,7 +157,27 @@ func (c *Conversation) Estimate(t model.Turn) model.Usage {
 
 const system = "You operate a Linux desktop (the sway tiling window manager; super+Return opens a terminal) " +
 	"to accomplish the user's task with the computer tool. Act, then check the screenshot you get back. " +
-	"When the task is done, reply with a short final answer and no tool use."
+	"When the task is done, reply with a short final answer and no tool use. Call ask_user, alone, only " +
+	"when you cannot go on without a person: credentials you were not given, or a choice only the user " +
+	"can make. Its result is the person's reply."
+
+// askUser is the help tool's name.
+const askUser = "ask_user"
+
+// askTool declares ask_user; a fresh value per request, as the SDK's
+// params hold pointers.
+func askTool() sdk.BetaToolUnionParam {
+	return sdk.BetaToolUnionParam{OfTool: &sdk.BetaToolParam{
+		Name: askUser,
+		Description: sdk.String("Ask the person who gave you the task one question only they can answer " +
+			"(a password you were not given, a choice that is theirs). The task waits for their reply, " +
+			"which is this tool's result; the screen may have changed meanwhile."),
+		InputSchema: sdk.BetaToolInputSchemaParam{
+			Properties: map[string]any{"question": map[string]any{"type": "string", "description": "one clear question"}},
+			Required:   []string{"question"},
+		},
+	}}
+}
 
 func imageBlock(s model.Screenshot) sdk.BetaImageBlockParam {
 	return sdk.BetaImageBlockParam{Source: sdk.BetaImageBlockParamSourceUnion{OfBase64: &sdk.BetaBase64ImageSourceParam{
@@ -161,21 +195,14 @@ func (c *Conversation) observe(t model.Turn) {
 		return
 	}
 	var blocks []sdk.BetaContentBlockParamUnion
-	for i, id := range c.pending {
-		res := sdk.BetaToolResultBlockParam{ToolUseID: id}
-		var text string
-		switch {
-		case t.Error != "":
-			text = "not run: " + t.Error
-		case i >= len(t.Results):
-			text = "not run"
-		case t.Results[i].Error != "":
-			text = t.Results[i].Error
-		case t.Results[i].Cursor != nil:
-			p := c.toDisplay(*t.Results[i].Cursor, t.Screenshot)
-			text = fmt.Sprintf("X=%d,Y=%d", p.X, p.Y)
+	asked := slices.ContainsFunc(c.pending, func(u toolUse) bool { return u.ask })
+	action := 0 // index of the computer action in t.Results
+	for i, u := range c.pending {
+		res := sdk.BetaToolResultBlockParam{ToolUseID: u.id}
+		text, isErr := c.result(t, u, asked, action)
+		if !u.ask {
+			action++
 		}
-		isErr := t.Error != "" || i >= len(t.Results) || t.Results[i].Error != ""
 		if isErr {
 			res.IsError = sdk.Bool(true)
 		}
@@ -198,6 +225,31 @@ func (c *Conversation) observe(t model.Turn) {
 	}
 	c.pending = nil
 	c.msgs = append(c.msgs, sdk.NewBetaUserMessage(blocks...))
+}
+
+// result is the text of u's tool_result in turn t, and whether it reports
+// an error; action is u's index among the computer actions.
+func (c *Conversation) result(t model.Turn, u toolUse, asked bool, action int) (string, bool) {
+	switch {
+	case u.ask && t.Answered && t.Answer == "":
+		return "The person handed control back without answering.", false
+	case u.ask && t.Answered:
+		return t.Answer, false
+	case t.Error != "":
+		return "not run: " + t.Error, true
+	case u.ask:
+		return "not answered", true
+	case asked:
+		return "not run: you asked a person in the same reply; act once they have answered", true
+	case action >= len(t.Results):
+		return "not run", true
+	case t.Results[action].Error != "":
+		return t.Results[action].Error, true
+	case t.Results[action].Cursor != nil:
+		p := c.toDisplay(*t.Results[action].Cursor, t.Screenshot)
+		return fmt.Sprintf("X=%d,Y=%d", p.X, p.Y), false
+	}
+	return "", false
 }
 
 // trimImages replaces all but the newest MaxImages screenshots with a
@@ -251,7 +303,7 @@ func (c *Conversation) Next(ctx context.Context, t model.Turn) (model.Reply, err
 		MaxTokens: c.b.opts.MaxTokens,
 		System:    []sdk.BetaTextBlockParam{{Text: system}},
 		Messages:  c.msgs,
-		Tools:     []sdk.BetaToolUnionParam{c.toolParam()},
+		Tools:     []sdk.BetaToolUnionParam{c.toolParam(), askTool()},
 		Betas:     []sdk.AnthropicBeta{c.tool.Beta},
 	})
 	if err != nil {
@@ -269,29 +321,34 @@ func (c *Conversation) Next(ctx context.Context, t model.Turn) (model.Reply, err
 
 	var reply model.Reply
 	reply.Usage = usage
-	var texts []string
+	var texts, questions []string
 	var bad error
 	for _, block := range msg.Content {
 		switch b := block.AsAny().(type) {
 		case sdk.BetaTextBlock:
 			texts = append(texts, b.Text)
 		case sdk.BetaToolUseBlock:
-			c.pending = append(c.pending, b.ID)
-			if b.Name != "computer" {
-				bad = cmp.Or(bad, fmt.Errorf("unknown tool %q", b.Name))
-				continue
-			}
-			a, err := c.toAction([]byte(b.JSON.Input.Raw()), t.Screenshot)
-			if err != nil {
+			c.pending = append(c.pending, toolUse{id: b.ID, ask: b.Name == askUser})
+			switch b.Name {
+			case askUser:
+				q, err := question([]byte(b.JSON.Input.Raw()))
 				bad = cmp.Or(bad, err)
-				continue
+				questions = append(questions, q)
+			case "computer":
+				a, err := c.toAction([]byte(b.JSON.Input.Raw()), t.Screenshot)
+				bad = cmp.Or(bad, err)
+				reply.Actions = append(reply.Actions, a)
+			default:
+				bad = cmp.Or(bad, fmt.Errorf("unknown tool %q", b.Name))
 			}
-			reply.Actions = append(reply.Actions, a)
 		}
 	}
 	reply.Thought = strings.TrimSpace(strings.Join(texts, "\n"))
 	if bad != nil {
 		return model.Reply{}, model.OutputErrorf(usage, "%v", bad)
+	}
+	if len(questions) > 0 {
+		reply.Help, reply.Actions = strings.Join(questions, "\n"), nil
 	}
 	if len(c.pending) == 0 {
 		if msg.StopReason == sdk.BetaStopReasonRefusal {
@@ -304,6 +361,20 @@ func (c *Conversation) Next(ctx context.Context, t model.Turn) (model.Reply, err
 		reply.Done, reply.Answer = true, reply.Thought
 	}
 	return reply, nil
+}
+
+// question returns an ask_user call's question.
+func question(raw []byte) (string, error) {
+	var in struct {
+		Question string `json:"question"`
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return "", fmt.Errorf("%s input: %v", askUser, err)
+	}
+	if q := strings.TrimSpace(in.Question); q != "" {
+		return q, nil
+	}
+	return "", fmt.Errorf("%s: question is empty", askUser)
 }
 
 // input is a computer tool_use's input. Clicks name a held modifier as

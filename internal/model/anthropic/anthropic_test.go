@@ -3,6 +3,8 @@ package anthropic_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -39,26 +41,7 @@ func TestTranscriptMapsToActions(t *testing.T) {
 		}},
 		{Thought: "The command ran in the terminal: ~/done now contains claude-ok.", Done: true, Answer: "The command ran in the terminal: ~/done now contains claude-ok."},
 	}
-	var results []model.Result
-	for i, w := range want {
-		got, err := c.Next(t.Context(), model.Turn{Goal: goal, Step: i + 1, Screenshot: shot, Results: results})
-		if err != nil {
-			t.Fatalf("step %d: %v", i+1, err)
-		}
-		if got.Usage.InputTokens == 0 || got.Usage.Model != anthropic.DefaultModel {
-			t.Errorf("step %d usage = %+v", i+1, got.Usage)
-		}
-		got.Usage = model.Usage{}
-		if diff := cmp.Diff(w, got); diff != "" {
-			t.Errorf("step %d (-want +got):\n%s", i+1, diff)
-		}
-		results = make([]model.Result, len(got.Actions))
-	}
-
-	reqs := srv.Requests()
-	if len(reqs) != 4 {
-		t.Fatalf("server got %d requests, want 4", len(reqs))
-	}
+	reqs := modeltest.Replay(t, srv, c, goal, shot, "", want)
 	for i, r := range reqs {
 		if got := r.Header.Get("anthropic-beta"); got != "computer-use-2025-01-24" {
 			t.Errorf("request %d: anthropic-beta %q, want computer-use-2025-01-24 for Sonnet 4.5", i, got)
@@ -91,9 +74,9 @@ func TestTranscriptMapsToActions(t *testing.T) {
 	if err := json.Unmarshal(reqs[3].Raw, &body); err != nil {
 		t.Fatal(err)
 	}
-	if body.Model != "claude-sonnet-4-5" || len(body.Tools) != 1 || body.Tools[0].Type != "computer_20250124" ||
-		body.Tools[0].Name != "computer" || body.Tools[0].W != 1280 || body.Tools[0].H != 720 {
-		t.Errorf("model %q tools %+v; want Sonnet 4.5 with computer_20250124 at 1280x720", body.Model, body.Tools)
+	if body.Model != "claude-sonnet-4-5" || len(body.Tools) != 2 || body.Tools[0].Type != "computer_20250124" ||
+		body.Tools[0].Name != "computer" || body.Tools[0].W != 1280 || body.Tools[0].H != 720 || body.Tools[1].Name != "ask_user" {
+		t.Errorf("model %q tools %+v; want Sonnet 4.5 with computer_20250124 at 1280x720, and ask_user", body.Model, body.Tools)
 	}
 	// The third reply had two tool_use blocks: the fourth request answers
 	// both, in order, the screenshot in the last.
@@ -234,5 +217,126 @@ func TestRefusalEndsTaskAsFailed(t *testing.T) {
 	got, err := start(t, srv, "").Next(t.Context(), model.Turn{Goal: goal, Step: 1, Screenshot: shot})
 	if err != nil || !got.Done || !got.Failed || got.Answer != "I can't help with that." {
 		t.Fatalf("got %+v, %v; want done and failed with the refusal", got, err)
+	}
+}
+
+const (
+	helpGoal   = "commit the staged changes in ~/project"
+	question   = "README.md and cmd/main.go are staged in ~/project. What commit message should I use?"
+	helpAnswer = "Fix the usage text in README and main"
+)
+
+// toolResult is a tool_result block as sent.
+type toolResult struct {
+	Type      string `json:"type"`
+	ToolUseID string `json:"tool_use_id"`
+	IsError   bool   `json:"is_error"`
+	Content   []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"content"`
+}
+
+// lastResults returns the blocks of a request's last message.
+func lastResults(t *testing.T, r modeltest.Request) []toolResult {
+	t.Helper()
+	var body struct {
+		Messages []struct {
+			Content []toolResult `json:"content"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal(r.Raw, &body); err != nil {
+		t.Fatal(err)
+	}
+	return body.Messages[len(body.Messages)-1].Content
+}
+
+func TestAskForHelpThenContinue(t *testing.T) {
+	srv := modeltest.Anthropic(t, modeltest.Transcript("anthropic_ask_for_help.json"))
+	c := start(t, srv, "")
+	enter := agentapi.Request{V: 1, Action: agentapi.Key, Text: "Return"}
+	done := `Committed README.md and cmd/main.go in ~/project as "` + helpAnswer + `".`
+	want := []model.Reply{
+		{Thought: "I'll open a terminal to look at what is staged in ~/project.", Actions: []agentapi.Request{{V: 1, Action: agentapi.Key, Text: "super+Return"}}},
+		{Actions: []agentapi.Request{{V: 1, Action: agentapi.Type, Text: "cd ~/project && git diff --cached --stat"}, enter}},
+		{Thought: "README.md and cmd/main.go are staged. The task doesn't say which commit message to use, and that is the author's choice, so I'll ask.", Help: question},
+		{Thought: "Thanks. I'll commit with that message.", Actions: []agentapi.Request{{V: 1, Action: agentapi.Type, Text: `git commit -m "` + helpAnswer + `"`}, enter}},
+		{Thought: done, Done: true, Answer: done},
+	}
+	reqs := modeltest.Replay(t, srv, c, helpGoal, shot, helpAnswer, want)
+	tool := reqs[0].Body["tools"].([]any)[1].(map[string]any)
+	schema, _ := tool["input_schema"].(map[string]any)
+	if tool["name"] != "ask_user" || fmt.Sprint(schema["required"]) != "[question]" {
+		t.Errorf("second tool = %v, want ask_user requiring a question", tool)
+	}
+	// The ask is answered by a tool_result of its id carrying the
+	// person's reply, with the fresh screenshot.
+	res := lastResults(t, reqs[3])
+	if len(res) != 1 || res[0].Type != "tool_result" || res[0].ToolUseID != "toolu_01Ka7vTn2LdQ8mWs5RjB9xFc" || res[0].IsError {
+		t.Fatalf("request 4 answers with %+v, want one tool_result for the ask", res)
+	}
+	if c := res[0].Content; len(c) != 2 || c[0].Text != helpAnswer || c[1].Type != "image" {
+		t.Errorf("ask result content = %+v, want the answer then the screenshot", c)
+	}
+}
+
+func TestAskWithActionsRunsNothing(t *testing.T) {
+	for _, tt := range []struct{ answer, want string }{
+		{"the work one, and yes", "the work one, and yes"},
+		{"", "The person handed control back without answering."},
+	} {
+		srv := modeltest.AnthropicSteps(t, []modeltest.AnthropicStep{
+			{Content: []json.RawMessage{
+				json.RawMessage(`{"type":"text","text":"The login page offers two accounts."}`),
+				json.RawMessage(`{"type":"tool_use","id":"toolu_click","name":"computer","input":{"action":"left_click","coordinate":[10,10]}}`),
+				json.RawMessage(`{"type":"tool_use","id":"toolu_ask1","name":"ask_user","input":{"question":"Which account?"}}`),
+				json.RawMessage(`{"type":"tool_use","id":"toolu_ask2","name":"ask_user","input":{"question":" Stay signed in? "}}`),
+			}},
+			{Content: []json.RawMessage{json.RawMessage(`{"type":"text","text":"done"}`)}},
+		})
+		c := start(t, srv, "")
+		got, err := c.Next(t.Context(), model.Turn{Goal: goal, Step: 1, Screenshot: shot})
+		if err != nil || got.Help != "Which account?\nStay signed in?" || got.Actions != nil || got.Done {
+			t.Fatalf("got %+v, %v; want both questions and no actions", got, err)
+		}
+		if _, err := c.Next(t.Context(), model.Turn{Goal: goal, Step: 2, Screenshot: shot, Answered: true, Answer: tt.answer}); err != nil {
+			t.Fatal(err)
+		}
+		res := lastResults(t, srv.Requests()[1])
+		if len(res) != 3 {
+			t.Fatalf("request 2 has %d results, want one per tool_use", len(res))
+		}
+		if res[0].ToolUseID != "toolu_click" || !res[0].IsError || !strings.HasPrefix(res[0].Content[0].Text, "not run: you asked a person") {
+			t.Errorf("click result = %+v, want it reported as not run", res[0])
+		}
+		for _, r := range res[1:] {
+			if !strings.HasPrefix(r.ToolUseID, "toolu_ask") || r.IsError || r.Content[0].Text != tt.want {
+				t.Errorf("answer %q: ask result = %+v, want %q", tt.answer, r, tt.want)
+			}
+		}
+		if c := res[2].Content; c[len(c)-1].Type != "image" {
+			t.Errorf("last result = %+v, want the screenshot in it", res[2])
+		}
+	}
+}
+
+func TestEmptyQuestionIsUnusable(t *testing.T) {
+	for _, input := range []string{`{"question":"  "}`, `{}`, `{"question":7}`} {
+		srv := modeltest.AnthropicSteps(t, []modeltest.AnthropicStep{
+			{Content: []json.RawMessage{json.RawMessage(`{"type":"tool_use","id":"toolu_ask","name":"ask_user","input":` + input + `}`)}},
+			{Content: []json.RawMessage{json.RawMessage(`{"type":"text","text":"done"}`)}},
+		})
+		c := start(t, srv, "")
+		_, err := c.Next(t.Context(), model.Turn{Goal: goal, Step: 1, Screenshot: shot})
+		if !errors.Is(err, model.ErrOutput) {
+			t.Fatalf("%s: got %v, want an output error", input, err)
+		}
+		if _, err := c.Next(t.Context(), model.Turn{Goal: goal, Step: 2, Screenshot: shot, Error: err.Error()}); err != nil {
+			t.Fatal(err)
+		}
+		res := lastResults(t, srv.Requests()[1])
+		if len(res) != 1 || res[0].ToolUseID != "toolu_ask" || !res[0].IsError || !strings.Contains(res[0].Content[0].Text, "question") {
+			t.Errorf("%s: fed back as %+v, want an is_error result naming the question", input, res)
+		}
 	}
 }

@@ -3,7 +3,9 @@
 // official openai-go SDK, following research/models.md §1: structured output
 // {note, thought, tool_call}, the chat layout with <task>/<observation> tags,
 // at most three screenshots in context, reasoning on (and never sent back),
-// and coordinates in [0, 1000] scaled to the exact image sent.
+// and coordinates in [0, 1000] scaled to the exact image sent. An ask_user
+// tool lets the model put a question to a person; their reply is the next
+// observation's <user_reply>.
 package holo
 
 import (
@@ -119,7 +121,9 @@ func systemPrompt(schema []byte) string {
 		"note of facts to remember (your reasoning is not kept between turns), and one tool_call. " +
 		"Coordinates x and y are integers from 0 to 1000, relative to the screenshot's width and height, " +
 		"origin at the top-left. Keys use xdotool names (Return, Escape, ctrl+l, super+Return). " +
-		"When the task is done, call answer; if it cannot be done, call fail.\n" +
+		"When the task is done, call answer; if it cannot be done, call fail. Call ask_user only when you " +
+		"cannot go on without a person: credentials you were not given, or a choice only the user can " +
+		"make. Ask one clear question; the person's reply comes in the next observation as <user_reply>.\n" +
 		"<output_format>\n" + string(schema) + "\n</output_format>"
 }
 
@@ -138,6 +142,13 @@ func observation(t model.Turn) (before, after string) {
 			fmt.Fprintf(&sb, "<tool_result index=%d>error: %s</tool_result>\n", i+1, r.Error)
 		} else {
 			fmt.Fprintf(&sb, "<tool_result index=%d>ok</tool_result>\n", i+1)
+		}
+	}
+	if t.Answered {
+		if t.Answer != "" {
+			fmt.Fprintf(&sb, "<user_reply>the person's reply to your ask_user question: %s</user_reply>\n", t.Answer)
+		} else {
+			sb.WriteString("<user_reply>the person handed control back without answering your ask_user question</user_reply>\n")
 		}
 	}
 	for _, n := range t.Notes {
@@ -409,6 +420,12 @@ func (st step) toReply(img model.Screenshot) (model.Reply, error) {
 	case "fail":
 		r.Done, r.Failed = true, true
 		r.Answer, err = st.str("reason")
+	case askUser:
+		var q string
+		if q, err = st.str("question"); err == nil && strings.TrimSpace(q) == "" {
+			err = errors.New("question is empty")
+		}
+		r.Help = strings.TrimSpace(q)
 	}
 	if err != nil {
 		return model.Reply{}, fmt.Errorf("tool %s: %v", name, err)

@@ -38,26 +38,7 @@ func TestTranscriptMapsToActions(t *testing.T) {
 		{Thought: "Run it with Return.", Actions: []agentapi.Request{{V: 1, Action: agentapi.Key, Text: "Return"}}},
 		{Thought: "The command ran.", Done: true, Answer: "Wrote holo-ok to ~/done from a terminal."},
 	}
-	var results []model.Result
-	for i, w := range want {
-		got, err := c.Next(t.Context(), model.Turn{Goal: goal, Step: i + 1, Screenshot: shot, Results: results})
-		if err != nil {
-			t.Fatalf("step %d: %v", i+1, err)
-		}
-		if got.Usage.InputTokens == 0 || got.Usage.Model != holo.DefaultModel {
-			t.Errorf("step %d usage = %+v, want tokens under %s", i+1, got.Usage, holo.DefaultModel)
-		}
-		got.Usage = model.Usage{}
-		if diff := cmp.Diff(w, got); diff != "" {
-			t.Errorf("step %d (-want +got):\n%s", i+1, diff)
-		}
-		results = make([]model.Result, len(got.Actions))
-	}
-
-	reqs := srv.Requests()
-	if len(reqs) != len(want) {
-		t.Fatalf("server got %d requests, want %d", len(reqs), len(want))
-	}
+	reqs := modeltest.Replay(t, srv, c, goal, shot, "", want)
 	first := reqs[0].Body
 	if rf, _ := first["response_format"].(map[string]any); rf["type"] != "json_schema" {
 		t.Errorf("response_format = %v, want a json_schema", first["response_format"])
@@ -138,6 +119,8 @@ func TestUnusableOutput(t *testing.T) {
 		{"extra arg", `{"note":null,"thought":"t","tool_call":{"tool_name":"type","content":"a","x":1}}`, ""},
 		{"out of range", `{"note":null,"thought":"t","tool_call":{"tool_name":"click","element":"e","x":5,"y":1001}}`, ""},
 		{"cut off", `"{\"note\": null, \"thou"`, "length"},
+		{"empty question", `{"note":null,"thought":"t","tool_call":{"tool_name":"ask_user","question":" \n"}}`, ""},
+		{"no question", `{"note":null,"thought":"t","tool_call":{"tool_name":"ask_user"}}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,5 +211,79 @@ func TestImageBudgetIsConfigurable(t *testing.T) {
 		if n := strings.Count(string(r.Raw), `"type":"image_url"`); n != 1 {
 			t.Errorf("request %d holds %d images, want 1", i+1, n)
 		}
+	}
+}
+
+const (
+	helpGoal   = "commit the staged changes in ~/project"
+	question   = "README.md and cmd/main.go are staged in ~/project. What commit message should I use?"
+	helpAnswer = "Fix the usage text in README and main"
+)
+
+// lastUserText returns the text parts of a request's last message.
+func lastUserText(t *testing.T, r modeltest.Request) string {
+	t.Helper()
+	msgs := r.Body["messages"].([]any)
+	var sb strings.Builder
+	for _, p := range msgs[len(msgs)-1].(map[string]any)["content"].([]any) {
+		if text, ok := p.(map[string]any)["text"].(string); ok {
+			sb.WriteString(text)
+		}
+	}
+	return sb.String()
+}
+
+func TestAskForHelpThenContinue(t *testing.T) {
+	srv := modeltest.OpenAI(t, modeltest.Transcript("holo_ask_for_help.json"))
+	c := start(t, srv)
+	click := func(x, y int) agentapi.Request {
+		return agentapi.Request{V: 1, Action: agentapi.LeftClick, Coordinate: &agentapi.Point{X: x, Y: y}}
+	}
+	enter := agentapi.Request{V: 1, Action: agentapi.Key, Text: "Return"}
+	const staged = "staged: README.md, cmd/main.go"
+	want := []model.Reply{
+		{Thought: "Open a terminal with super+Return.", Actions: []agentapi.Request{{V: 1, Action: agentapi.Key, Text: "super+Return"}}},
+		{Thought: "List the staged changes.", Actions: []agentapi.Request{
+			click(640, 345), {V: 1, Action: agentapi.Type, Text: "cd ~/project && git diff --cached --stat"}, enter,
+		}},
+		{Thought: "The commit message is the user's choice; ask for it.", Note: staged, Help: question},
+		{Thought: "Commit with the message the user gave.", Note: staged, Actions: []agentapi.Request{
+			click(640, 403), {V: 1, Action: agentapi.Type, Text: `git commit -m "` + helpAnswer + `"`}, enter,
+		}},
+		{Thought: "The commit was made.", Done: true, Answer: `Committed README.md and cmd/main.go in ~/project as "` + helpAnswer + `".`},
+	}
+	reqs := modeltest.Replay(t, srv, c, helpGoal, shot, helpAnswer, want)
+	sys := reqs[0].Body["messages"].([]any)[0].(map[string]any)["content"].(string)
+	if !strings.Contains(sys, "Call ask_user only when") || !strings.Contains(sys, `"const":"ask_user"`) {
+		t.Error("system prompt does not offer ask_user in its text and schema")
+	}
+	reply := "<user_reply>the person's reply to your ask_user question: " + helpAnswer + "</user_reply>"
+	for i, r := range reqs {
+		if got := strings.Contains(lastUserText(t, r), reply); got != (i == 3) {
+			t.Errorf("request %d carries the reply: %v, want only request 4 to", i+1, got)
+		}
+	}
+	// The question stays in the history the model sees after the answer.
+	if !strings.Contains(string(reqs[3].Raw), `\"tool_name\":\"ask_user\"`) {
+		t.Error("request 4 lacks the assistant turn that asked")
+	}
+}
+
+func TestHandBackWithoutAnswer(t *testing.T) {
+	srv := modeltest.OpenAISteps(t, []modeltest.OpenAIStep{
+		{Content: json.RawMessage(`{"note":null,"thought":"t","tool_call":{"tool_name":"ask_user","question":"Which account?"}}`)},
+		{Content: json.RawMessage(`{"note":null,"thought":"t","tool_call":{"tool_name":"answer","content":"ok"}}`)},
+	})
+	c := start(t, srv)
+	got, err := c.Next(t.Context(), model.Turn{Step: 1, Screenshot: shot})
+	if err != nil || got.Help != "Which account?" || len(got.Actions) != 0 || got.Done {
+		t.Fatalf("got %+v, %v; want a help reply", got, err)
+	}
+	if _, err := c.Next(t.Context(), model.Turn{Step: 2, Screenshot: shot, Answered: true}); err != nil {
+		t.Fatal(err)
+	}
+	text := lastUserText(t, srv.Requests()[1])
+	if !strings.Contains(text, "<user_reply>the person handed control back without answering") {
+		t.Errorf("second observation = %q, want it to say the person gave no answer", text)
 	}
 }

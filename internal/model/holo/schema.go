@@ -52,7 +52,13 @@ var tools = []tool{
 	{"wait", "wait for the screen to change", map[string]any{"seconds": map[string]any{"type": "number", "minimum": 0, "maximum": 10}}},
 	{"answer", "the task is done: give the final answer", map[string]any{"content": text}},
 	{"fail", "the task cannot be done: say why", map[string]any{"reason": text}},
+	{askUser, "ask the person who gave the task one question only they can answer; the task waits for their reply",
+		map[string]any{"question": text}},
 }
+
+// askUser is the help tool: its question goes to a person (Reply.Help) and
+// their reply comes back in the next observation.
+const askUser = "ask_user"
 
 // optional lists arguments a variant may leave out.
 var optional = map[string]bool{"press_enter": true, "amount": true}

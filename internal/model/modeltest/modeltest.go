@@ -105,7 +105,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // Transcript returns the path of a transcript shipped in this package's
-// testdata: holo_open_terminal.json, anthropic_open_terminal.json.
+// testdata: holo_open_terminal.json and anthropic_open_terminal.json, and
+// holo_ask_for_help.json and anthropic_ask_for_help.json, where the model
+// asks a person for the commit message (step 3), then commits with the
+// answer and finishes.
 func Transcript(name string) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "testdata", name)
