@@ -438,3 +438,67 @@ func TestIdleLeaseReturnsThroughCLI(t *testing.T) {
 		t.Errorf("idle return %+v: want a period of 1 input event", idle.Detail)
 	}
 }
+
+// TestAskForHelp replays a Holo transcript in which the model asks a
+// question: the task moves to needs_help with it (stream and control
+// state), a hand-back with an answer resumes it and the answer is in the
+// model's next request; a second task that asks is cancelled while waiting.
+func TestAskForHelp(t *testing.T) {
+	question := "Which of your two accounts should I sign in with?"
+	answer := "the work account, ops@example.com"
+	srv := modeltest.OpenAISteps(t, []modeltest.OpenAIStep{
+		holoStep("Signing in needs the user's choice.", map[string]any{"tool_name": "ask_user", "question": question}, 0),
+		holoStep("The user chose.", map[string]any{"tool_name": "answer", "content": "signed in with the work account"}, 0),
+		holoStep("Ask again.", map[string]any{"tool_name": "ask_user", "question": "Are you still there?"}, 0),
+	})
+	f := fleettest.New(t, fleettest.Options{Token: token, Model: config.Model{Backend: "holo", HoloEndpoint: srv.URL}})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	s, err := f.Client.CreateSession(ctx, apitype.CreateSession{Label: "help"}, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sub tasks.SubmitResponse
+	if err := f.Client.Call(ctx, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "sign in"}, &sub, http.StatusAccepted); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "needs_help", func() bool { return getTask(t, ctx, f, sub.TaskID).Status == tasks.StatusNeedsHelp })
+	task := getTask(t, ctx, f, sub.TaskID)
+	if ev := task.Events[len(task.Events)-1]; ev.Type != tasks.EventNeedsHelp || ev.Question != question {
+		t.Errorf("last event %+v: want needs_help with the question", ev)
+	}
+	ctl, err := f.Client.Control(ctx, s.ID)
+	if err != nil || ctl.TaskState != control.TaskNeedsHelp || ctl.Question != question {
+		t.Errorf("control %+v, %v: want the task needing help, with its question", ctl, err)
+	}
+	// Waiting for help, the task still holds the desktop.
+	if _, err := f.Client.Act(ctx, s.ID, map[string]any{"action": "left_click", "coordinate": []int{10, 10}}); !isCode(err, apitype.CodeControlHeld) {
+		t.Errorf("input while the task waits for help: %v; want 409 control_held", err)
+	}
+	if _, err := f.Client.HandBack(ctx, s.ID, "", answer); err != nil {
+		t.Fatal(err)
+	}
+	task = followToEnd(t, ctx, f, sub.TaskID)
+	if task.Status != tasks.StatusDone {
+		t.Fatalf("task ended %s (%s); want done", task.Status, task.Error)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 2 || !strings.Contains(requestText(reqs[1]), answer) || strings.Contains(requestText(reqs[0]), answer) {
+		t.Errorf("%d model requests; want 2, the answer in the second only", len(reqs))
+	}
+
+	// A task waiting for an answer ends when cancelled.
+	if err := f.Client.Call(ctx, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "check in"}, &sub, http.StatusAccepted); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "needs_help", func() bool { return getTask(t, ctx, f, sub.TaskID).Status == tasks.StatusNeedsHelp })
+	if err := f.Client.Call(ctx, http.MethodPost, "/tasks/"+sub.TaskID+"/cancel", nil, nil, http.StatusAccepted); err != nil {
+		t.Fatal(err)
+	}
+	if task := followToEnd(t, ctx, f, sub.TaskID); task.Status != tasks.StatusCancelled {
+		t.Errorf("cancelled while waiting for help: ended %s; want cancelled", task.Status)
+	}
+	if ctl, err := f.Client.Control(ctx, s.ID); err != nil || ctl.Holder != nil || ctl.Task != "" {
+		t.Errorf("control after the cancel: %+v, %v; want nobody", ctl, err)
+	}
+}

@@ -354,7 +354,10 @@ func (m *Manager) controlChanged(r *run, c control.Change) {
 // reads the screen afresh instead of trusting what it saw before.
 func handbackNotes(r control.Resumed) []string {
 	var notes []string
-	for _, p := range r.Periods {
+	for i, p := range r.Periods {
+		if r.Answered && i == len(r.Periods)-1 {
+			p.Message = "" // the hand-back that answered the model's question: the model gets it as the answer
+		}
 		n := fmt.Sprintf("A person took control of the desktop for %s (%d input events) and ", p.Duration.Round(time.Second), p.InputEvents)
 		if p.Idle {
 			n += "left it idle, so control returned to you."
