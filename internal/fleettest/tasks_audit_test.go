@@ -258,9 +258,10 @@ func checkAudit(t *testing.T, entries []audit.Entry, sessionID, taskID string, s
 				t.Errorf("API action %s: want the mouse_move to 300,200 after the task", e.Action)
 			}
 		case e.Kind == audit.KindControl && e.Actor == taskActor:
-			// The task took the session's control lease and gave it up.
-			if ev := e.Detail["event"]; (ev != "task_start" || start != 0) && (ev != "task_end" || end != 0) {
-				t.Errorf("control entry %+v: want the task's lease taken before its start entry and given up before its end", e)
+			// The task takes the session's control lease before its start
+			// entry and gives it up once its end is recorded.
+			if ev := e.Detail["event"]; !(ev == "task_start" && start == 0) && !(ev == "task_end" && end == 1) {
+				t.Errorf("control entry %+v: want the task's lease taken before its start entry and given up after its end", e)
 			}
 		case e.Kind == audit.KindCost && e.Actor == taskActor:
 			if e.Cost.USD != 0 || e.Cost.Model != "scripted" {
