@@ -66,6 +66,9 @@ func TestClientRedialsAndTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	// hungUp tells the test a connection is closed, so its next request
+	// meets a stale connection rather than racing the close.
+	hungUp := make(chan struct{}, 4)
 	go func() {
 		for n := 0; ; n++ {
 			conn, err := ln.Accept()
@@ -83,11 +86,13 @@ func TestClientRedialsAndTimesOut(t *testing.T) {
 			case agentapi.StatusVerb: // answer, then hang up to force a redial
 				agentapi.WriteResponse(conn, &agentapi.Response{ID: req.ID, OK: true, Status: &agentapi.Status{Width: 1280}})
 				conn.Close()
+				hungUp <- struct{}{}
 			case agentapi.Wait: // never answer
 				defer conn.Close()
 			default:
 				agentapi.WriteResponse(conn, &agentapi.Response{ID: req.ID, Error: agentapi.Errorf(agentapi.CodeBadKey, "no")})
 				conn.Close()
+				hungUp <- struct{}{}
 			}
 		}
 	}()
@@ -100,12 +105,14 @@ func TestClientRedialsAndTimesOut(t *testing.T) {
 		if err != nil || resp.Status.Width != 1280 {
 			t.Fatalf("status #%d = %+v, %v", i, resp, err)
 		}
+		<-hungUp
 	}
 	_, err = c.Do(ctx, agentapi.Request{Action: agentapi.Key, Text: "nope"})
 	var pe *agentapi.Error
 	if !errors.As(err, &pe) || pe.Code != agentapi.CodeBadKey {
 		t.Fatalf("key: got %v, want %s", err, agentapi.CodeBadKey)
 	}
+	<-hungUp
 	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
 	_, err = c.Do(tctx, agentapi.Request{Action: agentapi.Wait, Duration: 1})

@@ -607,12 +607,22 @@ func TestCoordinatesLandOnTheDesktop(t *testing.T) {
 	// Claude was shown the downscaled screenshot and told its size.
 	var body struct {
 		Tools []struct {
-			W int `json:"display_width_px"`
-			H int `json:"display_height_px"`
+			Name string `json:"name"`
+			W    int    `json:"display_width_px"`
+			H    int    `json:"display_height_px"`
 		} `json:"tools"`
 	}
 	json.Unmarshal(claudeSrv.Requests()[0].Raw, &body)
-	if len(body.Tools) != 1 || body.Tools[0].W != 1280 || body.Tools[0].H != 720 {
-		t.Errorf("declared display = %+v, want 1280x720", body.Tools)
+	declared := 0
+	for _, tool := range body.Tools {
+		if tool.Name == "computer" {
+			declared++
+			if tool.W != 1280 || tool.H != 720 {
+				t.Errorf("declared display = %dx%d, want 1280x720", tool.W, tool.H)
+			}
+		}
+	}
+	if declared != 1 {
+		t.Errorf("tools %+v: want one computer tool", body.Tools)
 	}
 }
