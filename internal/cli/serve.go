@@ -55,7 +55,7 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	defer al.Close()
-	rt, images, err := newRuntime(ctx, cfg, log.With("runtime", cfg.Runtime))
+	rt, images, err := fleetwire.Runtime(ctx, cfg, log.With("runtime", cfg.Runtime))
 	if err != nil {
 		return err
 	}

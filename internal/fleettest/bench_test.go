@@ -99,9 +99,7 @@ func rssKB(pid int) int {
 // desktop's process tree (target ≤ 120 MB; shared pages count in each).
 func Benchmark20Sessions(b *testing.B) {
 	const n = 20
-	dataDir := fleettest.DataDir(b)
-	b.Cleanup(func() { fleettest.PurgeDesktops(b, dataDir) })
-	p := fleettest.Serve(b, dataDir, "")
+	p := fleettest.Serve(b, fleettest.Options{})
 	ctx := b.Context()
 	ids := make([]string, n)
 	for i := range ids {

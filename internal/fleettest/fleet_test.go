@@ -46,14 +46,14 @@ func act(t *testing.T, c *client.Client, id string, body any) apitype.ActionsRes
 // typeCommand opens a terminal through the API and types cmdline into its
 // shell. Keys typed before the shell reads are lost, so a marker file
 // tells when it does.
-func typeCommand(t *testing.T, f *fleettest.Fleet, c *client.Client, id, cmdline string) {
+func typeCommand(t *testing.T, c *client.Client, home fleettest.Home, id, cmdline string) {
 	t.Helper()
 	act(t, c, id, map[string]any{"action": "key", "text": "super+Return"})
 	marker := ".ready-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		act(t, c, id, map[string]any{"action": "type", "text": "touch ~/" + marker + "\n"})
-		if _, err := os.Stat(filepath.Join(homeDir(f, id), marker)); err == nil {
+		if _, err := home.ReadFile(t, marker); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -66,25 +66,6 @@ func typeCommand(t *testing.T, f *fleettest.Fleet, c *client.Client, id, cmdline
 		time.Sleep(300 * time.Millisecond)
 	}
 	act(t, c, id, map[string]any{"action": "type", "text": cmdline + "\n"})
-}
-
-// waitHomeFile waits until the file name in a desktop's home holds want.
-// It reads the home on disk (the local runtime's layout): exporting a home
-// while its shell writes races with the writes. Polling is bounded: the
-// shell announces nothing.
-func waitHomeFile(t *testing.T, f *fleettest.Fleet, id, name, want string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(homeDir(f, id), name))
-		if err == nil && string(b) == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("~/%s = %q (%v) after 20s, want %q", name, b, err, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func decodeImage(t *testing.T, im apitype.Image) image.Image {
@@ -107,13 +88,10 @@ func hex(c color.Color) string {
 	return fmt.Sprintf("#%02x%02x%02x", r>>8, g>>8, b>>8)
 }
 
-// homeDir is where the local runtime keeps a desktop's home.
-func homeDir(f *fleettest.Fleet, id string) string {
-	return filepath.Join(f.DataDir, "desktops", id, "home")
-}
+func TestSessionLifecycle(t *testing.T) { fleettest.EachRuntime(t, testSessionLifecycle) }
 
-func TestSessionLifecycle(t *testing.T) {
-	f := fleettest.New(t, fleettest.Options{Token: token})
+func testSessionLifecycle(t *testing.T, runtime string) {
+	f := fleettest.New(t, fleettest.Options{Token: token, Runtime: runtime})
 	c := f.Client
 	ctx := t.Context()
 
@@ -163,8 +141,9 @@ func TestSessionLifecycle(t *testing.T) {
 	}
 
 	// Act: type into a terminal; the text arrives in a file in the home.
-	typeCommand(t, f, c, s.ID, "echo typed-through-the-fleet > ~/e2e.txt")
-	waitHomeFile(t, f, s.ID, "e2e.txt", "typed-through-the-fleet\n")
+	home := f.Home(s.ID)
+	typeCommand(t, c, home, s.ID, "echo typed-through-the-fleet > ~/e2e.txt")
+	home.WaitFile(t, "e2e.txt", "typed-through-the-fleet\n")
 
 	// Theme, live: the wallpaper changes colour, the desktop is not restarted.
 	// (After it, keys are left with super held: a desktop bug, reported; so
@@ -219,7 +198,7 @@ func TestSessionLifecycle(t *testing.T) {
 	if s, err = c.StartSession(ctx, s.ID, 60*time.Second); err != nil || s.State != apitype.StateReady {
 		t.Fatalf("start: %+v %v", s, err)
 	}
-	waitHomeFile(t, f, s.ID, "e2e.txt", "typed-through-the-fleet\n")
+	home.WaitFile(t, "e2e.txt", "typed-through-the-fleet\n")
 	if s.Theme != "graphite" {
 		t.Errorf("theme after restart %q", s.Theme)
 	}
@@ -228,8 +207,8 @@ func TestSessionLifecycle(t *testing.T) {
 	if err := c.DeleteSession(ctx, s.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(filepath.Join(homeDir(f, s.ID), "e2e.txt")); err != nil || string(b) != "typed-through-the-fleet\n" {
-		t.Errorf("home after delete: %q, %v", b, err)
+	if got, err := home.ReadFile(t, "e2e.txt"); err != nil || got != "typed-through-the-fleet\n" {
+		t.Errorf("home after delete: %q, %v", got, err)
 	}
 	if _, err := c.Session(ctx, s.ID, 0); !isCode(err, apitype.CodeNotFound) {
 		t.Errorf("a deleted session: %v", err)
@@ -238,14 +217,14 @@ func TestSessionLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(homeDir(f, s2.ID)); err != nil {
-		t.Fatalf("home of a new session: %v", err)
+	if !f.Home(s2.ID).Exists(t) {
+		t.Fatalf("a new session %s has no home", s2.ID)
 	}
 	if err := c.DeleteSession(ctx, s2.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(homeDir(f, s2.ID)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("home after purge: %v", err)
+	if f.Home(s2.ID).Exists(t) {
+		t.Errorf("the home of %s outlived its purge", s2.ID)
 	}
 }
 
@@ -310,6 +289,10 @@ func sandboxPID(t testing.TB, s apitype.Session) int {
 	return pid
 }
 
+// TestCrashedSwayRecovers runs on the local runtime only: it finds sway
+// under the sandbox whose pid the session's detail names. A docker
+// desktop's detail names its container, and the same agent supervises sway
+// inside it.
 func TestCrashedSwayRecovers(t *testing.T) {
 	f := fleettest.New(t, fleettest.Options{})
 	ctx := t.Context()
@@ -345,13 +328,11 @@ func TestCrashedSwayRecovers(t *testing.T) {
 	}
 }
 
-func TestFleetRestartReadopts(t *testing.T) {
-	fleettest.RequireDesktops(t)
-	dataDir := fleettest.DataDir(t)
-	t.Cleanup(func() { fleettest.PurgeDesktops(t, dataDir) })
-	ctx := t.Context()
+func TestFleetRestartReadopts(t *testing.T) { fleettest.EachRuntime(t, testFleetRestartReadopts) }
 
-	p1 := fleettest.Serve(t, dataDir, token)
+func testFleetRestartReadopts(t *testing.T, runtime string) {
+	ctx := t.Context()
+	p1 := fleettest.Serve(t, fleettest.Options{Token: token, Runtime: runtime})
 	running, err := p1.Client.CreateSession(ctx, apitype.CreateSession{Label: "keeps running"}, 60*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -364,12 +345,12 @@ func TestFleetRestartReadopts(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A file in the home, written from inside the desktop.
-	note := filepath.Join(dataDir, "desktops", running.ID, "home", "note.txt")
+	home := p1.Home(running.ID)
 	act(t, p1.Client, running.ID, map[string]any{"action": "key", "text": "super+Return"})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		act(t, p1.Client, running.ID, map[string]any{"action": "type", "text": "echo before-the-crash > ~/note.txt\n"})
-		if b, _ := os.ReadFile(note); string(b) == "before-the-crash\n" {
+		if got, _ := home.ReadFile(t, "note.txt"); got == "before-the-crash\n" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -380,7 +361,7 @@ func TestFleetRestartReadopts(t *testing.T) {
 
 	p1.Kill(t)
 
-	p2 := fleettest.Serve(t, dataDir, token)
+	p2 := fleettest.Serve(t, fleettest.Options{Token: token, Runtime: runtime, DataDir: p1.DataDir})
 	list, err := p2.Client.Sessions(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -398,8 +379,8 @@ func TestFleetRestartReadopts(t *testing.T) {
 	if list[1].State != apitype.StateStopped {
 		t.Errorf("the stopped session is %s", list[1].State)
 	}
-	if b, err := os.ReadFile(note); string(b) != "before-the-crash\n" {
-		t.Errorf("note after the restart: %q, %v", b, err)
+	if got, err := p2.Home(running.ID).ReadFile(t, "note.txt"); got != "before-the-crash\n" {
+		t.Errorf("note after the restart: %q, %v", got, err)
 	}
 	if _, err := p2.Client.Screenshot(ctx, running.ID, client.ScreenshotOptions{}); err != nil {
 		t.Errorf("screenshot after the restart: %v", err)
@@ -411,8 +392,10 @@ func TestFleetRestartReadopts(t *testing.T) {
 
 func raw(s string) json.RawMessage { return json.RawMessage(s) }
 
-func TestDesktopsAreIsolated(t *testing.T) {
-	f := fleettest.New(t, fleettest.Options{})
+func TestDesktopsAreIsolated(t *testing.T) { fleettest.EachRuntime(t, testDesktopsAreIsolated) }
+
+func testDesktopsAreIsolated(t *testing.T, runtime string) {
+	f := fleettest.New(t, fleettest.Options{Runtime: runtime})
 	ctx := t.Context()
 	a, err := f.Client.CreateSession(ctx, apitype.CreateSession{Label: "a"}, 60*time.Second)
 	if err != nil {
@@ -422,10 +405,8 @@ func TestDesktopsAreIsolated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret := filepath.Join(homeDir(f, b.ID), "secret.txt")
-	if err := os.WriteFile(secret, []byte("b-secret"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	f.Home(b.ID).WriteFile(t, "secret.txt", "b-secret")
+	secret := filepath.Join(f.Home(b.ID).HostPath(t), "secret.txt")
 	db := filepath.Join(f.DataDir, "atelier.db")
 	// From a's terminal, try both paths as the host names them and through
 	// /proc; every attempt must fail.
@@ -434,10 +415,10 @@ func TestDesktopsAreIsolated(t *testing.T) {
 		fmt.Fprintf(&script, "head -c 64 %s >> ~/leak.txt 2>/dev/null || echo refused >> ~/leak.txt; ", p)
 	}
 	script.WriteString("echo done > ~/done.txt")
-	typeCommand(t, f, f.Client, a.ID, script.String())
-	waitHomeFile(t, f, a.ID, "done.txt", "done\n")
-	got, _ := os.ReadFile(filepath.Join(homeDir(f, a.ID), "leak.txt"))
-	if string(got) != strings.Repeat("refused\n", 4) {
+	home := f.Home(a.ID)
+	typeCommand(t, f.Client, home, a.ID, script.String())
+	home.WaitFile(t, "done.txt", "done\n")
+	if got, _ := home.ReadFile(t, "leak.txt"); got != strings.Repeat("refused\n", 4) {
 		t.Errorf("desktop a read outside its sandbox: %q", got)
 	}
 }

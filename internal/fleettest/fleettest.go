@@ -1,7 +1,10 @@
 // Package fleettest runs real fleets for tests: New starts one in-process
-// (store, local runtime, session manager, snapshots, live view, API on a
-// loopback port) with a ready client; Serve starts `atelier serve` as a
-// subprocess, for tests that kill the fleet. Tests skip, loudly, only where desktops cannot run.
+// (store, runtime, session manager, snapshots, live view, API on a loopback
+// port) with a ready client; Serve starts `atelier serve` as a subprocess,
+// for tests that kill the fleet. Either runs its desktops on the local or
+// the docker runtime, and EachRuntime runs a test on both; Home reaches a
+// desktop's home from outside on either. Tests skip, loudly, only where
+// desktops cannot run.
 package fleettest
 
 import (
@@ -28,6 +31,7 @@ import (
 	"atelier/internal/client"
 	"atelier/internal/config"
 	"atelier/internal/fleetwire"
+	"atelier/internal/runtime/docker/dockertest"
 	"atelier/internal/runtime/local"
 	"atelier/internal/sessions"
 	"atelier/internal/snapshot"
@@ -51,6 +55,8 @@ type Options struct {
 	// Logger receives the fleet's logs; nil discards them unless
 	// ATELIER_TEST_LOG is set, which sends them to stderr.
 	Logger *slog.Logger
+	// Runtime runs the desktops: "local" (the default) or "docker".
+	Runtime string
 }
 
 // Fleet is a running in-process fleet.
@@ -73,8 +79,34 @@ type Fleet struct {
 // does. It runs at the end of the test if not called before.
 func (f *Fleet) Close() { f.closeOnce.Do(f.close) }
 
-// RequireDesktops skips the test when this host cannot run desktops, and
-// says why.
+// EachRuntime runs test as a subtest on every runtime, named after it; a
+// runtime this host lacks skips its subtest, loudly.
+func EachRuntime(t *testing.T, test func(t *testing.T, runtime string)) {
+	for _, rt := range config.Runtimes {
+		t.Run(rt, func(t *testing.T) { test(t, rt) })
+	}
+}
+
+// runtimeConfig returns the settings of a fleet running its desktops on
+// opts.Runtime over opts.DataDir, and skips the test when this host cannot
+// run them.
+func runtimeConfig(t testing.TB, opts Options) config.Config {
+	t.Helper()
+	cfg := config.Config{Runtime: opts.Runtime, DataDir: opts.DataDir}
+	switch opts.Runtime {
+	case "local":
+		RequireDesktops(t)
+		cfg.AgentPath = Binary(t, "atelier-agent")
+	case "docker":
+		_, cfg.Docker.Image = dockertest.Engine(t)
+	default:
+		t.Fatalf("fleettest: runtime %q: want one of %v", opts.Runtime, config.Runtimes)
+	}
+	return cfg
+}
+
+// RequireDesktops skips the test when this host cannot run desktops on the
+// local runtime, and says why.
 func RequireDesktops(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -90,14 +122,18 @@ func RequireDesktops(t testing.TB) {
 	}
 }
 
-// New starts an in-process fleet on the local runtime. When the test ends
-// the fleet is closed and every desktop it made is purged.
+// New starts an in-process fleet, its runtime built from settings as
+// `atelier serve` builds it. When the test ends the fleet is closed and
+// every desktop it made is purged.
 func New(t testing.TB, opts Options) *Fleet {
 	t.Helper()
-	RequireDesktops(t)
+	if opts.Runtime == "" {
+		opts.Runtime = config.DefaultRuntime
+	}
 	if opts.DataDir == "" {
 		opts.DataDir = DataDir(t)
 	}
+	cfg := runtimeConfig(t, opts)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 		if os.Getenv("ATELIER_TEST_LOG") != "" {
@@ -117,12 +153,12 @@ func New(t testing.TB, opts Options) *Fleet {
 		st.Close()
 		t.Fatal(err)
 	}
-	rt, err := local.New(local.Options{DataDir: opts.DataDir, AgentPath: Binary(t, "atelier-agent"), Logger: opts.Logger})
+	rt, images, err := fleetwire.Runtime(ctx, cfg, opts.Logger)
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
 	}
-	snaps, err := snapshot.New(snapshot.Options{DB: st, Dir: filepath.Join(opts.DataDir, "snapshots"), Logger: opts.Logger})
+	snaps, err := snapshot.New(snapshot.Options{DB: st, Dir: filepath.Join(opts.DataDir, "snapshots"), Images: images, Logger: opts.Logger})
 	if err != nil {
 		rt.Close()
 		st.Close()
@@ -174,7 +210,7 @@ func New(t testing.TB, opts Options) *Fleet {
 		if t.Failed() {
 			DumpDesktopLogs(t, opts.DataDir)
 		}
-		PurgeDesktops(t, opts.DataDir)
+		purge(t, opts.Runtime, opts.DataDir)
 	})
 	return f
 }
@@ -207,8 +243,13 @@ func DumpDesktopLogs(t testing.TB, dataDir string) {
 	}
 }
 
-// PurgeDesktops removes every desktop in a data dir, homes included.
-func PurgeDesktops(t testing.TB, dataDir string) {
+// purge removes every desktop a fleet on runtime over dataDir made, homes
+// included.
+func purge(t testing.TB, runtime, dataDir string) {
+	if runtime == "docker" {
+		dockertest.Purge(t, dataDir)
+		return
+	}
 	rt, err := local.New(local.Options{DataDir: dataDir, AgentPath: Binary(t, "atelier-agent")})
 	if err != nil {
 		t.Errorf("purge desktops of %s: %v", dataDir, err)
@@ -273,18 +314,31 @@ type Process struct {
 	Client *client.Client
 	Cmd    *exec.Cmd
 	// Log holds what the fleet wrote to stderr.
-	Log *syncBuffer
+	Log     *syncBuffer
+	DataDir string
+
+	runtime string
 
 	exited chan struct{} // closed once the process is reaped
 }
 
-// Serve starts `atelier serve` on a loopback port over dataDir, waits until
-// it listens, and kills it (SIGKILL) at the end of the test if still running.
-func Serve(t testing.TB, dataDir, token string) *Process {
+// Serve starts `atelier serve` on a loopback port with opts (its Logger
+// unused: the fleet's log is the Process's), waits until it listens, and
+// kills it (SIGKILL) at the end of the test if still running. Every
+// desktop made over the data dir is purged then: pass a previous
+// fleet's DataDir to restart on the same state.
+func Serve(t testing.TB, opts Options) *Process {
 	t.Helper()
-	RequireDesktops(t)
-	cmd := exec.Command(Binary(t, "atelier"), "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--runtime", "local")
-	cmd.Env = append(os.Environ(), "ATELIER_API_TOKEN="+token)
+	if opts.Runtime == "" {
+		opts.Runtime = config.DefaultRuntime
+	}
+	if opts.DataDir == "" {
+		opts.DataDir = DataDir(t)
+	}
+	cfg := runtimeConfig(t, opts)
+	cmd := exec.Command(Binary(t, "atelier"), "serve", "--addr", "127.0.0.1:0", "--data-dir", cfg.DataDir,
+		"--runtime", cfg.Runtime, "--agent", cfg.AgentPath, "--docker-image", cfg.Docker.Image)
+	cmd.Env = append(os.Environ(), config.EnvToken+"="+opts.Token)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -293,10 +347,11 @@ func Serve(t testing.TB, dataDir, token string) *Process {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	p := &Process{Cmd: cmd, Log: &syncBuffer{}, exited: exited}
+	p := &Process{Cmd: cmd, Log: &syncBuffer{}, DataDir: cfg.DataDir, runtime: cfg.Runtime, exited: exited}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited
+		purge(t, cfg.Runtime, cfg.DataDir)
 	})
 	urls := make(chan string, 1)
 	listening := regexp.MustCompile(`msg="atelier listening" url=(\S+)`)
@@ -319,7 +374,7 @@ func Serve(t testing.TB, dataDir, token string) *Process {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("atelier serve did not listen within 30s:\n%s", p.Log)
 	}
-	p.Client = client.New(p.URL, token, nil)
+	p.Client = client.New(p.URL, opts.Token, nil)
 	return p
 }
 

@@ -53,8 +53,10 @@ func apiCall(t *testing.T, ctx context.Context, f *fleettest.Fleet, method, path
 // API and checks what it leaves behind: the typed command's file in the
 // home, the task's record, the budget, and a session audit that names
 // every actor and verifies offline.
-func TestTasksAndAudit(t *testing.T) {
-	f := fleettest.New(t, fleettest.Options{Token: token})
+func TestTasksAndAudit(t *testing.T) { fleettest.EachRuntime(t, testTasksAndAudit) }
+
+func testTasksAndAudit(t *testing.T, runtime string) {
+	f := fleettest.New(t, fleettest.Options{Token: token, Runtime: runtime})
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 
@@ -112,7 +114,7 @@ func TestTasksAndAudit(t *testing.T) {
 	}
 	checkEvents(t, evs, script)
 
-	waitHomeFile(t, f, s.ID, "done", "ok\n")
+	f.Home(s.ID).WaitFile(t, "done", "ok\n")
 
 	status, body = apiCall(t, ctx, f, http.MethodGet, "/tasks/"+sub.TaskID, nil)
 	var task tasks.Task

@@ -8,9 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,8 +23,10 @@ import (
 
 // TestLiveViewThroughFleet follows a session's embed_url as a browser
 // would: the page, then the WebSocket to the desktop's RFB server.
-func TestLiveViewThroughFleet(t *testing.T) {
-	f := fleettest.New(t, fleettest.Options{Token: token})
+func TestLiveViewThroughFleet(t *testing.T) { fleettest.EachRuntime(t, testLiveViewThroughFleet) }
+
+func testLiveViewThroughFleet(t *testing.T, runtime string) {
+	f := fleettest.New(t, fleettest.Options{Token: token, Runtime: runtime})
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	s, err := f.Client.CreateSession(ctx, apitype.CreateSession{Label: "view"}, 60*time.Second)
@@ -123,7 +122,11 @@ func TestLiveViewThroughFleet(t *testing.T) {
 // TestSnapshotCloneThroughFleet snapshots a session's home and creates a
 // clone from it: the file is in the clone's home.
 func TestSnapshotCloneThroughFleet(t *testing.T) {
-	f := fleettest.New(t, fleettest.Options{Token: token})
+	fleettest.EachRuntime(t, testSnapshotCloneThroughFleet)
+}
+
+func testSnapshotCloneThroughFleet(t *testing.T, runtime string) {
+	f := fleettest.New(t, fleettest.Options{Token: token, Runtime: runtime})
 	c := f.Client
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
@@ -132,7 +135,7 @@ func TestSnapshotCloneThroughFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "kept across a snapshot " + strconv.FormatInt(time.Now().UnixNano(), 36)
-	writeHomeFile(t, filepath.Join(homeDir(f, s.ID), "notes.txt"), want)
+	f.Home(s.ID).WriteFile(t, "notes.txt", want)
 
 	sn, err := c.TakeSnapshot(ctx, s.ID)
 	if err != nil {
@@ -153,8 +156,8 @@ func TestSnapshotCloneThroughFleet(t *testing.T) {
 	if clone.SnapshotID != sn.ID || clone.State != apitype.StateReady {
 		t.Errorf("clone %+v", clone)
 	}
-	if b, err := os.ReadFile(filepath.Join(homeDir(f, clone.ID), "notes.txt")); err != nil || string(b) != want {
-		t.Errorf("clone's notes.txt: %q, %v; want %q", b, err, want)
+	if got, err := f.Home(clone.ID).ReadFile(t, "notes.txt"); err != nil || got != want {
+		t.Errorf("clone's notes.txt: %q, %v; want %q", got, err, want)
 	}
 
 	// The same through the CLI: ls, create --from, rm.
@@ -175,8 +178,15 @@ func TestSnapshotCloneThroughFleet(t *testing.T) {
 	if err := json.Unmarshal([]byte(atelier("session", "create", "--from", sn.ID, "--json")), &cliClone); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(filepath.Join(homeDir(f, cliClone.ID), "notes.txt")); err != nil || string(b) != want {
-		t.Errorf("CLI clone's notes.txt: %q, %v; want %q", b, err, want)
+	if got, err := f.Home(cliClone.ID).ReadFile(t, "notes.txt"); err != nil || got != want {
+		t.Errorf("CLI clone's notes.txt: %q, %v; want %q", got, err, want)
+	}
+	// On docker the clones run from the snapshot's image, which the engine
+	// does not remove from under them: they go first.
+	for _, id := range []string{clone.ID, cliClone.ID} {
+		if err := c.DeleteSession(ctx, id, true); err != nil {
+			t.Fatal(err)
+		}
 	}
 	atelier("snapshot", "rm", sn.ID)
 	if err := c.DeleteSnapshot(ctx, sn.ID); !isStatus(err, http.StatusNotFound) {
@@ -199,24 +209,6 @@ func TestSnapshotCloneThroughFleet(t *testing.T) {
 	}
 	if _, err := c.TakeSnapshot(ctx, unknownSession); !isStatus(err, http.StatusNotFound) {
 		t.Errorf("snapshot of an unknown session: %v, want 404", err)
-	}
-}
-
-// writeHomeFile writes a file into a desktop's home on disk, owned by the
-// desktop user as a file the desktop wrote would be.
-func writeHomeFile(t *testing.T, path, content string) {
-	t.Helper()
-	u, err := user.Lookup("atelier")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(path, uid, gid); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package fleetwire holds the small adapters that join the fleet's parts
 // where their consumer-defined interfaces meet: the sessions manager as the
 // tasks' Desktops, the audit log as the sessions' Auditor and the tasks'
-// Recorder, and the budget as a file in every running desktop. `atelier
-// serve` and fleettest wire the same adapters.
+// Recorder, and the budget as a file in every running desktop; and the
+// runtime a config names. `atelier serve` and fleettest wire the same
+// adapters.
 package fleetwire
 
 import (

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"atelier/internal/runtime/docker/dockertest"
 	"atelier/internal/sessions"
 	"atelier/internal/sessions/runtimetest"
 	"atelier/internal/snapshot"
@@ -42,7 +43,7 @@ func BenchmarkCreateReady(b *testing.B) {
 // 100 MB of incompressible data: its home archive alone, then with the
 // image of its filesystem changes (committed meanwhile). Target: ≤ 3 s.
 func BenchmarkSnapshot100MB(b *testing.B) {
-	c, _ := engine(b)
+	c, _ := dockertest.Engine(b)
 	rt := newRuntime(b)
 	id := create(b, rt, sessions.Spec{})
 	runtimetest.WaitReady(b, rt, id)

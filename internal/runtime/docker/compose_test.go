@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"atelier/internal/runtime/docker/dockertest"
 )
 
 // compose returns the command line of Docker Compose: the docker CLI's
@@ -137,7 +139,7 @@ func freePort(t *testing.T) int {
 // The fleet service of compose.yaml builds, starts with the docker runtime
 // and answers /health on its published loopback port.
 func TestComposeFleetAnswersHealth(t *testing.T) {
-	_, desktopImage := engine(t) // the engine, the local Debian base and the desktop image built
+	_, desktopImage := dockertest.Engine(t) // the engine, the local Debian base and the desktop image built
 	root := repoRoot()
 	build := exec.CommandContext(t.Context(), "go", "build", "-o", filepath.Join(root, "bin", "atelier"), "./cmd/atelier")
 	build.Dir = root
@@ -170,7 +172,7 @@ func TestComposeFleetAnswersHealth(t *testing.T) {
 	if out, err := runCompose(t, env, "-p", project, "up", "-d", "--build", "--no-deps", "fleet"); err != nil {
 		t.Fatalf("compose up fleet: %v\n%s", err, out)
 	}
-	c, _ := engine(t)
+	c, _ := dockertest.Engine(t)
 	id, err := runCompose(t, env, "-p", project, "ps", "-q", "fleet")
 	if err != nil || strings.TrimSpace(id) == "" {
 		t.Fatalf("compose ps fleet: %v %q", err, id)

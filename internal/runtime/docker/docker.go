@@ -45,12 +45,15 @@ const (
 	LabelLabel      = "dev.atelier.label"      // the session's label, for people
 	LabelResolution = "dev.atelier.resolution" // WIDTHxHEIGHT
 	LabelTheme      = "dev.atelier.theme"      // palette name at creation
+	// LabelDataDir is the data dir of the fleet that made the desktop: it
+	// tells apart the desktops of fleets sharing an engine.
+	LabelDataDir = "dev.atelier.data-dir"
 )
 
-// The desktop user of the image (desktop/Dockerfile).
+// The desktop user of the image (desktop/Dockerfile), who owns the home.
 const (
-	desktopUID = 1000
-	desktopGID = 1000
+	DesktopUID = 1000
+	DesktopGID = 1000
 )
 
 // DefaultLimits are the resources of a desktop whose spec names none.
@@ -225,6 +228,7 @@ func (r *Runtime) create(ctx context.Context, spec sessions.Spec, image string, 
 	id := spec.ID
 	labels := map[string]string{
 		LabelSession: id, LabelLabel: spec.Label, LabelResolution: spec.Resolution.String(), LabelTheme: spec.Theme,
+		LabelDataDir: r.opts.DataDir,
 	}
 	if newVolume {
 		if _, err := r.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: VolumeName(id), Labels: labels}); err != nil {
@@ -235,7 +239,7 @@ func (r *Runtime) create(ctx context.Context, spec sessions.Spec, image string, 
 	if err := os.MkdirAll(run, 0o700); err != nil {
 		return err
 	}
-	if err := os.Chown(run, desktopUID, desktopGID); err != nil {
+	if err := os.Chown(run, DesktopUID, DesktopGID); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
 	res := spec.Resources
@@ -305,7 +309,7 @@ func (r *Runtime) fillHome(ctx context.Context, id string, home io.Reader) error
 	pr, pw := io.Pipe()
 	go func() {
 		tw := tar.NewWriter(pw)
-		_, err := archive.WriteTar(ctx, tw, staging, &archive.Owner{UID: desktopUID, GID: desktopGID})
+		_, err := archive.WriteTar(ctx, tw, staging, &archive.Owner{UID: DesktopUID, GID: DesktopGID})
 		if err == nil {
 			err = tw.Close()
 		}
@@ -337,7 +341,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	if err := os.MkdirAll(r.runDir(id), 0o700); err != nil {
 		return fmt.Errorf("start %s: %w", id, err)
 	}
-	if err := os.Chown(r.runDir(id), desktopUID, desktopGID); err != nil {
+	if err := os.Chown(r.runDir(id), DesktopUID, DesktopGID); err != nil {
 		return fmt.Errorf("start %s: %w", id, err)
 	}
 	if _, err := r.c.ContainerStart(ctx, ins.ID, client.ContainerStartOptions{}); err != nil {

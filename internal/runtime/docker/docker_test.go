@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"atelier/internal/runtime/docker"
+	"atelier/internal/runtime/docker/dockertest"
 	"atelier/internal/sessions"
 	"atelier/internal/sessions/runtimetest"
 	"atelier/internal/snapshot"
@@ -87,7 +88,7 @@ func TestReadoptionAfterFleetRestart(t *testing.T) {
 // Limits and confinement are in the container's configuration and in force
 // inside it.
 func TestLimitsInForce(t *testing.T) {
-	c, _ := engine(t)
+	c, _ := dockertest.Engine(t)
 	rt := newRuntime(t)
 	def := create(t, rt, sessions.Spec{})
 	custom := create(t, rt, sessions.Spec{Resources: sessions.Resources{MemoryBytes: 1 << 30, CPUs: 0.5, PIDs: 300}})
@@ -148,7 +149,7 @@ func probe(t *testing.T, c *client.Client, id, addr string) string {
 // on Docker's default bridge, reaches the host with the same probe (the
 // port is closed: "refused" proves the packet arrived).
 func TestDesktopsCannotReachEachOther(t *testing.T) {
-	c, ref := engine(t)
+	c, ref := dockertest.Engine(t)
 	rt := newRuntime(t)
 	a := create(t, rt, sessions.Spec{})
 	b := create(t, rt, sessions.Spec{})
@@ -233,7 +234,7 @@ func newSnapshots(t testing.TB, images snapshot.Images) *snapshot.Store {
 // installed in its system; the snapshot cannot be deleted while its image
 // serves a desktop, and can once it does not.
 func TestCloneFromSnapshot(t *testing.T) {
-	c, _ := engine(t)
+	c, _ := dockertest.Engine(t)
 	rt := newRuntime(t)
 	snaps := newSnapshots(t, rt)
 	src := create(t, rt, sessions.Spec{Label: "source"})
@@ -297,7 +298,7 @@ func TestCloneFromSnapshot(t *testing.T) {
 // A hostile home archive is refused whole: no container, no volume, no
 // run dir is left behind.
 func TestHostileArchiveChangesNothing(t *testing.T) {
-	c, _ := engine(t)
+	c, _ := dockertest.Engine(t)
 	rt := newRuntime(t)
 	id := sessions.NewID()
 	hostile := tarOf(t, "ok", "fine", "../escape", "x")

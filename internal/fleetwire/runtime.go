@@ -1,4 +1,4 @@
-package cli
+package fleetwire
 
 import (
 	"context"
@@ -17,9 +17,10 @@ import (
 	"atelier/internal/snapshot"
 )
 
-// newRuntime returns the runtime cfg names and, on runtimes that have
-// images, what commits them for snapshots (nil otherwise).
-func newRuntime(ctx context.Context, cfg config.Config, log *slog.Logger) (sessions.Runtime, snapshot.Images, error) {
+// Runtime returns the runtime cfg names and, on runtimes that have images,
+// what commits them for snapshots (nil otherwise). Closing the runtime
+// releases all it holds (the docker runtime's engine client).
+func Runtime(ctx context.Context, cfg config.Config, log *slog.Logger) (sessions.Runtime, snapshot.Images, error) {
 	switch cfg.Runtime {
 	case "local":
 		agent := cfg.AgentPath

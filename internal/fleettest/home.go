@@ -1,0 +1,113 @@
+package fleettest
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"atelier/internal/runtime/docker/dockertest"
+)
+
+// Home is a desktop's home as a test reaches it from outside the desktop:
+// a directory of the data dir on the local runtime (<data>/desktops/<id>/home),
+// a volume through the Engine API on docker. It outlives the desktop until
+// the home is purged.
+type Home struct{ runtime, dataDir, id string }
+
+// Home returns the home of desktop id.
+func (f *Fleet) Home(id string) Home { return Home{f.Runtime.Name(), f.DataDir, id} }
+
+// Home returns the home of desktop id.
+func (p *Process) Home(id string) Home { return Home{p.runtime, p.DataDir, id} }
+
+func (h Home) dir() string { return filepath.Join(h.dataDir, "desktops", h.id, "home") }
+
+// ReadFile returns the content of file name of the home; an error wrapping
+// fs.ErrNotExist if there is no such file.
+func (h Home) ReadFile(t testing.TB, name string) (string, error) {
+	t.Helper()
+	var b []byte
+	var err error
+	if h.runtime == "docker" {
+		b, err = dockertest.ReadHomeFile(t, h.id, name)
+	} else {
+		b, err = os.ReadFile(filepath.Join(h.dir(), name))
+	}
+	return string(b), err
+}
+
+// WaitFile waits until file name of the home holds want. Polling is
+// bounded: what writes it (a shell in the desktop) announces nothing.
+func (h Home) WaitFile(t testing.TB, name, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := h.ReadFile(t, name)
+		if err == nil && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("~/%s of %s = %q (%v) after 20s, want %q", name, h.id, got, err, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WriteFile writes file name (no directory) into the home, owned by the
+// desktop user as a file the desktop wrote would be.
+func (h Home) WriteFile(t testing.TB, name, content string) {
+	t.Helper()
+	if h.runtime == "docker" {
+		if err := dockertest.WriteHomeFile(t, h.id, name, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	u, err := user.Lookup("atelier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	p := filepath.Join(h.dir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// HostPath is where the host keeps the home: the path a desktop must not
+// be able to read another's home by.
+func (h Home) HostPath(t testing.TB) string {
+	t.Helper()
+	if h.runtime == "docker" {
+		p, err := dockertest.HomeMountpoint(t, h.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return h.dir()
+}
+
+// Exists reports whether the home exists (it does until purged).
+func (h Home) Exists(t testing.TB) bool {
+	t.Helper()
+	var err error
+	if h.runtime == "docker" {
+		_, err = dockertest.HomeMountpoint(t, h.id)
+	} else {
+		_, err = os.Stat(h.dir())
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
