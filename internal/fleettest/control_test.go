@@ -156,7 +156,7 @@ func TestTakeoverAndHandBack(t *testing.T) {
 			t.Fatalf("the person's %v: %v", a["action"], err)
 		}
 	}
-	waitHomeFile(t, f, s.ID, "human.txt", "human-was-here\n")
+	f.Home(s.ID).WaitFile(t, "human.txt", "human-was-here\n")
 	if n := len(srv.Requests()); n != 2 {
 		t.Errorf("%d model requests while the person held the desktop; want 2", n)
 	}
