@@ -245,6 +245,10 @@ func TestCloneFromSnapshot(t *testing.T) {
 	if out, code := execIn(t, c, src, "root", "sh", "-c", "printf '#!/bin/sh\\necho hello from the image\\n' > /usr/local/bin/atelier-hello && chmod 755 /usr/local/bin/atelier-hello"); code != 0 {
 		t.Fatalf("install into the source: %q (exit %d)", out, code)
 	}
+	// A temporary file is not part of the system.
+	if out, code := execIn(t, c, src, "", "sh", "-c", "echo scratch > /tmp/scratch"); code != 0 {
+		t.Fatalf("write /tmp/scratch in the source: %q (exit %d)", out, code)
+	}
 
 	sn, err := snaps.Take(t.Context(), rt, src)
 	if err != nil {
@@ -274,6 +278,9 @@ func TestCloneFromSnapshot(t *testing.T) {
 	}
 	if out, code := execIn(t, c, clone, "", "atelier-hello"); code != 0 || strings.TrimSpace(out) != "hello from the image" {
 		t.Errorf("clone's atelier-hello: %q (exit %d)", out, code)
+	}
+	if _, code := execIn(t, c, clone, "", "test", "-e", "/tmp/scratch"); code != 1 {
+		t.Errorf("test -e /tmp/scratch in the clone: exit %d, want 1: temporary files are not cloned", code)
 	}
 	// The clone's home belongs to the desktop user: it can write there.
 	runtimetest.RunInTerminal(t, rt, clone, "echo mine > ~/work/mine && readlink ~/link > ~/linked")
