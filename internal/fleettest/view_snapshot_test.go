@@ -182,7 +182,16 @@ func testSnapshotCloneThroughFleet(t *testing.T, runtime string) {
 		t.Errorf("CLI clone's notes.txt: %q, %v; want %q", got, err, want)
 	}
 	// On docker the clones run from the snapshot's image, which the engine
-	// does not remove from under them: they go first.
+	// does not remove from under them: deleting the snapshot is refused,
+	// changing nothing, until they go.
+	if f.Runtime.Name() == "docker" {
+		if err := c.DeleteSnapshot(ctx, sn.ID); !isStatus(err, http.StatusConflict) {
+			t.Errorf("delete while clones run from it: %v, want 409", err)
+		}
+		if list, err := c.Snapshots(ctx); err != nil || len(list) != 1 {
+			t.Errorf("snapshots after a refused delete: %+v, %v; want it kept", list, err)
+		}
+	}
 	for _, id := range []string{clone.ID, cliClone.ID} {
 		if err := c.DeleteSession(ctx, id, true); err != nil {
 			t.Fatal(err)

@@ -36,6 +36,7 @@ import (
 
 	"atelier/desktop"
 	"atelier/internal/sessions"
+	"atelier/internal/snapshot"
 	"atelier/internal/snapshot/archive"
 )
 
@@ -606,15 +607,20 @@ func (r *Runtime) CommitImage(ctx context.Context, id, snapshotID string) (strin
 }
 
 // RemoveImage removes an image CommitImage made; one already gone is not
-// an error. An image a desktop still runs from is refused by the engine.
+// an error. An image a desktop still runs from (a clone) is refused by the
+// engine: that refusal wraps snapshot.ErrInUse.
 func (r *Runtime) RemoveImage(ctx context.Context, image string) error {
 	if !strings.HasPrefix(image, SnapshotRepo+":") {
 		return fmt.Errorf("remove image %s: not a snapshot image", image)
 	}
-	if _, err := r.c.ImageRemove(ctx, image, client.ImageRemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("remove image %s: %w", image, err)
+	_, err := r.c.ImageRemove(ctx, image, client.ImageRemoveOptions{PruneChildren: true})
+	switch {
+	case err == nil, cerrdefs.IsNotFound(err):
+		return nil
+	case cerrdefs.IsConflict(err):
+		return fmt.Errorf("remove image %s: %w: sessions cloned from it still use it; delete them first", image, snapshot.ErrInUse)
 	}
-	return nil
+	return fmt.Errorf("remove image %s: %w", image, err)
 }
 
 func short(id string) string { return id[:min(12, len(id))] }
