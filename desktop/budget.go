@@ -97,8 +97,9 @@ type BarLine struct {
 }
 
 // BudgetLine reads the budget file at path and says what waybar shows at
-// time now: "$0.42 / $2.00", with a class telling ok, warning, critical or
-// stale, "no budget" when the file is absent.
+// time now: "$0.42 / $2.00" ("$0.42 · no cap" when the fleet has none),
+// with a class telling ok, warning, critical or stale, "no budget" when
+// the file is absent.
 func BudgetLine(path string, now time.Time) BarLine {
 	b, err := ReadBudget(path)
 	switch {
@@ -113,11 +114,15 @@ func BudgetLine(path string, now time.Time) BarLine {
 			b.SpentUSD, b.ReservedUSD, b.CapUSD, b.Updated.Local().Format(time.TimeOnly)),
 		Class: BudgetOK,
 	}
+	if b.CapUSD == 0 {
+		l.Text = fmt.Sprintf("$%.2f · no cap", b.SpentUSD)
+	}
 	used := b.SpentUSD + b.ReservedUSD
 	switch {
 	case now.Sub(b.Updated) > StaleAfter:
 		l.Text += " stale"
 		l.Class = BudgetStale
+	case b.CapUSD == 0:
 	case used >= b.CapUSD:
 		l.Class = BudgetCritical
 	case used >= WarnFraction*b.CapUSD:

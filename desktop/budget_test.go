@@ -54,6 +54,7 @@ func TestBudgetLine(t *testing.T) {
 		{"ok", `{"spent_usd":0.42,"cap_usd":2,"reserved_usd":0,"updated":"` + fresh.Format(time.RFC3339) + `"}`, "$0.42 / $2.00", desktop.BudgetOK},
 		{"warning with reservations", `{"spent_usd":1.5,"cap_usd":2,"reserved_usd":0.1,"updated":"` + fresh.Format(time.RFC3339) + `"}`, "$1.50 / $2.00", desktop.BudgetWarning},
 		{"at the cap", `{"spent_usd":2,"cap_usd":2,"updated":"` + fresh.Format(time.RFC3339) + `"}`, "$2.00 / $2.00", desktop.BudgetCritical},
+		{"no cap", `{"spent_usd":3.5,"cap_usd":0,"updated":"` + fresh.Format(time.RFC3339) + `"}`, "$3.50 · no cap", desktop.BudgetOK},
 		{"stale", `{"spent_usd":0.42,"cap_usd":2,"updated":"` + now.Add(-91*time.Second).Format(time.RFC3339) + `"}`, "$0.42 / $2.00 stale", desktop.BudgetStale},
 		{"not json", `{"spent_usd":`, "budget ?", desktop.BudgetError},
 		{"negative", `{"spent_usd":-1,"cap_usd":2}`, "budget ?", desktop.BudgetError},
