@@ -154,7 +154,8 @@ func (h *Handler) controlGate(w http.ResponseWriter, r *http.Request, want Mode)
 func controlError(w http.ResponseWriter, err error) {
 	if held, ok := errors.AsType[*control.HeldError](err); ok {
 		h := held.Holder
-		writeErrorDetail(w, http.StatusConflict, errorDetail{Code: apitype.CodeControlHeld, Message: err.Error(), Holder: &h})
+		writeErrorDetail(w, http.StatusConflict, apitype.ErrorDetail{Code: apitype.CodeControlHeld, Message: err.Error(),
+			Holder: &apitype.Holder{Kind: string(h.Kind), Who: h.Who, Since: h.Since}})
 		return
 	}
 	// The codes are the fleet API's, so a page and a script read the same.

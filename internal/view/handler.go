@@ -34,7 +34,7 @@ import (
 	"sync"
 	"time"
 
-	"atelier/internal/control"
+	"atelier/internal/apitype"
 )
 
 // Dialer connects to a running session's RFB server. sessions.Manager
@@ -285,21 +285,13 @@ const (
 	codeBadViewer  = "bad_viewer"
 )
 
-// errorDetail is the fleet's JSON error; Holder is set on a refusal
-// because someone holds control.
-type errorDetail struct {
-	Code    string          `json:"code"`
-	Message string          `json:"message"`
-	Holder  *control.Holder `json:"holder,omitempty"`
-}
-
 // writeError writes the fleet's JSON error shape.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeErrorDetail(w, status, errorDetail{Code: code, Message: msg})
+	writeErrorDetail(w, status, apitype.ErrorDetail{Code: code, Message: msg})
 }
 
-func writeErrorDetail(w http.ResponseWriter, status int, d errorDetail) {
-	writeJSON(w, status, map[string]errorDetail{"error": d})
+func writeErrorDetail(w http.ResponseWriter, status int, d apitype.ErrorDetail) {
+	writeJSON(w, status, apitype.Error{Err: d})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
