@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
 
@@ -310,7 +309,13 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	done, err := s.admitInput(r, r.PathValue("id"), slices.ContainsFunc(reqs, func(q agentapi.Request) bool { return q.Action.IsInput() }))
+	inputs := 0
+	for _, q := range reqs {
+		if q.Action.IsInput() {
+			inputs++
+		}
+	}
+	done, err := s.admitInput(r, r.PathValue("id"), inputs)
 	if err != nil {
 		return err
 	}

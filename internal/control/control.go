@@ -70,6 +70,9 @@ type Claim struct {
 	Task   string // a task's id: the task loop
 	Lease  string // a person's lease id: the actions API
 	Viewer string // a control viewer's id: the live view
+	// Inputs is how many input events the admission covers (a batch of
+	// API actions), for a person's period summary; 0 counts as 1.
+	Inputs int
 }
 
 // Lease is a person's hold on a session.
@@ -394,7 +397,7 @@ func (l *Leases) Act(session string, c Claim) (done func(), err error) {
 	}
 	if p := e.person; p != nil {
 		p.lastInput = l.opts.Now()
-		p.inputs++
+		p.inputs += max(c.Inputs, 1)
 	}
 	gen := e.gen
 	e.inflight[gen]++

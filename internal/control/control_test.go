@@ -102,7 +102,7 @@ func TestTaskHoldsUntilAPersonTakesOver(t *testing.T) {
 	refused(t, l, control.Claim{Task: "task_a"}, control.ErrHeld)
 	refused(t, l, control.Claim{}, control.ErrHeld)
 	mustAct(t, l, control.Claim{Lease: lease.ID})
-	mustAct(t, l, control.Claim{Lease: lease.ID})
+	mustAct(t, l, control.Claim{Lease: lease.ID, Inputs: 3})
 	if _, err := l.TakeOver(t.Context(), "s1", "token:other", ""); !errors.Is(err, control.ErrHeld) {
 		t.Fatalf("second takeover: %v; want ErrHeld", err)
 	}
@@ -131,11 +131,11 @@ func TestTaskHoldsUntilAPersonTakesOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Period == nil || c.Period.InputEvents != 2 || c.To == nil || c.To.Who != "task_a" {
+	if c.Period == nil || c.Period.InputEvents != 4 || c.To == nil || c.To.Who != "task_a" {
 		t.Errorf("hand-back change: %+v (period %+v)", c, c.Period)
 	}
 	r := <-got
-	if len(r.Periods) != 1 || r.Periods[0].Message != "I closed the dialog" || r.Periods[0].InputEvents != 2 {
+	if len(r.Periods) != 1 || r.Periods[0].Message != "I closed the dialog" || r.Periods[0].InputEvents != 4 {
 		t.Errorf("resumed: %+v", r)
 	}
 	mustAct(t, l, control.Claim{Task: "task_a"})
