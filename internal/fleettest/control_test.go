@@ -492,13 +492,53 @@ func TestAskForHelp(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "needs_help", func() bool { return getTask(t, ctx, f, sub.TaskID).Status == tasks.StatusNeedsHelp })
+	handBack := checkViewerTakeover(t, ctx, f, s.ID)
 	if err := f.Client.Call(ctx, http.MethodPost, "/tasks/"+sub.TaskID+"/cancel", nil, nil, http.StatusAccepted); err != nil {
 		t.Fatal(err)
 	}
 	if task := followToEnd(t, ctx, f, sub.TaskID); task.Status != tasks.StatusCancelled {
 		t.Errorf("cancelled while waiting for help: ended %s; want cancelled", task.Status)
 	}
+	handBack()
 	if ctl, err := f.Client.Control(ctx, s.ID); err != nil || ctl.Holder != nil || ctl.Task != "" {
 		t.Errorf("control after the cancel: %+v, %v; want nobody", ctl, err)
+	}
+}
+
+// checkViewerTakeover drives the viewer's control routes of the fleet, as
+// its page does, while a task waits for help: both tokens read the state,
+// a view token cannot take control, a control token can. It returns the
+// viewer's hand-back, which leaves nobody holding control.
+func checkViewerTakeover(t *testing.T, ctx context.Context, f *fleettest.Fleet, sessionID string) (handBack func()) {
+	t.Helper()
+	viewerCall := func(mode, method string, body any, out any, want int) error {
+		link, err := f.Client.EmbedLink(ctx, sessionID, mode, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client.New(f.URL, "", nil).Call(ctx, method, "/sessions/"+sessionID+"/embed/control?token="+link.Token, body, out, want)
+	}
+	for _, mode := range []string{"view", "control"} {
+		var st control.State
+		if err := viewerCall(mode, http.MethodGet, nil, &st, http.StatusOK); err != nil || st.TaskState != control.TaskNeedsHelp || st.Question == "" {
+			t.Errorf("the %s viewer's control state: %+v, %v; want the task needing help, with its question", mode, st, err)
+		}
+	}
+	takeover := map[string]string{"action": "takeover", "viewer": "viewer-1"}
+	if err := viewerCall("view", http.MethodPost, takeover, nil, http.StatusOK); !isStatus(err, http.StatusForbidden) {
+		t.Errorf("a view token takes control: %v; want 403", err)
+	}
+	var lease control.Lease
+	if err := viewerCall("control", http.MethodPost, takeover, &lease, http.StatusOK); err != nil || lease.Holder.Who != audit.ActorViewer+"control" {
+		t.Fatalf("a control token takes control: %+v, %v", lease, err)
+	}
+	if ctl, err := f.Client.Control(ctx, sessionID); err != nil || ctl.Holder == nil || ctl.Holder.Who != audit.ActorViewer+"control" {
+		t.Errorf("control after the viewer took it: %+v, %v", ctl, err)
+	}
+	return func() {
+		var st control.State
+		if err := viewerCall("control", http.MethodPost, map[string]string{"action": "handback", "lease_id": lease.ID}, &st, http.StatusOK); err != nil || st.Holder != nil {
+			t.Errorf("the viewer hands back: %+v, %v; want nobody holding", st, err)
+		}
 	}
 }
