@@ -209,6 +209,9 @@ func New(t testing.TB, opts Options) *Fleet {
 		f.Close()
 		if t.Failed() {
 			DumpDesktopLogs(t, opts.DataDir)
+			if opts.Runtime == "docker" {
+				dockertest.DumpLogs(t, opts.DataDir)
+			}
 		}
 		purge(t, opts.Runtime, opts.DataDir)
 	})

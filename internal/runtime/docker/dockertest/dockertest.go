@@ -23,6 +23,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
@@ -160,6 +161,32 @@ func Purge(t testing.TB, dataDir string) {
 				t.Errorf("purge %s: %v", dataDir, err)
 			}
 		}
+	}
+}
+
+// DumpLogs logs the last lines of every desktop container a docker runtime
+// on dataDir made, to explain a failure.
+func DumpLogs(t testing.TB, dataDir string) {
+	t.Helper()
+	c, _ := Engine(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	abs, _ := filepath.Abs(dataDir)
+	cs, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", docker.LabelDataDir+"="+abs)})
+	if err != nil {
+		t.Logf("desktop logs of %s: %v", dataDir, err)
+		return
+	}
+	for _, ctr := range cs.Items {
+		rc, err := c.ContainerLogs(ctx, ctr.ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "60"})
+		if err != nil {
+			t.Logf("logs of %s: %v", ctr.Labels[docker.LabelSession], err)
+			continue
+		}
+		var out bytes.Buffer
+		stdcopy.StdCopy(&out, &out, rc) // the desktop has no TTY: the streams come framed
+		rc.Close()
+		t.Logf("container %s (%s):\n%s", ctr.Labels[docker.LabelSession], ctr.State, out.String())
 	}
 }
 
