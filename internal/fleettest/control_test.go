@@ -147,15 +147,7 @@ func TestTakeoverAndHandBack(t *testing.T) {
 	if _, err := f.Client.Act(ctx, s.ID, map[string]any{"action": "cursor_position"}); err != nil {
 		t.Errorf("observation without the lease: %v; want it allowed", err)
 	}
-	for _, a := range []map[string]any{
-		{"action": "key", "text": "super+Return"},
-		{"action": "wait", "duration": 1},
-		{"action": "type", "text": "echo human-was-here > ~/human.txt\n"},
-	} {
-		if _, err := f.Client.ActWithLease(ctx, s.ID, lease.ID, a); err != nil {
-			t.Fatalf("the person's %v: %v", a["action"], err)
-		}
-	}
+	inputs := typeCommand(t, f.Client, f.Home(s.ID), s.ID, lease.ID, "echo human-was-here > ~/human.txt")
 	f.Home(s.ID).WaitFile(t, "human.txt", "human-was-here\n")
 	if n := len(srv.Requests()); n != 2 {
 		t.Errorf("%d model requests while the person held the desktop; want 2", n)
@@ -187,7 +179,7 @@ func TestTakeoverAndHandBack(t *testing.T) {
 		t.Errorf("the request after the hand-back does not carry a fresh screenshot")
 	}
 
-	checkControlAudit(t, ctx, f, s.ID, sub.TaskID, 2)
+	checkControlAudit(t, ctx, f, s.ID, sub.TaskID, inputs)
 }
 
 // followToEnd reads a task's stream to its end and returns the task.

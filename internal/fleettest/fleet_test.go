@@ -31,9 +31,15 @@ const token = "fleettest-token-0123456789abcdef"
 // act sends actions through the API and fails the test unless all ran.
 func act(t *testing.T, c *client.Client, id string, body any) apitype.ActionsResult {
 	t.Helper()
+	return actWithLease(t, c, id, "", body)
+}
+
+// actWithLease is act naming a control lease.
+func actWithLease(t *testing.T, c *client.Client, id, lease string, body any) apitype.ActionsResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	res, err := c.Act(ctx, id, body)
+	res, err := c.ActWithLease(ctx, id, lease, body)
 	if err != nil {
 		t.Fatalf("act %v: %v", body, err)
 	}
@@ -44,10 +50,16 @@ func act(t *testing.T, c *client.Client, id string, body any) apitype.ActionsRes
 }
 
 // typeCommand opens a terminal through the API and types cmdline into its
-// shell. Keys typed before the shell reads are lost, so a marker file
+// shell, holding lease if one is given, and returns how many input actions
+// it sent. Keys typed before the shell reads are lost, so a marker file
 // tells when it does.
-func typeCommand(t *testing.T, c *client.Client, home fleettest.Home, id, cmdline string) {
+func typeCommand(t *testing.T, c *client.Client, home fleettest.Home, id, lease, cmdline string) (inputs int) {
 	t.Helper()
+	act := func(t *testing.T, c *client.Client, id string, body any) {
+		t.Helper()
+		actWithLease(t, c, id, lease, body)
+		inputs++
+	}
 	act(t, c, id, map[string]any{"action": "key", "text": "super+Return"})
 	marker := ".ready-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	deadline := time.Now().Add(20 * time.Second)
@@ -66,6 +78,7 @@ func typeCommand(t *testing.T, c *client.Client, home fleettest.Home, id, cmdlin
 		time.Sleep(300 * time.Millisecond)
 	}
 	act(t, c, id, map[string]any{"action": "type", "text": cmdline + "\n"})
+	return inputs
 }
 
 func decodeImage(t *testing.T, im apitype.Image) image.Image {
@@ -142,7 +155,7 @@ func testSessionLifecycle(t *testing.T, runtime string) {
 
 	// Act: type into a terminal; the text arrives in a file in the home.
 	home := f.Home(s.ID)
-	typeCommand(t, c, home, s.ID, "echo typed-through-the-fleet > ~/e2e.txt")
+	typeCommand(t, c, home, s.ID, "", "echo typed-through-the-fleet > ~/e2e.txt")
 	home.WaitFile(t, "e2e.txt", "typed-through-the-fleet\n")
 
 	// Theme, live: the wallpaper changes colour, the desktop is not restarted.
@@ -416,7 +429,7 @@ func testDesktopsAreIsolated(t *testing.T, runtime string) {
 	}
 	script.WriteString("echo done > ~/done.txt")
 	home := f.Home(a.ID)
-	typeCommand(t, f.Client, home, a.ID, script.String())
+	typeCommand(t, f.Client, home, a.ID, "", script.String())
 	home.WaitFile(t, "done.txt", "done\n")
 	if got, _ := home.ReadFile(t, "leak.txt"); got != strings.Repeat("refused\n", 4) {
 		t.Errorf("desktop a read outside its sandbox: %q", got)
