@@ -354,7 +354,7 @@ func TestTakeoverRaces(t *testing.T) {
 // itself after the idle time, the task resumes (an event saying why), the
 // audit log has the period, and the stale lease is refused.
 func TestIdleLeaseReturnsThroughCLI(t *testing.T) {
-	f := fleettest.New(t, fleettest.Options{Token: token, ControlIdle: 1500 * time.Millisecond})
+	f := fleettest.New(t, fleettest.Options{Token: token, ControlIdle: 3 * time.Second})
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	s, err := f.Client.CreateSession(ctx, apitype.CreateSession{Label: "idle"}, 60*time.Second)
