@@ -289,11 +289,7 @@ func (e *entry) wakeTask() {
 }
 
 // newGen starts a new holder generation; l.mu is held.
-func (e *entry) newGen() uint64 {
-	old := e.gen
-	e.gen++
-	return old
-}
+func (e *entry) newGen() { e.gen++ }
 
 func (l *Leases) changed(c Change, hook func(Change)) {
 	if hook != nil {
@@ -462,11 +458,20 @@ func (l *Leases) TakeOver(ctx context.Context, session, who, viewer string) (Lea
 	p := &personLease{Lease: Lease{ID: newLeaseID(), Session: session, Holder: Holder{Kind: KindPerson, Who: who, Since: now},
 		Viewer: viewer, PausedTask: e.task, IdleSeconds: l.opts.IdleTimeout.Seconds()}, lastInput: now}
 	e.person = p
-	old := e.newGen()
-	var drained chan struct{}
-	if e.inflight[old] > 0 {
-		drained = make(chan struct{})
-		e.drained[old] = drained
+	e.newGen()
+	// Input admitted under any earlier holder — the task's, or anyone's
+	// while nobody held it — is waited for.
+	var drained []chan struct{}
+	for g, n := range e.inflight {
+		if g >= e.gen || n == 0 {
+			continue
+		}
+		ch := e.drained[g]
+		if ch == nil {
+			ch = make(chan struct{})
+			e.drained[g] = ch
+		}
+		drained = append(drained, ch)
 	}
 	p.timer = time.AfterFunc(l.opts.IdleTimeout, func() { l.idle(session, p) })
 	hook := e.onTask
@@ -477,9 +482,9 @@ func (l *Leases) TakeOver(ctx context.Context, session, who, viewer string) (Lea
 	}
 	l.mu.Unlock()
 
-	if drained != nil {
+	for _, ch := range drained {
 		select {
-		case <-drained:
+		case <-ch:
 		case <-ctx.Done():
 			// The lease is taken either way; only the wait is cut short.
 		}

@@ -194,6 +194,40 @@ func TestTakeOverWaitsForTheInputInFlight(t *testing.T) {
 	}
 }
 
+// Input admitted while nobody held the session is still waited for by a
+// takeover that comes after a task took the session meanwhile.
+func TestTakeOverWaitsForEveryEarlierHolder(t *testing.T) {
+	l, _ := newLeases(t, time.Minute)
+	anyone, err := l.Act("s1", control.Claim{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.BeginTask("s1", "task_a", nil); err != nil {
+		t.Fatal(err)
+	}
+	task, err := l.Act("s1", control.Claim{Task: "task_a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var finished atomic.Int32
+	took := make(chan int32, 1)
+	go func() {
+		if _, err := l.TakeOver(t.Context(), "s1", "api", ""); err != nil {
+			t.Error(err)
+		}
+		took <- finished.Load()
+	}()
+	time.Sleep(30 * time.Millisecond)
+	finished.Add(1)
+	task()
+	time.Sleep(30 * time.Millisecond)
+	finished.Add(1)
+	anyone()
+	if n := <-took; n != 2 {
+		t.Fatalf("TakeOver returned with %d of 2 earlier inputs finished", n)
+	}
+}
+
 func TestViewerLease(t *testing.T) {
 	l, _ := newLeases(t, time.Minute)
 	lease, err := l.TakeOver(t.Context(), "s1", "viewer", "v1")
