@@ -28,21 +28,7 @@ var auditCommands = []command{
 
 // runAudit is `atelier audit <subcommand>`.
 func runAudit(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 {
-		for _, c := range auditCommands {
-			if c.name == args[0] {
-				return c.run(ctx, env, args[1:])
-			}
-		}
-	}
-	fmt.Fprintln(env.Stderr, "usage: atelier audit <command> [arguments]\n\ncommands:")
-	for _, c := range auditCommands {
-		fmt.Fprintf(env.Stderr, "  %-12s %s\n", c.name, c.summary)
-	}
-	if len(args) == 0 {
-		return fmt.Errorf("%w: atelier audit needs a command", ErrUsage)
-	}
-	return fmt.Errorf("%w: unknown audit command %q", ErrUsage, args[0])
+	return dispatch(ctx, env, "audit", auditCommands, args)
 }
 
 // auditDir is where a fleet with data dir dir keeps its audit files.

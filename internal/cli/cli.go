@@ -79,6 +79,26 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'atelier <command> -h' for a command's flags.")
 }
 
+// dispatch runs the subcommand of group (`atelier group <command>`) that
+// args[0] names, or lists them and says what is wrong.
+func dispatch(ctx context.Context, env *Env, group string, cmds []command, args []string) error {
+	if len(args) > 0 {
+		for _, c := range cmds {
+			if c.name == args[0] {
+				return c.run(ctx, env, args[1:])
+			}
+		}
+	}
+	fmt.Fprintf(env.Stderr, "usage: atelier %s <command> [arguments]\n\ncommands:\n", group)
+	for _, c := range cmds {
+		fmt.Fprintf(env.Stderr, "  %-12s %s\n", c.name, c.summary)
+	}
+	if len(args) == 0 {
+		return fmt.Errorf("%w: atelier %s needs a command", ErrUsage, group)
+	}
+	return fmt.Errorf("%w: unknown %s command %q", ErrUsage, group, args[0])
+}
+
 // newFlagSet returns a flag set that reports errors instead of exiting and
 // prints its usage to the command's stderr.
 func newFlagSet(env *Env, name, argsUsage string) *flag.FlagSet {

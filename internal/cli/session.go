@@ -25,21 +25,7 @@ var sessionCommands = []command{
 
 // runSession is `atelier session <subcommand>`.
 func runSession(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 {
-		for _, c := range sessionCommands {
-			if c.name == args[0] {
-				return c.run(ctx, env, args[1:])
-			}
-		}
-	}
-	fmt.Fprintln(env.Stderr, "usage: atelier session <command> [arguments]\n\ncommands:")
-	for _, c := range sessionCommands {
-		fmt.Fprintf(env.Stderr, "  %-12s %s\n", c.name, c.summary)
-	}
-	if len(args) == 0 {
-		return fmt.Errorf("%w: atelier session needs a command", ErrUsage)
-	}
-	return fmt.Errorf("%w: unknown session command %q", ErrUsage, args[0])
+	return dispatch(ctx, env, "session", sessionCommands, args)
 }
 
 // printSession writes s for people: its id, state and the rest.

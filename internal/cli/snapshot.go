@@ -18,21 +18,7 @@ var snapshotCommands = []command{
 
 // runSnapshot is `atelier snapshot <subcommand>`.
 func runSnapshot(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 {
-		for _, c := range snapshotCommands {
-			if c.name == args[0] {
-				return c.run(ctx, env, args[1:])
-			}
-		}
-	}
-	fmt.Fprintln(env.Stderr, "usage: atelier snapshot <command> [arguments]\n\ncommands:")
-	for _, c := range snapshotCommands {
-		fmt.Fprintf(env.Stderr, "  %-12s %s\n", c.name, c.summary)
-	}
-	if len(args) == 0 {
-		return fmt.Errorf("%w: atelier snapshot needs a command", ErrUsage)
-	}
-	return fmt.Errorf("%w: unknown snapshot command %q", ErrUsage, args[0])
+	return dispatch(ctx, env, "snapshot", snapshotCommands, args)
 }
 
 func runSnapshotCreate(ctx context.Context, env *Env, args []string) error {

@@ -29,21 +29,7 @@ var taskCommands = []command{
 
 // runTask is `atelier task <subcommand>`.
 func runTask(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 {
-		for _, c := range taskCommands {
-			if c.name == args[0] {
-				return c.run(ctx, env, args[1:])
-			}
-		}
-	}
-	fmt.Fprintln(env.Stderr, "usage: atelier task <command> [arguments]\n\ncommands:")
-	for _, c := range taskCommands {
-		fmt.Fprintf(env.Stderr, "  %-12s %s\n", c.name, c.summary)
-	}
-	if len(args) == 0 {
-		return fmt.Errorf("%w: atelier task needs a command", ErrUsage)
-	}
-	return fmt.Errorf("%w: unknown task command %q", ErrUsage, args[0])
+	return dispatch(ctx, env, "task", taskCommands, args)
 }
 
 // follow streams a task's events to each, resuming with Last-Event-ID when
