@@ -87,11 +87,17 @@ func EachRuntime(t *testing.T, test func(t *testing.T, runtime string)) {
 	}
 }
 
-// runtimeConfig returns the settings of a fleet running its desktops on
-// opts.Runtime over opts.DataDir, and skips the test when this host cannot
-// run them.
-func runtimeConfig(t testing.TB, opts Options) config.Config {
+// runtimeConfig fills the defaults of opts' runtime and data dir and
+// returns the settings of a fleet running its desktops there; it skips the
+// test when this host cannot run them.
+func runtimeConfig(t testing.TB, opts *Options) config.Config {
 	t.Helper()
+	if opts.Runtime == "" {
+		opts.Runtime = config.DefaultRuntime
+	}
+	if opts.DataDir == "" {
+		opts.DataDir = DataDir(t)
+	}
 	cfg := config.Config{Runtime: opts.Runtime, DataDir: opts.DataDir}
 	switch opts.Runtime {
 	case "local":
@@ -127,13 +133,7 @@ func RequireDesktops(t testing.TB) {
 // every desktop it made is purged.
 func New(t testing.TB, opts Options) *Fleet {
 	t.Helper()
-	if opts.Runtime == "" {
-		opts.Runtime = config.DefaultRuntime
-	}
-	if opts.DataDir == "" {
-		opts.DataDir = DataDir(t)
-	}
-	cfg := runtimeConfig(t, opts)
+	cfg := runtimeConfig(t, &opts)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 		if os.Getenv("ATELIER_TEST_LOG") != "" {
@@ -332,13 +332,7 @@ type Process struct {
 // fleet's DataDir to restart on the same state.
 func Serve(t testing.TB, opts Options) *Process {
 	t.Helper()
-	if opts.Runtime == "" {
-		opts.Runtime = config.DefaultRuntime
-	}
-	if opts.DataDir == "" {
-		opts.DataDir = DataDir(t)
-	}
-	cfg := runtimeConfig(t, opts)
+	cfg := runtimeConfig(t, &opts)
 	cmd := exec.Command(Binary(t, "atelier"), "serve", "--addr", "127.0.0.1:0", "--data-dir", cfg.DataDir,
 		"--runtime", cfg.Runtime, "--agent", cfg.AgentPath, "--docker-image", cfg.Docker.Image)
 	cmd.Env = append(os.Environ(), config.EnvToken+"="+opts.Token)
