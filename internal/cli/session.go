@@ -100,11 +100,7 @@ func runSessionCreate(ctx context.Context, env *Env, args []string) error {
 
 func runSessionList(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "session ls", "[--json]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args, 0); err != nil {
-		return err
-	}
-	c, err := newAPIClient(env)
+	_, c, asJSON, err := clientCommand(env, fs, args, 0)
 	if err != nil {
 		return err
 	}
@@ -125,16 +121,14 @@ func runSessionList(ctx context.Context, env *Env, args []string) error {
 // oneSession runs a command on one session given as its only argument.
 func oneSession(env *Env, name string, args []string, setup func(fs flagSet)) (*client.Client, string, bool, error) {
 	fs := newFlagSet(env, "session "+name, "SESSION [--json]")
-	asJSON := fs.Bool("json", false, "print JSON")
 	if setup != nil {
 		setup(fs)
 	}
-	pos, err := parseArgs(fs, args, 1)
+	pos, c, asJSON, err := clientCommand(env, fs, args, 1)
 	if err != nil {
 		return nil, "", false, err
 	}
-	c, err := newAPIClient(env)
-	return c, pos[0], *asJSON, err
+	return c, pos[0], *asJSON, nil
 }
 
 // flagSet is the part of *flag.FlagSet commands add flags with.

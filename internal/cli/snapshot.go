@@ -44,11 +44,7 @@ func runSnapshotCreate(ctx context.Context, env *Env, args []string) error {
 
 func runSnapshotList(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "snapshot ls", "[--json]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args, 0); err != nil {
-		return err
-	}
-	c, err := newAPIClient(env)
+	_, c, asJSON, err := clientCommand(env, fs, args, 0)
 	if err != nil {
 		return err
 	}

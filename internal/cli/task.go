@@ -245,12 +245,7 @@ func firstLine(s string) string {
 
 func runTaskList(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "task ls", "SESSION [--json]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	api, err := newAPIClient(env)
+	pos, api, asJSON, err := clientCommand(env, fs, args, 1)
 	if err != nil {
 		return err
 	}
@@ -272,12 +267,7 @@ func runTaskList(ctx context.Context, env *Env, args []string) error {
 
 func runTaskShow(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "task show", "TASK [--json]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	api, err := newAPIClient(env)
+	pos, api, asJSON, err := clientCommand(env, fs, args, 1)
 	if err != nil {
 		return err
 	}
