@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"atelier/internal/api"
+	"atelier/internal/control"
 	"atelier/internal/apitype"
 	"atelier/internal/sessions"
 	"atelier/internal/sessions/sessionstest"
@@ -25,6 +26,7 @@ type fixture struct {
 	rt  *sessionstest.Runtime
 	url string
 	id  string // a session that exists
+	leases *control.Leases
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -51,10 +53,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { vh.Close() })
-	srv := api.New(api.Options{Sessions: m, Token: token, Version: "test", CapUSD: 5, View: vh})
+	leases := control.New(control.Options{})
+	t.Cleanup(leases.Close)
+	srv := api.New(api.Options{Sessions: m, Token: token, Version: "test", CapUSD: 5, View: vh, Control: leases})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { hs.Close(); m.Close(); st.Close() })
-	return &fixture{srv: srv, rt: rt, url: hs.URL, id: s.ID}
+	return &fixture{srv: srv, rt: rt, url: hs.URL, id: s.ID, leases: leases}
 }
 
 // do sends a request with the right token unless auth is set ("" for none).
@@ -320,5 +324,50 @@ func TestOpenWithoutToken(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("GET /sessions without a configured token: %d, want 200", resp.StatusCode)
+	}
+}
+
+// The control routes refuse bad input with a clear error and change
+// nothing: the person keeps the lease.
+func TestControlRoutesRefuseBadInput(t *testing.T) {
+	f := newFixture(t)
+	path := "/sessions/" + f.id
+	resp, b := f.do(t, "POST", path+"/takeover", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("takeover: %d %s", resp.StatusCode, b)
+	}
+	var lease control.Lease
+	if err := json.Unmarshal(b, &lease); err != nil || lease.ID == "" {
+		t.Fatalf("takeover answer %s: %v", b, err)
+	}
+	long := strings.Repeat("x", control.MaxMessageBytes+1)
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		code                     string
+	}{
+		{"takeover with a body field", "POST", path + "/takeover", `{"force":true}`, 400, apitype.CodeBadRequest},
+		{"takeover while held", "POST", path + "/takeover", "", 409, apitype.CodeControlHeld},
+		{"takeover of no session", "POST", "/sessions/sess_aaaaaaaaaaaaaaaaaaaaaaaaaa/takeover", "", 404, apitype.CodeNotFound},
+		{"handback not JSON", "POST", path + "/handback", `{"lease_id":`, 400, apitype.CodeBadRequest},
+		{"handback unknown field", "POST", path + "/handback", `{"lease":"x"}`, 400, apitype.CodeBadRequest},
+		{"handback without the lease", "POST", path + "/handback", `{}`, 409, apitype.CodeControlHeld},
+		{"handback with a wrong lease", "POST", path + "/handback", `{"lease_id":"lease_0"}`, 409, apitype.CodeBadLease},
+		{"handback message too long", "POST", path + "/handback", `{"lease_id":"` + lease.ID + `","message":"` + long + `"}`, 400, apitype.CodeBadRequest},
+		{"input without the lease", "POST", path + "/actions", `{"action":"mouse_move","coordinate":[1,1]}`, 409, apitype.CodeControlHeld},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, b := f.do(t, tc.method, tc.path, tc.body)
+			if e := apiErr(t, b); resp.StatusCode != tc.status || e.Code != tc.code {
+				t.Errorf("%d %s; want %d %s", resp.StatusCode, b, tc.status, tc.code)
+			}
+			if st := f.leases.State(f.id); st.Holder == nil || st.Holder.Kind != control.KindPerson {
+				t.Errorf("control after a refused request: %+v; want the person still holding", st)
+			}
+		})
+	}
+	_, b = f.do(t, "POST", path+"/actions", `{"action":"mouse_move","coordinate":[1,1]}`)
+	if e := apiErr(t, b); e.Holder == nil || e.Holder.Kind != "person" {
+		t.Errorf("control_held names no holder: %+v", e)
 	}
 }
