@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"atelier/internal/api"
-	"atelier/internal/control"
 	"atelier/internal/apitype"
+	"atelier/internal/control"
 	"atelier/internal/sessions"
 	"atelier/internal/sessions/sessionstest"
 	"atelier/internal/store"
@@ -22,10 +22,10 @@ import (
 const token = "test-token-0123456789abcdef"
 
 type fixture struct {
-	srv *api.Server
-	rt  *sessionstest.Runtime
-	url string
-	id  string // a session that exists
+	srv    *api.Server
+	rt     *sessionstest.Runtime
+	url    string
+	id     string // a session that exists
 	leases *control.Leases
 }
 
