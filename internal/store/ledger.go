@@ -11,7 +11,9 @@ import (
 // ledgerSchema holds what model calls cost (ledger) and the estimates of
 // calls in flight (budget_reservations). Money is stored in integer
 // nano-dollars so sums are exact.
-const ledgerSchema = `
+// ledgerSchemaV1 is the table as schema version 1 made it; later changes are
+// migrations (migrate.go).
+const ledgerSchemaV1 = `
 CREATE TABLE IF NOT EXISTS ledger (
 	id                 INTEGER PRIMARY KEY,
 	day                TEXT NOT NULL,

@@ -13,7 +13,9 @@ import (
 // sessionsSchema holds one row per session: what the fleet wants of it
 // (desired state, theme) and what it was created with. What actually runs is
 // the runtime's to say; the store is the fleet's memory across restarts.
-const sessionsSchema = `
+// sessionsSchemaV1 is the table as schema version 1 made it; later changes are
+// migrations (migrate.go).
+const sessionsSchemaV1 = `
 CREATE TABLE IF NOT EXISTS sessions (
 	id          TEXT PRIMARY KEY,
 	label       TEXT NOT NULL,

@@ -10,7 +10,9 @@ import (
 
 // snapshotsSchema holds one row per snapshot: its home archive lives in the
 // data dir's snapshots/ (<id>.tar.gz), its image (docker) in the engine.
-const snapshotsSchema = `
+// snapshotsSchemaV1 is the table as schema version 1 made it; later changes are
+// migrations (migrate.go).
+const snapshotsSchemaV1 = `
 CREATE TABLE IF NOT EXISTS snapshots (
 	id         TEXT PRIMARY KEY,
 	session_id TEXT NOT NULL,

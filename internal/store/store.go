@@ -7,7 +7,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -17,11 +16,8 @@ type Store struct {
 	db *sql.DB
 }
 
-// schema is applied in order at every Open; each statement is idempotent.
-// Each domain keeps its tables in its own file.
-var schema = []string{sessionsSchema, tasksSchema, ledgerSchema, snapshotsSchema}
-
-// Open opens (creating if needed) the database at path and applies the schema.
+// Open opens (creating if needed) the database at path and migrates it to
+// the current schema version.
 func Open(ctx context.Context, path string) (*Store, error) {
 	// _txlock=immediate makes every transaction take the write lock at BEGIN,
 	// so read-then-write transactions (budget reservations) serialize instead
@@ -32,14 +28,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	for _, stmt := range schema {
-		if strings.TrimSpace(stmt) == "" {
-			continue
-		}
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("apply schema to %s: %w", path, err)
-		}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
 }

@@ -14,7 +14,9 @@ import (
 // tasksSchema holds tasks and their steps. The partial unique index is the
 // database's half of the one-task-per-session rule: even two fleets sharing
 // a file cannot both run a task on one session.
-const tasksSchema = `
+// tasksSchemaV1 is the table as schema version 1 made it; later changes are
+// migrations (migrate.go).
+const tasksSchemaV1 = `
 CREATE TABLE IF NOT EXISTS tasks (
 	id         TEXT PRIMARY KEY,
 	session_id TEXT NOT NULL,
