@@ -130,6 +130,10 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintln(out, "usage: atelier serve [flags]\n\nEach setting is a flag or an environment variable (named in its help); a flag wins.\n\nflags:")
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address host:port (env "+EnvPort+" sets the port)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the database, homes and run dirs (env "+EnvDataDir+")")
 	fs.StringVar(&c.Runtime, "runtime", c.Runtime, "desktop runtime: "+strings.Join(Runtimes, " or ")+" (env "+EnvRuntime+")")
