@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -93,6 +94,9 @@ func TestStatusAndWait(t *testing.T) {
 	resp := e.do(t, agentapi.Request{Action: agentapi.StatusVerb})
 	if st := resp.Status; st == nil || st.Width != 1280 || st.Height != 720 || !st.Ready || len(st.Components) != 1 {
 		t.Fatalf("status %+v", resp.Status)
+	}
+	if st := resp.Status; st.AgentVersion == "" || !slices.Equal(st.Verbs, agentapi.Verbs()) {
+		t.Errorf("status reports agent %q serving %v; want its version and every verb %v", st.AgentVersion, st.Verbs, agentapi.Verbs())
 	}
 	t0 := time.Now()
 	e.do(t, agentapi.Request{Action: agentapi.Wait, Duration: 0.2})

@@ -19,6 +19,7 @@ import (
 
 	"atelier/internal/agent/keys"
 	"atelier/internal/agentapi"
+	"atelier/internal/version"
 	"atelier/internal/wayland"
 )
 
@@ -266,6 +267,7 @@ func (s *Server) do(ctx context.Context, req *agentapi.Request, resp *agentapi.R
 		if d, _, err := s.display(ctx); err == nil {
 			st.Width, st.Height = d.OutputSize()
 		}
+		st.AgentVersion, st.Verbs = version.Version, agentapi.Verbs()
 		resp.Status = &st
 		return nil
 	}

@@ -17,6 +17,10 @@ import "fmt"
 //
 //	1 (2026-11): screenshot, cursor_position, pointer and button verbs, drag,
 //	             scroll, type, key, hold_key, wait, status.
+//	  2026-12-04: status reports agent_version and verbs; clients turn an
+//	             unknown_action for a verb they know into agent_outdated.
+//
+// CHANGELOG.md keeps the dated history of every change.
 const Version = 1
 
 // SupportedVersions lists every version this build accepts; errors name them.
@@ -64,6 +68,10 @@ const (
 	CodeUnavailable   Code = "unavailable"    // the desktop component needed is not running
 	CodeTimeout       Code = "timeout"        // the desktop did not answer in time
 	CodeInternal      Code = "internal"       // a fault in the agent; details in its log
+	// CodeAgentOutdated is the client's, never an agent's: the agent
+	// refused a verb this build of the protocol has, so it is older than
+	// its fleet (a desktop re-adopted across a fleet upgrade).
+	CodeAgentOutdated Code = "agent_outdated"
 )
 
 // Error is a protocol error: what went wrong, with a stable code.

@@ -73,8 +73,11 @@ func (c *Client) Do(ctx context.Context, req Request) (Response, error) {
 		return Response{}, Errorf(CodeUnavailable, "%s: %v", req.Action, err)
 	}
 	if !resp.OK {
-		if resp.Error == nil {
+		switch {
+		case resp.Error == nil:
 			resp.Error = Errorf(CodeInternal, "the agent refused without a reason")
+		case resp.Error.Code == CodeUnknownAction && knownVerb(req.Action):
+			resp.Error = Errorf(CodeAgentOutdated, "the desktop's agent predates %q, which this fleet's protocol has: stop and start the session to run the current agent (%s)", req.Action, resp.Error.Message)
 		}
 		return resp, resp.Error
 	}

@@ -150,6 +150,11 @@ func Verbs() []Verb {
 	return vs
 }
 
+func knownVerb(v Verb) bool {
+	_, ok := verbRules[v]
+	return ok
+}
+
 // IsInput reports whether v changes the desktop's input state (pointer or
 // keyboard), as opposed to observing it or waiting.
 func (v Verb) IsInput() bool {

@@ -41,6 +41,11 @@ type Status struct {
 	Height     int         `json:"height"`
 	Ready      bool        `json:"ready"`
 	Components []Component `json:"components"`
+	// AgentVersion is the agent's build and Verbs the verbs it serves, so
+	// a fleet can tell an agent older than itself (added 2026-12-04; an
+	// agent from before reports neither).
+	AgentVersion string `json:"agent_version,omitempty"`
+	Verbs        []Verb `json:"verbs,omitempty"`
 }
 
 // Component states.

@@ -77,6 +77,9 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusConflict, apitype.CodeNothingHeld, msg
 	}
 	if pe, ok := errors.AsType[*agentapi.Error](err); ok {
+		if pe.Code == agentapi.CodeAgentOutdated {
+			return http.StatusConflict, apitype.CodeAgentOutdated, msg
+		}
 		if strings.HasPrefix(string(pe.Code), "bad_") || pe.Code == agentapi.CodeTooLarge || pe.Code == agentapi.CodeUnknownAction || pe.Code == agentapi.CodeUnknownField || pe.Code == agentapi.CodeMissingField {
 			return http.StatusBadRequest, string(pe.Code), msg
 		}

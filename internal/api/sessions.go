@@ -26,7 +26,7 @@ func (s *Server) toAPI(se sessions.Session) apitype.Session {
 	out := apitype.Session{
 		ID: se.ID, SessionID: se.ID, Label: se.Label, Theme: se.Theme, Resolution: se.Resolution.String(),
 		State: string(se.State), Desired: se.Desired, Reason: se.Reason, Detail: se.Detail, Runtime: se.Runtime, SnapshotID: se.SnapshotID,
-		CreatedAt: se.CreatedAt, UpdatedAt: se.UpdatedAt,
+		AgentVersion: se.AgentVersion, CreatedAt: se.CreatedAt, UpdatedAt: se.UpdatedAt,
 	}
 	out.EmbedURL, out.ViewURL = s.viewLinks(se.ID)
 	return out

@@ -60,6 +60,7 @@ const (
 	CodeControlHeld   = "control_held"         // someone else holds the session's control lease
 	CodeBadLease      = "lease_invalid"        // the lease named is not (or no longer) held
 	CodeNothingHeld   = "nothing_to_hand_back" // a hand-back with nobody holding control
+	CodeAgentOutdated = "agent_outdated"       // the desktop's agent predates the verb: stop and start the session
 )
 
 // Health is the body of GET /health.
@@ -100,11 +101,15 @@ type Session struct {
 	// Reason says why a session is degraded or failed.
 	Reason string `json:"reason,omitempty"`
 	// Detail is the runtime's, for people: a pid, a container id.
-	Detail     string    `json:"detail,omitempty"`
-	Runtime    string    `json:"runtime"`
-	SnapshotID string    `json:"snapshot_id,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	Detail string `json:"detail,omitempty"`
+	// AgentVersion is the build of the agent in the running desktop; one
+	// older than the fleet's may lack verbs (agent_outdated) until the
+	// session is stopped and started.
+	AgentVersion string    `json:"agent_version,omitempty"`
+	Runtime      string    `json:"runtime"`
+	SnapshotID   string    `json:"snapshot_id,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 	// EmbedURL and ViewURL point at the live view (empty until it exists).
 	EmbedURL string `json:"embed_url"`
 	ViewURL  string `json:"view_url"`

@@ -80,6 +80,9 @@ type Session struct {
 	Reason string
 	// Detail is the runtime's, for people: a pid, a container id.
 	Detail string
+	// AgentVersion is what the running desktop's agent reports; empty when
+	// it was not asked (not running) or predates reporting it.
+	AgentVersion string
 }
 
 // Manager runs sessions. It is safe for concurrent use.
@@ -511,6 +514,9 @@ func (m *Manager) observe(ctx context.Context, se store.Session) Session {
 	out := Session{Session: se, State: st, Reason: reason}
 	if o.inst != nil {
 		out.Detail = o.inst.Detail
+	}
+	if o.status != nil {
+		out.AgentVersion = o.status.AgentVersion
 	}
 	return out
 }
