@@ -8,6 +8,7 @@
 package fleettest
 
 import (
+	"atelier/internal/runtime"
 	"bufio"
 	"context"
 	"fmt"
@@ -68,7 +69,7 @@ type Fleet struct {
 	// Sessions and Runtime are the fleet's parts, for checks a client
 	// cannot make (a desktop's home).
 	Sessions *sessions.Manager
-	Runtime  sessions.Runtime
+	Runtime  runtime.Runtime
 	DataDir  string
 
 	closeOnce sync.Once

@@ -7,6 +7,7 @@
 package fleetwire
 
 import (
+	"atelier/internal/runtime"
 	"atelier/internal/view"
 	"context"
 	"encoding/json"
@@ -176,7 +177,7 @@ func holderDetail(h *control.Holder) any {
 type BudgetFiles struct {
 	Budget   *budget.Budget
 	Sessions *sessions.Manager
-	Runtime  sessions.Runtime
+	Runtime  runtime.Runtime
 	Logger   *slog.Logger
 	// Changed, when signalled, makes Refresh write at once.
 	Changed chan struct{}

@@ -1,6 +1,7 @@
 package fleetwire
 
 import (
+	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -13,14 +14,13 @@ import (
 	"atelier/internal/config"
 	"atelier/internal/runtime/docker"
 	"atelier/internal/runtime/local"
-	"atelier/internal/sessions"
 	"atelier/internal/snapshot"
 )
 
 // Runtime returns the runtime cfg names and, on runtimes that have images,
 // what commits them for snapshots (nil otherwise). Closing the runtime
 // releases all it holds (the docker runtime's engine client).
-func Runtime(ctx context.Context, cfg config.Config, log *slog.Logger) (sessions.Runtime, snapshot.Images, error) {
+func Runtime(ctx context.Context, cfg config.Config, log *slog.Logger) (runtime.Runtime, snapshot.Images, error) {
 	switch cfg.Runtime {
 	case "local":
 		agent := cfg.AgentPath

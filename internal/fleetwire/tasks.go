@@ -1,6 +1,7 @@
 package fleetwire
 
 import (
+	"atelier/internal/runtime"
 	"context"
 	"log/slog"
 	"time"
@@ -25,7 +26,7 @@ const budgetRefresh = 30 * time.Second
 type TaskParts struct {
 	Store    *store.Store
 	Sessions *sessions.Manager
-	Runtime  sessions.Runtime
+	Runtime  runtime.Runtime
 	Audit    *audit.Log // optional
 	// Control is the sessions' control lease, shared with the API and the
 	// live view; nil: the task manager keeps one of its own.

@@ -1,12 +1,16 @@
 package sessions
 
-import "errors"
+import (
+	"errors"
+
+	"atelier/internal/runtime"
+)
 
 // Errors the manager returns and callers branch on; the API maps each to a
 // status and a stable code. Most come wrapped with details for people.
 var (
 	ErrNoSession     = errors.New("no such session")
-	ErrBadID         = errors.New("malformed session id")
+	ErrBadID         = runtime.ErrBadID
 	ErrBadInput      = errors.New("bad input")
 	ErrBadTheme      = errors.New("unknown theme")
 	ErrBadResolution = errors.New("bad resolution")

@@ -6,6 +6,7 @@
 package sessions
 
 import (
+	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -36,9 +37,9 @@ type SnapshotSource interface {
 
 // Options configure a Manager. Zero values take the defaults noted.
 type Options struct {
-	Runtime Runtime      // required
-	Store   *store.Store // required
-	Logger  *slog.Logger // nil: discard
+	Runtime runtime.Runtime // required
+	Store   *store.Store    // required
+	Logger  *slog.Logger    // nil: discard
 	// Auditor, if set, records every action run through Act.
 	Auditor Auditor
 	// Snapshots, if set, lets sessions be created from a snapshot.
@@ -87,7 +88,7 @@ type Session struct {
 
 // Manager runs sessions. It is safe for concurrent use.
 type Manager struct {
-	rt   Runtime
+	rt   runtime.Runtime
 	st   *store.Store
 	log  *slog.Logger
 	opts Options
@@ -212,7 +213,7 @@ func (m *Manager) adopt(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("adopt sessions: list %s desktops: %w", m.rt.Name(), err)
 	}
-	byID := map[string]Instance{}
+	byID := map[string]runtime.Instance{}
 	for _, in := range insts {
 		byID[in.ID] = in
 	}
@@ -298,7 +299,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		}
 		in, err := m.rt.Inspect(ctx, se.ID)
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, runtime.ErrNotFound):
 			m.ensureRunning(ctx, se, false)
 		case err != nil:
 			m.log.Warn("reconcile: inspect", "session", se.ID, "err", err)
@@ -315,8 +316,8 @@ func (m *Manager) isCreating(id string) bool {
 	return l.creating
 }
 
-func (m *Manager) spec(se store.Session) Spec {
-	return Spec{ID: se.ID, Label: se.Label, Theme: se.Theme, Resolution: se.Resolution}
+func (m *Manager) spec(se store.Session) runtime.Spec {
+	return runtime.Spec{ID: se.ID, Label: se.Label, Theme: se.Theme, Resolution: se.Resolution}
 }
 
 // startLocked starts se's desktop and hands it its theme. The session's
@@ -398,7 +399,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (Session, error) 
 		defer home.Close()
 		spec.HomeArchive, spec.Image = home, image
 	}
-	se.ID = NewID()
+	se.ID = runtime.NewID()
 	spec.ID = se.ID
 
 	l, err := m.lock(se.ID)
@@ -426,7 +427,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (Session, error) 
 	if err != nil {
 		// A session that never ran leaves nothing behind.
 		cleanup := context.WithoutCancel(ctx)
-		if rerr := m.rt.Remove(cleanup, se.ID, true); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+		if rerr := m.rt.Remove(cleanup, se.ID, true); rerr != nil && !errors.Is(rerr, runtime.ErrNotFound) {
 			m.log.Warn("remove desktop of failed session", "session", se.ID, "err", rerr)
 		}
 		if derr := m.st.DeleteSession(cleanup, se.ID); derr != nil {
@@ -455,7 +456,7 @@ func (m *Manager) forget(id string) {
 // stored returns the store's row of session id, mapping a miss to
 // ErrNoSession.
 func (m *Manager) stored(ctx context.Context, id string) (store.Session, error) {
-	if err := CheckID(id); err != nil {
+	if err := runtime.CheckID(id); err != nil {
 		return store.Session{}, err
 	}
 	se, err := m.st.GetSession(ctx, id)
@@ -500,7 +501,7 @@ func (m *Manager) observe(ctx context.Context, se store.Session) Session {
 		switch {
 		case err == nil:
 			o.inst = &in
-		case !errors.Is(err, ErrNotFound):
+		case !errors.Is(err, runtime.ErrNotFound):
 			o.lastErr = fmt.Errorf("inspect desktop: %w", err)
 		}
 		if o.desired == store.DesiredRunning && o.inst != nil && o.inst.Running && !o.inst.Degraded {
@@ -539,7 +540,7 @@ func (m *Manager) client(id string, which func(*live) **agentapi.Client) *agenta
 	c := which(l)
 	if *c == nil {
 		*c = agentapi.NewClient(func(ctx context.Context) (net.Conn, error) {
-			return m.rt.Dial(ctx, id, EndpointAgent)
+			return m.rt.Dial(ctx, id, runtime.EndpointAgent)
 		})
 	}
 	return *c
@@ -566,7 +567,7 @@ func (m *Manager) DialVNC(ctx context.Context, id string) (net.Conn, error) {
 	if se.Desired != store.DesiredRunning {
 		return nil, fmt.Errorf("%w: %s", ErrNotRunning, id)
 	}
-	conn, err := m.rt.Dial(ctx, id, EndpointVNC)
+	conn, err := m.rt.Dial(ctx, id, runtime.EndpointVNC)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, id, err)
 	}
@@ -653,7 +654,7 @@ func (m *Manager) setDesired(ctx context.Context, id, desired string) (Session, 
 		return Session{Session: se, State: StateStopped}, nil
 	}
 	_, err = m.rt.Inspect(ctx, id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, runtime.ErrNotFound) {
 		err = m.rt.Create(ctx, m.spec(se))
 	}
 	if err == nil {
@@ -679,7 +680,7 @@ func (m *Manager) Delete(ctx context.Context, id string, purge bool) error {
 		return err
 	}
 	defer l.op.Unlock()
-	if err := m.rt.Remove(ctx, id, purge); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := m.rt.Remove(ctx, id, purge); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	if err := m.st.DeleteSession(ctx, id); err != nil {

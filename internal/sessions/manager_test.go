@@ -1,6 +1,7 @@
 package sessions_test
 
 import (
+	"atelier/internal/runtime"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -14,7 +15,7 @@ import (
 	"atelier/internal/store"
 )
 
-func openManager(t *testing.T, rt sessions.Runtime, dbPath string) *sessions.Manager {
+func openManager(t *testing.T, rt runtime.Runtime, dbPath string) *sessions.Manager {
 	t.Helper()
 	st, err := store.Open(t.Context(), dbPath)
 	if err != nil {
@@ -251,7 +252,7 @@ func TestBusy(t *testing.T) {
 	rt := sessionstest.New()
 	release := make(chan struct{})
 	entered := make(chan struct{})
-	rt.CreateHook = func(s sessions.Spec) error {
+	rt.CreateHook = func(s runtime.Spec) error {
 		if s.Label == "slow" {
 			close(entered)
 			<-release

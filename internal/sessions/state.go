@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"atelier/internal/runtime"
 	"fmt"
 	"time"
 
@@ -32,7 +33,7 @@ type observation struct {
 	// lastErr is the last create or start failure, cleared by a success.
 	lastErr error
 	// inst is the runtime's report; nil when the runtime has no desktop.
-	inst *Instance
+	inst *runtime.Instance
 	// status is the agent's answer; statusErr why there is none.
 	status    *agentapi.Status
 	statusErr error

@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"atelier/internal/runtime"
 	"errors"
 	"testing"
 	"time"
@@ -11,8 +12,8 @@ import (
 
 func TestDerive(t *testing.T) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	young := &Instance{Running: true, StartedAt: now.Add(-time.Second)}
-	old := &Instance{Running: true, StartedAt: now.Add(-time.Hour)}
+	young := &runtime.Instance{Running: true, StartedAt: now.Add(-time.Second)}
+	old := &runtime.Instance{Running: true, StartedAt: now.Add(-time.Hour)}
 	ready := &agentapi.Status{Ready: true, Components: []agentapi.Component{{Name: "sway", State: agentapi.StateRunning}}}
 	restarting := &agentapi.Status{Ready: true, Components: []agentapi.Component{{Name: "sway", State: agentapi.StateRestarting, LastError: "exit status 1"}}}
 	notYet := &agentapi.Status{Ready: false, Components: []agentapi.Component{{Name: "sway", State: agentapi.StateStarting}}}
@@ -27,8 +28,8 @@ func TestDerive(t *testing.T) {
 		{"stopped while still running", observation{desired: store.DesiredStopped, inst: old}, StateStopped},
 		{"start failed", observation{desired: store.DesiredRunning, lastErr: down, inst: old, status: ready}, StateFailed},
 		{"runtime lost it", observation{desired: store.DesiredRunning}, StateFailed},
-		{"not running yet", observation{desired: store.DesiredRunning, inst: &Instance{}}, StateStarting},
-		{"runtime says degraded", observation{desired: store.DesiredRunning, inst: &Instance{Running: true, Degraded: true, StartedAt: now}, status: ready}, StateDegraded},
+		{"not running yet", observation{desired: store.DesiredRunning, inst: &runtime.Instance{}}, StateStarting},
+		{"runtime says degraded", observation{desired: store.DesiredRunning, inst: &runtime.Instance{Running: true, Degraded: true, StartedAt: now}, status: ready}, StateDegraded},
 		{"agent silent, young", observation{desired: store.DesiredRunning, inst: young, statusErr: down}, StateStarting},
 		{"agent silent, old", observation{desired: store.DesiredRunning, inst: old, statusErr: down}, StateDegraded},
 		{"agent not ready, young", observation{desired: store.DesiredRunning, inst: young, status: notYet}, StateStarting},
@@ -53,18 +54,18 @@ func TestDerive(t *testing.T) {
 func TestIDs(t *testing.T) {
 	seen := map[string]bool{}
 	for range 1000 {
-		id := NewID()
-		if err := CheckID(id); err != nil {
-			t.Fatalf("CheckID(NewID()) = %v", err)
+		id := runtime.NewID()
+		if err := runtime.CheckID(id); err != nil {
+			t.Fatalf("runtime.CheckID(runtime.NewID()) = %v", err)
 		}
 		if seen[id] {
-			t.Fatalf("NewID repeated %s", id)
+			t.Fatalf("runtime.NewID repeated %s", id)
 		}
 		seen[id] = true
 	}
-	for _, bad := range []string{"", "sess_", "sess_abc", "SESS_" + NewID()[5:], NewID() + "a", "sess_../../../../etc/passwd/xx", "sess_AAAAAAAAAAAAAAAAAAAAAAAAAA", "sess_0000000000000000000000000a"} {
-		if err := CheckID(bad); !errors.Is(err, ErrBadID) {
-			t.Errorf("CheckID(%q) = %v, want ErrBadID", bad, err)
+	for _, bad := range []string{"", "sess_", "sess_abc", "SESS_" + runtime.NewID()[5:], runtime.NewID() + "a", "sess_../../../../etc/passwd/xx", "sess_AAAAAAAAAAAAAAAAAAAAAAAAAA", "sess_0000000000000000000000000a"} {
+		if err := runtime.CheckID(bad); !errors.Is(err, ErrBadID) {
+			t.Errorf("runtime.CheckID(%q) = %v, want ErrBadID", bad, err)
 		}
 	}
 }

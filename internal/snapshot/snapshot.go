@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"atelier/internal/runtime"
 	"atelier/internal/snapshot/archive"
 	"atelier/internal/store"
 )
@@ -33,7 +34,9 @@ var (
 	// ErrNotFound is returned for a snapshot id with no snapshot.
 	ErrNotFound = store.ErrSnapshotNotFound
 	// ErrInUse refuses to delete a snapshot a session is being created from.
-	ErrInUse = errors.New("snapshot in use")
+	// It is the runtime's own refusal, so a runtime's answer and this
+	// package's are one error to callers.
+	ErrInUse = runtime.ErrInUse
 	// ErrBadID refuses an id that is not shaped like one NewID gives.
 	ErrBadID = errors.New("bad snapshot id")
 	// ErrCorrupt is returned when a home archive no longer matches its checksum.

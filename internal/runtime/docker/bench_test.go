@@ -1,13 +1,13 @@
 package docker_test
 
 import (
+	"atelier/internal/runtime"
 	"slices"
 	"testing"
 	"time"
 
 	"atelier/internal/runtime/docker/dockertest"
-	"atelier/internal/sessions"
-	"atelier/internal/sessions/runtimetest"
+	"atelier/internal/runtime/runtimetest"
 	"atelier/internal/snapshot"
 )
 
@@ -27,7 +27,7 @@ func BenchmarkCreateReady(b *testing.B) {
 	var ds []time.Duration
 	for b.Loop() {
 		start := time.Now()
-		id := create(b, rt, sessions.Spec{})
+		id := create(b, rt, runtime.Spec{})
 		runtimetest.WaitReady(b, rt, id)
 		ds = append(ds, time.Since(start))
 		b.StopTimer()
@@ -45,7 +45,7 @@ func BenchmarkCreateReady(b *testing.B) {
 func BenchmarkSnapshot100MB(b *testing.B) {
 	c, _ := dockertest.Engine(b)
 	rt := newRuntime(b)
-	id := create(b, rt, sessions.Spec{})
+	id := create(b, rt, runtime.Spec{})
 	runtimetest.WaitReady(b, rt, id)
 	if out, code := execIn(b, c, id, "", "sh", "-c", "head -c 100000000 /dev/urandom > ~/big"); code != 0 {
 		b.Fatalf("fill the home: %q (exit %d)", out, code)

@@ -15,6 +15,7 @@ package docker
 
 import (
 	"archive/tar"
+	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -35,8 +36,6 @@ import (
 	"github.com/moby/moby/client"
 
 	"atelier/desktop"
-	"atelier/internal/sessions"
-	"atelier/internal/snapshot"
 	"atelier/internal/snapshot/archive"
 )
 
@@ -58,7 +57,7 @@ const (
 )
 
 // DefaultLimits are the resources of a desktop whose spec names none.
-var DefaultLimits = sessions.Resources{MemoryBytes: 4 << 30, CPUs: 2, PIDs: 1024}
+var DefaultLimits = runtime.Resources{MemoryBytes: 4 << 30, CPUs: 2, PIDs: 1024}
 
 // Options configure a Runtime.
 type Options struct {
@@ -74,7 +73,7 @@ type Options struct {
 	Network string
 	// Limits are the resources of desktops whose spec names none; zero
 	// fields take DefaultLimits'.
-	Limits sessions.Resources
+	Limits runtime.Resources
 	// StopTimeout is how long a stopping desktop gets before SIGKILL.
 	// Default 10s.
 	StopTimeout time.Duration
@@ -89,7 +88,7 @@ type Runtime struct {
 	mu   sync.Mutex // serializes Create and Remove per runtime: both touch volume and container
 }
 
-var _ sessions.Runtime = (*Runtime)(nil)
+var _ runtime.Runtime = (*Runtime)(nil)
 
 // New returns a docker runtime; it checks that the engine answers and has
 // the image.
@@ -144,7 +143,7 @@ func VolumeName(id string) string { return "atelier-home-" + id }
 func (r *Runtime) dir(id string) string    { return filepath.Join(r.opts.DataDir, "desktops", id) }
 func (r *Runtime) runDir(id string) string { return filepath.Join(r.dir(id), "run") }
 
-func checkResources(res sessions.Resources) error {
+func checkResources(res runtime.Resources) error {
 	if res.MemoryBytes < 0 || res.CPUs < 0 || res.PIDs < 0 {
 		return fmt.Errorf("negative resources %+v", res)
 	}
@@ -157,8 +156,8 @@ func checkResources(res sessions.Resources) error {
 // Create makes the desktop's home volume (kept if it exists), run dir and
 // container, and fills a new home from spec.HomeArchive. A refused spec or
 // archive changes nothing.
-func (r *Runtime) Create(ctx context.Context, spec sessions.Spec) error {
-	if err := sessions.CheckID(spec.ID); err != nil {
+func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
+	if err := runtime.CheckID(spec.ID); err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
 	id := spec.ID
@@ -225,7 +224,7 @@ func (r *Runtime) Create(ctx context.Context, spec sessions.Spec) error {
 	return nil
 }
 
-func (r *Runtime) create(ctx context.Context, spec sessions.Spec, image string, newVolume bool) error {
+func (r *Runtime) create(ctx context.Context, spec runtime.Spec, image string, newVolume bool) error {
 	id := spec.ID
 	labels := map[string]string{
 		LabelSession: id, LabelLabel: spec.Label, LabelResolution: spec.Resolution.String(), LabelTheme: spec.Theme,
@@ -376,8 +375,8 @@ func (r *Runtime) Stop(ctx context.Context, id string) error {
 // Remove removes the desktop's container and run dir, and its home volume
 // if purge. Purging the kept home of a desktop removed earlier is allowed.
 func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
-	if err := sessions.CheckID(id); err != nil {
-		return fmt.Errorf("remove: %w: %v", sessions.ErrNotFound, err)
+	if err := runtime.CheckID(id); err != nil {
+		return fmt.Errorf("remove: %w: %v", runtime.ErrNotFound, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -403,7 +402,7 @@ func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	if !found {
-		return fmt.Errorf("remove: %w: %s", sessions.ErrNotFound, id)
+		return fmt.Errorf("remove: %w: %s", runtime.ErrNotFound, id)
 	}
 	r.log.Info("desktop removed", "desktop", id, "purge", purge)
 	return nil
@@ -411,30 +410,30 @@ func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
 
 // inspect returns the desktop's container, or ErrNotFound.
 func (r *Runtime) inspect(ctx context.Context, id string) (container.InspectResponse, error) {
-	if err := sessions.CheckID(id); err != nil {
-		return container.InspectResponse{}, fmt.Errorf("%w: %v", sessions.ErrNotFound, err)
+	if err := runtime.CheckID(id); err != nil {
+		return container.InspectResponse{}, fmt.Errorf("%w: %v", runtime.ErrNotFound, err)
 	}
 	res, err := r.c.ContainerInspect(ctx, ContainerName(id), client.ContainerInspectOptions{})
 	if cerrdefs.IsNotFound(err) {
-		return container.InspectResponse{}, fmt.Errorf("%w: %s", sessions.ErrNotFound, id)
+		return container.InspectResponse{}, fmt.Errorf("%w: %s", runtime.ErrNotFound, id)
 	}
 	if err != nil {
 		return container.InspectResponse{}, fmt.Errorf("%s: %w", id, err)
 	}
 	if res.Container.Config == nil || res.Container.Config.Labels[LabelSession] != id {
-		return container.InspectResponse{}, fmt.Errorf("%w: %s (container %s is not an Atelier desktop)", sessions.ErrNotFound, id, ContainerName(id))
+		return container.InspectResponse{}, fmt.Errorf("%w: %s (container %s is not an Atelier desktop)", runtime.ErrNotFound, id, ContainerName(id))
 	}
 	return res.Container, nil
 }
 
 // Inspect reports one desktop. A running desktop whose healthcheck (the
 // ready file) fails is degraded.
-func (r *Runtime) Inspect(ctx context.Context, id string) (sessions.Instance, error) {
+func (r *Runtime) Inspect(ctx context.Context, id string) (runtime.Instance, error) {
 	ins, err := r.inspect(ctx, id)
 	if err != nil {
-		return sessions.Instance{}, fmt.Errorf("inspect: %w", err)
+		return runtime.Instance{}, fmt.Errorf("inspect: %w", err)
 	}
-	in := sessions.Instance{ID: id, Detail: "container " + short(ins.ID)}
+	in := runtime.Instance{ID: id, Detail: "container " + short(ins.ID)}
 	if st := ins.State; st != nil {
 		in.Running = st.Running
 		in.Degraded = st.Running && st.Health != nil && st.Health.Status == container.Unhealthy
@@ -447,19 +446,19 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (sessions.Instance, er
 }
 
 // List reports every desktop container of this engine, running or not.
-func (r *Runtime) List(ctx context.Context) ([]sessions.Instance, error) {
+func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
 	res, err := r.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", LabelSession)})
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
-	var out []sessions.Instance
+	var out []runtime.Instance
 	for _, s := range res.Items {
 		id := s.Labels[LabelSession]
 		if !slices.Contains(s.Names, "/"+ContainerName(id)) {
 			continue // not one of ours, whatever its labels say
 		}
 		in, err := r.Inspect(ctx, id)
-		if errors.Is(err, sessions.ErrNotFound) {
+		if errors.Is(err, runtime.ErrNotFound) {
 			continue // removed meanwhile
 		}
 		if err != nil {
@@ -471,8 +470,8 @@ func (r *Runtime) List(ctx context.Context) ([]sessions.Instance, error) {
 }
 
 // Dial connects to a socket of the desktop's run dir.
-func (r *Runtime) Dial(ctx context.Context, id string, endpoint sessions.Endpoint) (net.Conn, error) {
-	if endpoint != sessions.EndpointAgent && endpoint != sessions.EndpointVNC {
+func (r *Runtime) Dial(ctx context.Context, id string, endpoint runtime.Endpoint) (net.Conn, error) {
+	if endpoint != runtime.EndpointAgent && endpoint != runtime.EndpointVNC {
 		return nil, fmt.Errorf("dial %s: unknown endpoint %q", id, endpoint)
 	}
 	if err := r.exists(id); err != nil {
@@ -489,11 +488,11 @@ func (r *Runtime) Dial(ctx context.Context, id string, endpoint sessions.Endpoin
 // exists checks, without asking the engine (Dial is on the hot path), that
 // the runtime made desktop id: its run dir lives as long as its container.
 func (r *Runtime) exists(id string) error {
-	if err := sessions.CheckID(id); err != nil {
-		return fmt.Errorf("%w: %v", sessions.ErrNotFound, err)
+	if err := runtime.CheckID(id); err != nil {
+		return fmt.Errorf("%w: %v", runtime.ErrNotFound, err)
 	}
 	if _, err := os.Stat(r.runDir(id)); err != nil {
-		return fmt.Errorf("%w: %s", sessions.ErrNotFound, id)
+		return fmt.Errorf("%w: %s", runtime.ErrNotFound, id)
 	}
 	return nil
 }
@@ -608,7 +607,7 @@ func (r *Runtime) CommitImage(ctx context.Context, id, snapshotID string) (strin
 
 // RemoveImage removes an image CommitImage made; one already gone is not
 // an error. An image a desktop still runs from (a clone) is refused by the
-// engine: that refusal wraps snapshot.ErrInUse.
+// engine: that refusal wraps runtime.ErrInUse.
 func (r *Runtime) RemoveImage(ctx context.Context, image string) error {
 	if !strings.HasPrefix(image, SnapshotRepo+":") {
 		return fmt.Errorf("remove image %s: not a snapshot image", image)
@@ -618,7 +617,7 @@ func (r *Runtime) RemoveImage(ctx context.Context, image string) error {
 	case err == nil, cerrdefs.IsNotFound(err):
 		return nil
 	case cerrdefs.IsConflict(err):
-		return fmt.Errorf("remove image %s: %w: sessions cloned from it still use it; delete them first", image, snapshot.ErrInUse)
+		return fmt.Errorf("remove image %s: %w: sessions cloned from it still use it; delete them first", image, runtime.ErrInUse)
 	}
 	return fmt.Errorf("remove image %s: %w", image, err)
 }

@@ -1,6 +1,7 @@
 package docker_test
 
 import (
+	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"io"
@@ -15,14 +16,13 @@ import (
 
 	"atelier/internal/runtime/docker"
 	"atelier/internal/runtime/docker/dockertest"
-	"atelier/internal/sessions"
-	"atelier/internal/sessions/runtimetest"
+	"atelier/internal/runtime/runtimetest"
 	"atelier/internal/snapshot"
 	"atelier/internal/store"
 )
 
 func TestConformance(t *testing.T) {
-	runtimetest.Run(t, func(t *testing.T) sessions.Runtime { return newRuntime(t) })
+	runtimetest.Run(t, func(t *testing.T) runtime.Runtime { return newRuntime(t) })
 }
 
 // execIn runs cmd in desktop id's container as user and returns its output
@@ -64,7 +64,7 @@ func execIn(t testing.TB, c *client.Client, id, user string, cmd ...string) (str
 func TestReadoptionAfterFleetRestart(t *testing.T) {
 	data := t.TempDir()
 	rt := newRuntimeIn(t, data)
-	id := create(t, rt, sessions.Spec{Label: "readopt"})
+	id := create(t, rt, runtime.Spec{Label: "readopt"})
 	runtimetest.WaitReady(t, rt, id)
 	runtimetest.RunInTerminal(t, rt, id, "echo kept > ~/kept")
 	runtimetest.WaitHomeFile(t, rt, id, "kept", "kept\n")
@@ -75,7 +75,7 @@ func TestReadoptionAfterFleetRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(list, func(in sessions.Instance) bool { return in.ID == id })
+	i := slices.IndexFunc(list, func(in runtime.Instance) bool { return in.ID == id })
 	if i < 0 || !list[i].Running {
 		t.Fatalf("the restarted fleet's List %+v does not show %s running", list, id)
 	}
@@ -90,8 +90,8 @@ func TestReadoptionAfterFleetRestart(t *testing.T) {
 func TestLimitsInForce(t *testing.T) {
 	c, _ := dockertest.Engine(t)
 	rt := newRuntime(t)
-	def := create(t, rt, sessions.Spec{})
-	custom := create(t, rt, sessions.Spec{Resources: sessions.Resources{MemoryBytes: 1 << 30, CPUs: 0.5, PIDs: 300}})
+	def := create(t, rt, runtime.Spec{})
+	custom := create(t, rt, runtime.Spec{Resources: runtime.Resources{MemoryBytes: 1 << 30, CPUs: 0.5, PIDs: 300}})
 	for _, tc := range []struct {
 		id     string
 		mem    int64
@@ -151,8 +151,8 @@ func probe(t *testing.T, c *client.Client, id, addr string) string {
 func TestDesktopsCannotReachEachOther(t *testing.T) {
 	c, ref := dockertest.Engine(t)
 	rt := newRuntime(t)
-	a := create(t, rt, sessions.Spec{})
-	b := create(t, rt, sessions.Spec{})
+	a := create(t, rt, runtime.Spec{})
+	b := create(t, rt, runtime.Spec{})
 
 	// The control, on the default bridge; its gateway is the host.
 	yes := true
@@ -237,7 +237,7 @@ func TestCloneFromSnapshot(t *testing.T) {
 	c, _ := dockertest.Engine(t)
 	rt := newRuntime(t)
 	snaps := newSnapshots(t, rt)
-	src := create(t, rt, sessions.Spec{Label: "source"})
+	src := create(t, rt, runtime.Spec{Label: "source"})
 	runtimetest.WaitReady(t, rt, src)
 	runtimetest.RunInTerminal(t, rt, src, "mkdir -p ~/work && echo cloned > ~/work/c && ln -s work/c ~/link")
 	runtimetest.WaitHomeFile(t, rt, src, "work/c", "cloned\n")
@@ -262,8 +262,8 @@ func TestCloneFromSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clone := sessions.NewID()
-	err = rt.Create(t.Context(), sessions.Spec{ID: clone, Label: "clone", HomeArchive: home, Image: image})
+	clone := runtime.NewID()
+	err = rt.Create(t.Context(), runtime.Spec{ID: clone, Label: "clone", HomeArchive: home, Image: image})
 	home.Close()
 	if err != nil {
 		t.Fatalf("Create from snapshot: %v", err)
@@ -307,13 +307,13 @@ func TestCloneFromSnapshot(t *testing.T) {
 func TestHostileArchiveChangesNothing(t *testing.T) {
 	c, _ := dockertest.Engine(t)
 	rt := newRuntime(t)
-	id := sessions.NewID()
+	id := runtime.NewID()
 	hostile := tarOf(t, "ok", "fine", "../escape", "x")
-	err := rt.Create(t.Context(), sessions.Spec{ID: id, HomeArchive: hostile})
+	err := rt.Create(t.Context(), runtime.Spec{ID: id, HomeArchive: hostile})
 	if err == nil || !strings.Contains(err.Error(), `"../escape"`) {
 		t.Fatalf("Create with a hostile archive: %v, want a refusal naming ../escape", err)
 	}
-	if _, err := rt.Inspect(t.Context(), id); !errors.Is(err, sessions.ErrNotFound) {
+	if _, err := rt.Inspect(t.Context(), id); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("after a refused Create, Inspect: %v", err)
 	}
 	if _, err := c.VolumeInspect(t.Context(), docker.VolumeName(id), client.VolumeInspectOptions{}); err == nil {

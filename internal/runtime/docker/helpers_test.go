@@ -2,20 +2,20 @@ package docker_test
 
 import (
 	"archive/tar"
+	"atelier/internal/runtime"
 	"bytes"
 	"io"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"testing"
 
 	"atelier/internal/runtime/docker"
 	"atelier/internal/runtime/docker/dockertest"
-	"atelier/internal/sessions"
 )
 
 // repoRoot is the module's root, two levels above this package.
 func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
+	_, file, _, _ := goruntime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
@@ -39,10 +39,10 @@ func newRuntimeIn(t testing.TB, dataDir string) *docker.Runtime {
 }
 
 // create makes and starts a desktop with spec (a new id if it has none).
-func create(t testing.TB, rt sessions.Runtime, spec sessions.Spec) string {
+func create(t testing.TB, rt runtime.Runtime, spec runtime.Spec) string {
 	t.Helper()
 	if spec.ID == "" {
-		spec.ID = sessions.NewID()
+		spec.ID = runtime.NewID()
 	}
 	if err := rt.Create(t.Context(), spec); err != nil {
 		t.Fatalf("Create: %v", err)

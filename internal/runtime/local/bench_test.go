@@ -1,6 +1,7 @@
 package local
 
 import (
+	"atelier/internal/runtime"
 	"context"
 	"fmt"
 	"os"
@@ -12,8 +13,7 @@ import (
 
 	"atelier/desktop"
 	"atelier/internal/agentapi"
-	"atelier/internal/sessions"
-	"atelier/internal/sessions/runtimetest"
+	"atelier/internal/runtime/runtimetest"
 )
 
 // BenchmarkCreateStartReady measures create + start until the desktop's
@@ -23,9 +23,9 @@ func BenchmarkCreateStartReady(b *testing.B) {
 	ctx := context.Background()
 	var took []time.Duration
 	for b.Loop() {
-		id := sessions.NewID()
+		id := runtime.NewID()
 		t0 := time.Now()
-		if err := r.Create(ctx, sessions.Spec{ID: id}); err != nil {
+		if err := r.Create(ctx, runtime.Spec{ID: id}); err != nil {
 			b.Fatal(err)
 		}
 		if err := r.Start(ctx, id); err != nil {
@@ -58,7 +58,7 @@ func BenchmarkCreateStartReady(b *testing.B) {
 // agent, sway, wayvnc, waybar, and a terminal.
 func BenchmarkIdleRSS(b *testing.B) {
 	r := newRuntime(b, Options{})
-	id := startDesktop(b, r, sessions.Spec{})
+	id := startDesktop(b, r, runtime.Spec{})
 	c := runtimetest.Agent(b, r, id)
 	if _, err := c.Do(b.Context(), agentapi.Request{Action: agentapi.Key, Text: "super+Return"}); err != nil {
 		b.Fatal(err)

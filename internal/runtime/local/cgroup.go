@@ -1,6 +1,7 @@
 package local
 
 import (
+	"atelier/internal/runtime"
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,8 +15,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"atelier/internal/sessions"
 )
 
 // cgroupRoot is where the host mounts its cgroup hierarchies.
@@ -91,7 +90,7 @@ func (r *Runtime) cgName(id string) string {
 }
 
 // create makes the desktop's cgroups and writes its limits.
-func (c cgroups) create(name string, l sessions.Resources) error {
+func (c cgroups) create(name string, l runtime.Resources) error {
 	const period = 100000 // µs
 	quota := strconv.FormatInt(int64(l.CPUs*period), 10)
 	for _, parent := range c.dirs {

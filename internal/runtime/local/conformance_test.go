@@ -1,12 +1,12 @@
 package local
 
 import (
+	"atelier/internal/runtime"
 	"testing"
 
-	"atelier/internal/sessions"
-	"atelier/internal/sessions/runtimetest"
+	"atelier/internal/runtime/runtimetest"
 )
 
 func TestConformance(t *testing.T) {
-	runtimetest.Run(t, func(t *testing.T) sessions.Runtime { return newRuntime(t, Options{}) })
+	runtimetest.Run(t, func(t *testing.T) runtime.Runtime { return newRuntime(t, Options{}) })
 }

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"atelier/internal/runtime"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"atelier/desktop"
-	"atelier/internal/sessions"
 )
 
 // desk is one desktop known to the runtime.
@@ -75,8 +75,8 @@ func (d *desk) findProc() (*proc, error) {
 // dial connects to endpoint in the run dir. The run dir belongs to the
 // desktop, so the socket must be a socket, not a link planted to lead the
 // fleet elsewhere.
-func (d *desk) dial(ctx context.Context, endpoint sessions.Endpoint) (net.Conn, error) {
-	if endpoint != sessions.EndpointAgent && endpoint != sessions.EndpointVNC {
+func (d *desk) dial(ctx context.Context, endpoint runtime.Endpoint) (net.Conn, error) {
+	if endpoint != runtime.EndpointAgent && endpoint != runtime.EndpointVNC {
 		return nil, fmt.Errorf("dial %s: unknown endpoint %q", d.id, endpoint)
 	}
 	path := filepath.Join(d.run(), string(endpoint))
@@ -109,12 +109,12 @@ type spec struct {
 	Label      string             `json:"label,omitempty"`
 	Theme      string             `json:"theme,omitempty"`
 	Resolution desktop.Resolution `json:"resolution"`
-	Resources  sessions.Resources `json:"resources"`
+	Resources  runtime.Resources  `json:"resources"`
 	CreatedAt  time.Time          `json:"created_at"`
 }
 
 // newSpec checks s and fills in the runtime's defaults.
-func (r *Runtime) newSpec(s sessions.Spec) (spec, error) {
+func (r *Runtime) newSpec(s runtime.Spec) (spec, error) {
 	sp := spec{ID: s.ID, Label: s.Label, Theme: s.Theme, Resolution: s.Resolution, Resources: s.Resources, CreatedAt: time.Now().UTC()}
 	if sp.Resolution == (desktop.Resolution{}) {
 		sp.Resolution = desktop.DefaultResolution
@@ -143,7 +143,7 @@ func (r *Runtime) newSpec(s sessions.Spec) (spec, error) {
 var themeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 
 // checkLimits refuses limits no desktop can run within.
-func checkLimits(l sessions.Resources) error {
+func checkLimits(l runtime.Resources) error {
 	switch {
 	case l.MemoryBytes < 64<<20:
 		return fmt.Errorf("memory limit %d bytes: want at least 64 MiB", l.MemoryBytes)

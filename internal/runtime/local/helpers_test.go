@@ -1,6 +1,7 @@
 package local
 
 import (
+	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +13,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"atelier/internal/sessions"
 )
 
-var _ sessions.Runtime = (*Runtime)(nil)
+var _ runtime.Runtime = (*Runtime)(nil)
 
 var (
 	agentOnce sync.Once
@@ -113,7 +112,7 @@ func purgeAll(t testing.TB, r *Runtime) {
 		t.Errorf("cleanup: %v", err)
 	}
 	for _, in := range list {
-		if err := r.Remove(ctx, in.ID, true); err != nil && !errors.Is(err, sessions.ErrNotFound) {
+		if err := r.Remove(ctx, in.ID, true); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			t.Errorf("cleanup: %v", err)
 		}
 	}

@@ -11,6 +11,7 @@ package local
 
 import (
 	"archive/tar"
+	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -29,7 +30,6 @@ import (
 
 	"atelier/desktop"
 	"atelier/internal/agentapi"
-	"atelier/internal/sessions"
 	"atelier/internal/snapshot/archive"
 )
 
@@ -52,7 +52,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Limits apply where a Spec leaves its Resources zero. Default 4 GiB,
 	// 2 CPUs, 1024 pids.
-	Limits sessions.Resources
+	Limits runtime.Resources
 	// StopTimeout is how long Stop waits after SIGTERM before SIGKILL.
 	// Default 10s.
 	StopTimeout time.Duration
@@ -174,7 +174,7 @@ func (r *Runtime) adopt() error {
 			continue
 		}
 		d, err := r.lookup(e.Name())
-		if errors.Is(err, sessions.ErrNotFound) {
+		if errors.Is(err, runtime.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -224,7 +224,7 @@ func (r *Runtime) Close() error {
 // ErrNotFound.
 func (r *Runtime) lookup(id string) (*desk, error) {
 	if err := checkID(id); err != nil {
-		return nil, fmt.Errorf("%w: %v", sessions.ErrNotFound, err)
+		return nil, fmt.Errorf("%w: %v", runtime.ErrNotFound, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -237,7 +237,7 @@ func (r *Runtime) lookup(id string) (*desk, error) {
 	dir := filepath.Join(r.root, id)
 	sp, err := readSpec(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s", sessions.ErrNotFound, id)
+		return nil, fmt.Errorf("%w: %s", runtime.ErrNotFound, id)
 	}
 	if err != nil {
 		return nil, err
@@ -249,7 +249,7 @@ func (r *Runtime) lookup(id string) (*desk, error) {
 
 // Create prepares the desktop's directories and spec. An existing home is
 // kept; a running desktop cannot be created again.
-func (r *Runtime) Create(ctx context.Context, spec sessions.Spec) (err error) {
+func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (err error) {
 	if err := checkID(spec.ID); err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
@@ -451,16 +451,16 @@ func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
 }
 
 // Inspect reports one desktop.
-func (r *Runtime) Inspect(ctx context.Context, id string) (sessions.Instance, error) {
+func (r *Runtime) Inspect(ctx context.Context, id string) (runtime.Instance, error) {
 	d, err := r.lookup(id)
 	if err != nil {
-		return sessions.Instance{}, fmt.Errorf("inspect: %w", err)
+		return runtime.Instance{}, fmt.Errorf("inspect: %w", err)
 	}
 	return r.inspect(ctx, d)
 }
 
-func (r *Runtime) inspect(ctx context.Context, d *desk) (sessions.Instance, error) {
-	in := sessions.Instance{ID: d.id}
+func (r *Runtime) inspect(ctx context.Context, d *desk) (runtime.Instance, error) {
+	in := runtime.Instance{ID: d.id}
 	p, restarting := d.current()
 	if p == nil && !restarting {
 		// Not supervised by this runtime: maybe started by another one on the
@@ -501,7 +501,7 @@ func (r *Runtime) agentDegraded(ctx context.Context, d *desk) bool {
 	ready := fileExists(filepath.Join(d.run(), desktop.ReadyFile))
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	c := agentapi.NewClient(func(ctx context.Context) (net.Conn, error) { return d.dial(ctx, sessions.EndpointAgent) })
+	c := agentapi.NewClient(func(ctx context.Context) (net.Conn, error) { return d.dial(ctx, runtime.EndpointAgent) })
 	defer c.Close()
 	resp, err := c.Do(ctx, agentapi.Request{Action: agentapi.StatusVerb})
 	if err != nil || resp.Status == nil {
@@ -516,18 +516,18 @@ func (r *Runtime) agentDegraded(ctx context.Context, d *desk) bool {
 }
 
 // List reports every desktop with a spec in the data dir.
-func (r *Runtime) List(ctx context.Context) ([]sessions.Instance, error) {
+func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
 	ents, err := os.ReadDir(r.root)
 	if err != nil {
 		return nil, fmt.Errorf("list desktops: %w", err)
 	}
-	var out []sessions.Instance
+	var out []runtime.Instance
 	for _, e := range ents {
 		if checkID(e.Name()) != nil {
 			continue
 		}
 		d, err := r.lookup(e.Name())
-		if errors.Is(err, sessions.ErrNotFound) {
+		if errors.Is(err, runtime.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -543,7 +543,7 @@ func (r *Runtime) List(ctx context.Context) ([]sessions.Instance, error) {
 }
 
 // Dial connects to a socket in the desktop's run dir.
-func (r *Runtime) Dial(ctx context.Context, id string, endpoint sessions.Endpoint) (net.Conn, error) {
+func (r *Runtime) Dial(ctx context.Context, id string, endpoint runtime.Endpoint) (net.Conn, error) {
 	d, err := r.lookup(id)
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)

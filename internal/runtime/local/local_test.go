@@ -1,6 +1,7 @@
 package local
 
 import (
+	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -15,16 +16,15 @@ import (
 	"time"
 
 	"atelier/desktop"
-	"atelier/internal/sessions"
-	"atelier/internal/sessions/runtimetest"
+	"atelier/internal/runtime/runtimetest"
 )
 
 // startDesktop creates and starts a desktop on r and waits until it is
 // ready.
-func startDesktop(t testing.TB, r *Runtime, spec sessions.Spec) string {
+func startDesktop(t testing.TB, r *Runtime, spec runtime.Spec) string {
 	t.Helper()
 	if spec.ID == "" {
-		spec.ID = sessions.NewID()
+		spec.ID = runtime.NewID()
 	}
 	if err := r.Create(t.Context(), spec); err != nil {
 		t.Fatalf("Create: %v", err)
@@ -65,7 +65,7 @@ func findInTree(t testing.TB, pid int, comm string) int {
 
 // waitInspect polls Inspect (bounded: the desktop's processes announce
 // nothing) until ok accepts the instance.
-func waitInspect(t testing.TB, r *Runtime, id, what string, ok func(sessions.Instance) bool) sessions.Instance {
+func waitInspect(t testing.TB, r *Runtime, id, what string, ok func(runtime.Instance) bool) runtime.Instance {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -86,9 +86,9 @@ func waitInspect(t testing.TB, r *Runtime, id, what string, ok func(sessions.Ins
 func TestIsolation(t *testing.T) {
 	r := newRuntime(t, Options{})
 	data := filepath.Dir(r.root)
-	a := startDesktop(t, r, sessions.Spec{})
-	b := sessions.NewID()
-	if err := r.Create(t.Context(), sessions.Spec{ID: b}); err != nil {
+	a := startDesktop(t, r, runtime.Spec{})
+	b := runtime.NewID()
+	if err := r.Create(t.Context(), runtime.Spec{ID: b}); err != nil {
 		t.Fatal(err)
 	}
 	bSecret := filepath.Join(r.root, b, "home", "secret")
@@ -142,7 +142,7 @@ func TestIsolation(t *testing.T) {
 // desktop user, and Stop leaves no process and no cgroup behind.
 func TestUnprivilegedAndNoLeftovers(t *testing.T) {
 	r := newRuntime(t, Options{})
-	id := startDesktop(t, r, sessions.Spec{})
+	id := startDesktop(t, r, runtime.Spec{})
 	pid := sandboxPID(t, r, id)
 	procs := tree(pid)
 	findInTree(t, pid, "atelier-agent")
@@ -196,7 +196,7 @@ func TestLimits(t *testing.T) {
 	if r.cg.kind == "" {
 		t.Skip("SKIP: no writable cgroup hierarchy on this host; limits cannot be applied")
 	}
-	id := startDesktop(t, r, sessions.Spec{Resources: sessions.Resources{MemoryBytes: 768 << 20, CPUs: 1.5, PIDs: 300}})
+	id := startDesktop(t, r, runtime.Spec{Resources: runtime.Resources{MemoryBytes: 768 << 20, CPUs: 1.5, PIDs: 300}})
 	want := map[string]string{
 		"memory.limit_in_bytes": strconv.Itoa(768 << 20),
 		"cpu.cfs_quota_us":      "150000",
@@ -237,12 +237,12 @@ func TestLimits(t *testing.T) {
 // desktop degraded and brings it back.
 func TestAgentCrash(t *testing.T) {
 	r := newRuntime(t, Options{})
-	id := startDesktop(t, r, sessions.Spec{})
+	id := startDesktop(t, r, runtime.Spec{})
 	pid := sandboxPID(t, r, id)
 	syscall.Kill(findInTree(t, pid, "atelier-agent"), syscall.SIGKILL)
-	waitInspect(t, r, id, "degraded", func(in sessions.Instance) bool { return in.Running && in.Degraded })
+	waitInspect(t, r, id, "degraded", func(in runtime.Instance) bool { return in.Running && in.Degraded })
 	runtimetest.WaitReady(t, r, id)
-	in := waitInspect(t, r, id, "healthy", func(in sessions.Instance) bool { return in.Running && !in.Degraded })
+	in := waitInspect(t, r, id, "healthy", func(in runtime.Instance) bool { return in.Running && !in.Degraded })
 	if in.Detail == fmt.Sprintf("pid %d", pid) {
 		t.Errorf("desktop not restarted: %+v", in)
 	}
@@ -252,12 +252,12 @@ func TestAgentCrash(t *testing.T) {
 // degraded meanwhile and the runtime does not restart the sandbox.
 func TestSwayCrash(t *testing.T) {
 	r := newRuntime(t, Options{})
-	id := startDesktop(t, r, sessions.Spec{})
+	id := startDesktop(t, r, runtime.Spec{})
 	pid := sandboxPID(t, r, id)
 	syscall.Kill(findInTree(t, pid, "sway"), syscall.SIGKILL)
-	waitInspect(t, r, id, "degraded", func(in sessions.Instance) bool { return in.Running && in.Degraded })
+	waitInspect(t, r, id, "degraded", func(in runtime.Instance) bool { return in.Running && in.Degraded })
 	runtimetest.WaitReady(t, r, id)
-	waitInspect(t, r, id, "healthy", func(in sessions.Instance) bool { return in.Running && !in.Degraded })
+	waitInspect(t, r, id, "healthy", func(in runtime.Instance) bool { return in.Running && !in.Degraded })
 	if got := sandboxPID(t, r, id); got != pid {
 		t.Errorf("sandbox restarted (pid %d, was %d): the agent should have handled it", got, pid)
 	}
@@ -268,7 +268,7 @@ func TestSwayCrash(t *testing.T) {
 func TestReadopt(t *testing.T) {
 	data := dataDir(t)
 	r1 := newRuntime(t, Options{DataDir: data})
-	id := startDesktop(t, r1, sessions.Spec{})
+	id := startDesktop(t, r1, runtime.Spec{})
 	pid := sandboxPID(t, r1, id)
 	if err := r1.Close(); err != nil {
 		t.Fatal(err)
@@ -284,7 +284,7 @@ func TestReadopt(t *testing.T) {
 	runtimetest.WaitReady(t, r2, id)
 	// Adopted, not a child: the new runtime still notices a crash.
 	syscall.Kill(findInTree(t, pid, "atelier-agent"), syscall.SIGKILL)
-	waitInspect(t, r2, id, "restarted", func(in sessions.Instance) bool {
+	waitInspect(t, r2, id, "restarted", func(in runtime.Instance) bool {
 		return in.Running && in.Detail != fmt.Sprintf("pid %d", pid) && !strings.Contains(in.Detail, "restarting")
 	})
 	runtimetest.WaitReady(t, r2, id)
@@ -294,9 +294,9 @@ func TestReadopt(t *testing.T) {
 // changes nothing.
 func TestCreateWhileRunning(t *testing.T) {
 	r := newRuntime(t, Options{})
-	id := startDesktop(t, r, sessions.Spec{})
+	id := startDesktop(t, r, runtime.Spec{})
 	pid := sandboxPID(t, r, id)
-	if err := r.Create(t.Context(), sessions.Spec{ID: id}); err == nil {
+	if err := r.Create(t.Context(), runtime.Spec{ID: id}); err == nil {
 		t.Error("Create of a running desktop accepted")
 	}
 	if got := sandboxPID(t, r, id); got != pid {
@@ -313,7 +313,7 @@ func TestNewBadOptions(t *testing.T) {
 		"missing":      {DataDir: dataDir(t), AgentPath: "/nonexistent/atelier-agent"},
 		"root user":    {DataDir: dataDir(t), AgentPath: agent, User: "root"},
 		"unknown user": {DataDir: dataDir(t), AgentPath: agent, User: "no-such-user-here"},
-		"tiny memory":  {DataDir: dataDir(t), AgentPath: agent, Limits: sessions.Resources{MemoryBytes: 1}},
+		"tiny memory":  {DataDir: dataDir(t), AgentPath: agent, Limits: runtime.Resources{MemoryBytes: 1}},
 		"private dir":  {DataDir: filepath.Join(t.TempDir(), "data"), AgentPath: agent},
 	} {
 		if r, err := New(o); err == nil {
@@ -327,7 +327,7 @@ func TestNewBadOptions(t *testing.T) {
 // with nothing left over.
 func TestStopKill(t *testing.T) {
 	r := newRuntime(t, Options{StopTimeout: time.Nanosecond})
-	id := startDesktop(t, r, sessions.Spec{})
+	id := startDesktop(t, r, runtime.Spec{})
 	procs := tree(sandboxPID(t, r, id))
 	if err := r.Stop(t.Context(), id); err != nil {
 		t.Fatal(err)
@@ -351,7 +351,7 @@ func runHelperFleet(arg string) {
 	f := strings.Fields(arg)
 	r, err := New(Options{DataDir: f[0], AgentPath: f[1]})
 	if err == nil {
-		err = r.Create(context.Background(), sessions.Spec{ID: f[2]})
+		err = r.Create(context.Background(), runtime.Spec{ID: f[2]})
 	}
 	if err == nil {
 		err = r.Start(context.Background(), f[2])
@@ -367,7 +367,7 @@ func runHelperFleet(arg string) {
 // killed, and the next fleet adopts it without a restart.
 func TestFleetKilled(t *testing.T) {
 	requireHost(t)
-	data, id := dataDir(t), sessions.NewID()
+	data, id := dataDir(t), runtime.NewID()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+data+" "+agentPath(t)+" "+id)
 	out, err := cmd.CombinedOutput()

@@ -1,24 +1,23 @@
-// Package sessionstest provides an in-memory sessions.Runtime for unit
+// Package sessionstest provides an in-memory runtime.Runtime for unit
 // tests of the logic above runtimes (the session manager, the API). It runs
 // nothing: its desktops have no agent, so every Dial fails. Tests of real
 // behaviour use a real runtime (runtime/local, via fleettest).
 package sessionstest
 
 import (
+	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"sync"
 	"time"
-
-	"atelier/internal/sessions"
 )
 
 // Runtime keeps desktops in a map. Its func fields, when set, run first in
 // the method of the same name and may fail it.
 type Runtime struct {
-	CreateHook func(sessions.Spec) error
+	CreateHook func(runtime.Spec) error
 	StartHook  func(id string) error
 
 	mu       sync.Mutex
@@ -28,13 +27,13 @@ type Runtime struct {
 
 // Desktop is what the fake runtime holds of one desktop.
 type Desktop struct {
-	Spec    sessions.Spec
+	Spec    runtime.Spec
 	Running bool
 	// Files are the run files written, by name.
 	Files map[string]string
 }
 
-var _ sessions.Runtime = (*Runtime)(nil)
+var _ runtime.Runtime = (*Runtime)(nil)
 
 // New returns an empty fake runtime.
 func New() *Runtime {
@@ -52,7 +51,7 @@ func (f *Runtime) SetStartHook(h func(id string) error) {
 func (f *Runtime) Name() string { return "fake" }
 
 // Create records a stopped desktop.
-func (f *Runtime) Create(_ context.Context, s sessions.Spec) error {
+func (f *Runtime) Create(_ context.Context, s runtime.Spec) error {
 	if f.CreateHook != nil {
 		if err := f.CreateHook(s); err != nil {
 			return err
@@ -78,7 +77,7 @@ func (f *Runtime) Start(_ context.Context, id string) error {
 	defer f.mu.Unlock()
 	d, ok := f.desktops[id]
 	if !ok {
-		return sessions.ErrNotFound
+		return runtime.ErrNotFound
 	}
 	if !d.Running {
 		d.Running = true
@@ -93,7 +92,7 @@ func (f *Runtime) Stop(_ context.Context, id string) error {
 	defer f.mu.Unlock()
 	d, ok := f.desktops[id]
 	if !ok {
-		return sessions.ErrNotFound
+		return runtime.ErrNotFound
 	}
 	d.Running = false
 	return nil
@@ -104,32 +103,32 @@ func (f *Runtime) Remove(_ context.Context, id string, _ bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.desktops[id]; !ok {
-		return sessions.ErrNotFound
+		return runtime.ErrNotFound
 	}
 	delete(f.desktops, id)
 	return nil
 }
 
 // Inspect reports a desktop, started just now.
-func (f *Runtime) Inspect(_ context.Context, id string) (sessions.Instance, error) {
+func (f *Runtime) Inspect(_ context.Context, id string) (runtime.Instance, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.desktops[id]
 	if !ok {
-		return sessions.Instance{}, sessions.ErrNotFound
+		return runtime.Instance{}, runtime.ErrNotFound
 	}
-	return sessions.Instance{ID: id, Running: d.Running, StartedAt: time.Now()}, nil
+	return runtime.Instance{ID: id, Running: d.Running, StartedAt: time.Now()}, nil
 }
 
 // List reports every desktop.
-func (f *Runtime) List(ctx context.Context) ([]sessions.Instance, error) {
+func (f *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
 	f.mu.Lock()
 	ids := make([]string, 0, len(f.desktops))
 	for id := range f.desktops {
 		ids = append(ids, id)
 	}
 	f.mu.Unlock()
-	out := make([]sessions.Instance, 0, len(ids))
+	out := make([]runtime.Instance, 0, len(ids))
 	for _, id := range ids {
 		if in, err := f.Inspect(ctx, id); err == nil {
 			out = append(out, in)
@@ -139,7 +138,7 @@ func (f *Runtime) List(ctx context.Context) ([]sessions.Instance, error) {
 }
 
 // Dial always fails: the fake runs no agent.
-func (f *Runtime) Dial(context.Context, string, sessions.Endpoint) (net.Conn, error) {
+func (f *Runtime) Dial(context.Context, string, runtime.Endpoint) (net.Conn, error) {
 	return nil, errors.New("the fake runtime runs no agent")
 }
 
@@ -149,7 +148,7 @@ func (f *Runtime) WriteRunFile(_ context.Context, id, name string, data []byte) 
 	defer f.mu.Unlock()
 	d, ok := f.desktops[id]
 	if !ok {
-		return sessions.ErrNotFound
+		return runtime.ErrNotFound
 	}
 	d.Files[name] = string(data)
 	return nil

@@ -1,11 +1,15 @@
-package sessions
+package runtime
 
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"strings"
 )
+
+// ErrBadID is reported for a string that is not the shape of a session id.
+var ErrBadID = errors.New("malformed session id")
 
 // idPrefix starts every session id, so ids are recognisable in logs and URLs.
 const idPrefix = "sess_"

@@ -1,4 +1,10 @@
-package sessions
+// Package runtime is the contract between the fleet and the runtimes that
+// run its desktops (local sandboxes, Docker containers): the Runtime
+// interface, what a runtime is asked to make (Spec, Resources), what it
+// reports (Instance), the sockets it dials (Endpoint) and the ids that name
+// desktops. It knows nothing of the fleet's store, API or tasks, so a
+// runtime depends on this and the desktop definition only.
+package runtime
 
 import (
 	"context"
@@ -87,3 +93,7 @@ type Instance struct {
 
 // ErrNotFound is returned by a runtime for an id it has no desktop for.
 var ErrNotFound = errors.New("desktop not found")
+
+// ErrInUse is wrapped by a runtime refusing to delete what a desktop still
+// runs from (a snapshot's image that clones were started from).
+var ErrInUse = errors.New("in use")

@@ -1,4 +1,4 @@
-// Package runtimetest is the behavioural suite every sessions.Runtime
+// Package runtimetest is the behavioural suite every runtime.Runtime
 // passes: the local runtime, the docker runtime, and any later one. It
 // drives real desktops through the Runtime interface only, and checks
 // outcomes: the agent answers, the VNC server greets, a file typed into a
@@ -7,6 +7,7 @@ package runtimetest
 
 import (
 	"archive/tar"
+	"atelier/internal/runtime"
 	"bytes"
 	"context"
 	"errors"
@@ -20,7 +21,6 @@ import (
 
 	"atelier/desktop"
 	"atelier/internal/agentapi"
-	"atelier/internal/sessions"
 )
 
 // ReadyTimeout bounds how long a started desktop may take to report ready.
@@ -29,16 +29,16 @@ const ReadyTimeout = 60 * time.Second
 // Run runs the suite against runtimes made by newRuntime, which returns a
 // runtime ready to use and arranges (t.Cleanup) that what it made is
 // removed and the runtime closed when the test ends.
-func Run(t *testing.T, newRuntime func(t *testing.T) sessions.Runtime) {
+func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime) {
 	t.Run("UnknownID", func(t *testing.T) { testUnknownID(t, newRuntime(t)) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, newRuntime(t)) })
 	t.Run("HomeArchive", func(t *testing.T) { testHomeArchive(t, newRuntime(t)) })
 	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, newRuntime(t)) })
 }
 
-func testUnknownID(t *testing.T, rt sessions.Runtime) {
+func testUnknownID(t *testing.T, rt runtime.Runtime) {
 	ctx := t.Context()
-	id := sessions.NewID()
+	id := runtime.NewID()
 	checks := map[string]error{
 		"Start":   rt.Start(ctx, id),
 		"Stop":    rt.Stop(ctx, id),
@@ -47,10 +47,10 @@ func testUnknownID(t *testing.T, rt sessions.Runtime) {
 		"Write":   rt.WriteRunFile(ctx, id, desktop.BudgetFile, []byte("{}")),
 		"Export":  rt.ExportHome(ctx, id, io.Discard),
 		"Inspect": second(rt.Inspect(ctx, id)),
-		"Dial":    second(rt.Dial(ctx, id, sessions.EndpointAgent)),
+		"Dial":    second(rt.Dial(ctx, id, runtime.EndpointAgent)),
 	}
 	for name, err := range checks {
-		if !errors.Is(err, sessions.ErrNotFound) {
+		if !errors.Is(err, runtime.ErrNotFound) {
 			t.Errorf("%s of an unknown id: got %v, want ErrNotFound", name, err)
 		}
 	}
@@ -58,7 +58,7 @@ func testUnknownID(t *testing.T, rt sessions.Runtime) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.ContainsFunc(list, func(in sessions.Instance) bool { return in.ID == id }) {
+	if slices.ContainsFunc(list, func(in runtime.Instance) bool { return in.ID == id }) {
 		t.Errorf("List shows the unknown id %s", id)
 	}
 }
@@ -67,25 +67,25 @@ func second[T any](_ T, err error) error { return err }
 
 // testBadInput: every bad input is refused with an error and changes
 // nothing.
-func testBadInput(t *testing.T, rt sessions.Runtime) {
+func testBadInput(t *testing.T, rt runtime.Runtime) {
 	ctx := t.Context()
-	for _, spec := range []sessions.Spec{
+	for _, spec := range []runtime.Spec{
 		{ID: ""},
 		{ID: "../escape"},
 		{ID: "a/b"},
-		{ID: sessions.NewID(), Resolution: desktop.Resolution{Width: 100, Height: 100}},
-		{ID: sessions.NewID(), Resolution: desktop.Resolution{Width: 1281, Height: 720}},
-		{ID: sessions.NewID(), Resources: sessions.Resources{MemoryBytes: -1}},
+		{ID: runtime.NewID(), Resolution: desktop.Resolution{Width: 100, Height: 100}},
+		{ID: runtime.NewID(), Resolution: desktop.Resolution{Width: 1281, Height: 720}},
+		{ID: runtime.NewID(), Resources: runtime.Resources{MemoryBytes: -1}},
 	} {
 		if err := rt.Create(ctx, spec); err == nil {
 			t.Errorf("Create(%+v) accepted", spec)
 		}
-		if _, err := rt.Inspect(ctx, spec.ID); !errors.Is(err, sessions.ErrNotFound) {
+		if _, err := rt.Inspect(ctx, spec.ID); !errors.Is(err, runtime.ErrNotFound) {
 			t.Errorf("after a refused Create(%+v), Inspect: %v, want ErrNotFound", spec, err)
 		}
 	}
-	id := sessions.NewID()
-	if err := rt.Create(ctx, sessions.Spec{ID: id}); err != nil {
+	id := runtime.NewID()
+	if err := rt.Create(ctx, runtime.Spec{ID: id}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"", "../x", desktop.AgentSocket, desktop.ReadyFile, "x/../budget", "nope"} {
@@ -104,18 +104,18 @@ func testBadInput(t *testing.T, rt sessions.Runtime) {
 // testHomeArchive: a desktop created from a home archive has its files; a
 // hostile archive is refused and leaves nothing; an archive never merges
 // into an existing home.
-func testHomeArchive(t *testing.T, rt sessions.Runtime) {
+func testHomeArchive(t *testing.T, rt runtime.Runtime) {
 	ctx := t.Context()
-	id := sessions.NewID()
+	id := runtime.NewID()
 	good := archive(t, map[string]string{"notes/": "", "notes/hello.txt": "from a snapshot\n", "link": "->notes/hello.txt"})
-	if err := rt.Create(ctx, sessions.Spec{ID: id, HomeArchive: good}); err != nil {
+	if err := rt.Create(ctx, runtime.Spec{ID: id, HomeArchive: good}); err != nil {
 		t.Fatalf("Create from an archive: %v", err)
 	}
 	if got := HomeFiles(t, rt, id)["notes/hello.txt"]; got != "from a snapshot\n" {
 		t.Errorf("~/notes/hello.txt = %q, want it from the archive", got)
 	}
 	again := archive(t, map[string]string{"other.txt": "x"})
-	if err := rt.Create(ctx, sessions.Spec{ID: id, HomeArchive: again}); err == nil {
+	if err := rt.Create(ctx, runtime.Spec{ID: id, HomeArchive: again}); err == nil {
 		t.Error("Create from an archive over an existing home accepted")
 	}
 	if _, ok := HomeFiles(t, rt, id)["other.txt"]; ok {
@@ -125,12 +125,12 @@ func testHomeArchive(t *testing.T, rt sessions.Runtime) {
 		t.Fatal(err)
 	}
 
-	bad := sessions.NewID()
+	bad := runtime.NewID()
 	hostile := archive(t, map[string]string{"ok.txt": "fine", "../escape.txt": "out"})
-	if err := rt.Create(ctx, sessions.Spec{ID: bad, HomeArchive: hostile}); err == nil {
+	if err := rt.Create(ctx, runtime.Spec{ID: bad, HomeArchive: hostile}); err == nil {
 		t.Error("Create from an archive with a ../ entry accepted")
 	}
-	if _, err := rt.Inspect(ctx, bad); !errors.Is(err, sessions.ErrNotFound) {
+	if _, err := rt.Inspect(ctx, bad); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("after a refused archive, Inspect: %v, want ErrNotFound", err)
 	}
 	listed(t, rt, bad, false)
@@ -165,11 +165,11 @@ func archive(t *testing.T, entries map[string]string) io.Reader {
 	return &buf
 }
 
-func testLifecycle(t *testing.T, rt sessions.Runtime) {
+func testLifecycle(t *testing.T, rt runtime.Runtime) {
 	ctx := t.Context()
-	id := sessions.NewID()
+	id := runtime.NewID()
 	res := desktop.Resolution{Width: 1024, Height: 768}
-	spec := sessions.Spec{ID: id, Label: "conformance", Theme: desktop.DefaultTheme, Resolution: res}
+	spec := runtime.Spec{ID: id, Label: "conformance", Theme: desktop.DefaultTheme, Resolution: res}
 	if err := rt.Create(ctx, spec); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -212,7 +212,7 @@ func testLifecycle(t *testing.T, rt sessions.Runtime) {
 	if in := inspect(t, rt, id); in.Running {
 		t.Errorf("stopped desktop: %+v, want not running", in)
 	}
-	if c, err := rt.Dial(ctx, id, sessions.EndpointAgent); err == nil {
+	if c, err := rt.Dial(ctx, id, runtime.EndpointAgent); err == nil {
 		c.Close()
 		t.Error("the agent of a stopped desktop still answers")
 	}
@@ -233,7 +233,7 @@ func testLifecycle(t *testing.T, rt sessions.Runtime) {
 	if err := rt.Remove(ctx, id, false); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	if _, err := rt.Inspect(ctx, id); !errors.Is(err, sessions.ErrNotFound) {
+	if _, err := rt.Inspect(ctx, id); !errors.Is(err, runtime.ErrNotFound) {
 		t.Errorf("Inspect after Remove: %v, want ErrNotFound", err)
 	}
 	listed(t, rt, id, false)
@@ -260,7 +260,7 @@ func testLifecycle(t *testing.T, rt sessions.Runtime) {
 	listed(t, rt, id, false)
 }
 
-func inspect(t *testing.T, rt sessions.Runtime, id string) sessions.Instance {
+func inspect(t *testing.T, rt runtime.Runtime, id string) runtime.Instance {
 	t.Helper()
 	in, err := rt.Inspect(t.Context(), id)
 	if err != nil {
@@ -272,21 +272,21 @@ func inspect(t *testing.T, rt sessions.Runtime, id string) sessions.Instance {
 	return in
 }
 
-func listed(t *testing.T, rt sessions.Runtime, id string, want bool) {
+func listed(t *testing.T, rt runtime.Runtime, id string, want bool) {
 	t.Helper()
 	list, err := rt.List(t.Context())
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
-	if got := slices.ContainsFunc(list, func(in sessions.Instance) bool { return in.ID == id }); got != want {
+	if got := slices.ContainsFunc(list, func(in runtime.Instance) bool { return in.ID == id }); got != want {
 		t.Errorf("List has %s: %v, want %v (list %+v)", id, got, want, list)
 	}
 }
 
 // Agent returns a protocol v1 client of the desktop's agent.
-func Agent(t testing.TB, rt sessions.Runtime, id string) *agentapi.Client {
+func Agent(t testing.TB, rt runtime.Runtime, id string) *agentapi.Client {
 	c := agentapi.NewClient(func(ctx context.Context) (net.Conn, error) {
-		return rt.Dial(ctx, id, sessions.EndpointAgent)
+		return rt.Dial(ctx, id, runtime.EndpointAgent)
 	})
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -295,7 +295,7 @@ func Agent(t testing.TB, rt sessions.Runtime, id string) *agentapi.Client {
 // WaitReady waits until the desktop's agent reports it ready and returns
 // its status. Polling is bounded: the desktop is a set of external
 // processes that announce nothing to the test.
-func WaitReady(t testing.TB, rt sessions.Runtime, id string) *agentapi.Status {
+func WaitReady(t testing.TB, rt runtime.Runtime, id string) *agentapi.Status {
 	t.Helper()
 	c := Agent(t, rt, id)
 	deadline := time.Now().Add(ReadyTimeout)
@@ -319,9 +319,9 @@ func WaitReady(t testing.TB, rt sessions.Runtime, id string) *agentapi.Status {
 }
 
 // checkVNC reads the RFB banner of the desktop's VNC server.
-func checkVNC(t *testing.T, rt sessions.Runtime, id string) {
+func checkVNC(t *testing.T, rt runtime.Runtime, id string) {
 	t.Helper()
-	conn, err := rt.Dial(t.Context(), id, sessions.EndpointVNC)
+	conn, err := rt.Dial(t.Context(), id, runtime.EndpointVNC)
 	if err != nil {
 		t.Fatalf("Dial vnc: %v", err)
 	}
@@ -338,7 +338,7 @@ func checkVNC(t *testing.T, rt sessions.Runtime, id string) {
 
 // RunInTerminal opens a terminal in the desktop (super+Return) and types
 // cmdline into its shell, followed by Return.
-func RunInTerminal(t testing.TB, rt sessions.Runtime, id, cmdline string) {
+func RunInTerminal(t testing.TB, rt runtime.Runtime, id, cmdline string) {
 	t.Helper()
 	c := Agent(t, rt, id)
 	do := func(req agentapi.Request) {
@@ -368,7 +368,7 @@ func RunInTerminal(t testing.TB, rt sessions.Runtime, id, cmdline string) {
 }
 
 // WaitHomeFile waits (20 s at most) until the home's file name holds want.
-func WaitHomeFile(t testing.TB, rt sessions.Runtime, id, name, want string) {
+func WaitHomeFile(t testing.TB, rt runtime.Runtime, id, name, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -385,7 +385,7 @@ func WaitHomeFile(t testing.TB, rt sessions.Runtime, id, name, want string) {
 
 // HomeFiles exports the desktop's home and returns its regular files by
 // path, with their content.
-func HomeFiles(t testing.TB, rt sessions.Runtime, id string) map[string]string {
+func HomeFiles(t testing.TB, rt runtime.Runtime, id string) map[string]string {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := rt.ExportHome(t.Context(), id, &buf); err != nil {
