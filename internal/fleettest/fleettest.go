@@ -8,7 +8,6 @@
 package fleettest
 
 import (
-	"atelier/internal/runtime"
 	"bufio"
 	"context"
 	"fmt"
@@ -32,6 +31,7 @@ import (
 	"atelier/internal/client"
 	"atelier/internal/config"
 	"atelier/internal/fleetwire"
+	"atelier/internal/runtime"
 	"atelier/internal/runtime/docker/dockertest"
 	"atelier/internal/runtime/local"
 	"atelier/internal/sessions"

@@ -1,7 +1,6 @@
 package fleetwire
 
 import (
-	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"atelier/internal/config"
+	"atelier/internal/runtime"
 	"atelier/internal/runtime/docker"
 	"atelier/internal/runtime/local"
 	"atelier/internal/snapshot"

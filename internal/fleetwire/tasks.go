@@ -1,7 +1,6 @@
 package fleetwire
 
 import (
-	"atelier/internal/runtime"
 	"context"
 	"log/slog"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"atelier/internal/model/anthropic"
 	"atelier/internal/model/holo"
 	"atelier/internal/model/scripted"
+	"atelier/internal/runtime"
 	"atelier/internal/sessions"
 	"atelier/internal/store"
 	"atelier/internal/tasks"

@@ -6,7 +6,6 @@
 package sessions
 
 import (
-	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"atelier/desktop"
 	"atelier/internal/agentapi"
+	"atelier/internal/runtime"
 	"atelier/internal/store"
 )
 

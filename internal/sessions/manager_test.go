@@ -1,7 +1,6 @@
 package sessions_test
 
 import (
-	"atelier/internal/runtime"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"atelier/desktop"
+	"atelier/internal/runtime"
 	"atelier/internal/sessions"
 	"atelier/internal/sessions/sessionstest"
 	"atelier/internal/store"

@@ -1,11 +1,11 @@
 package sessions
 
 import (
-	"atelier/internal/runtime"
 	"fmt"
 	"time"
 
 	"atelier/internal/agentapi"
+	"atelier/internal/runtime"
 	"atelier/internal/store"
 )
 

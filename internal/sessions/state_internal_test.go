@@ -1,12 +1,12 @@
 package sessions
 
 import (
-	"atelier/internal/runtime"
 	"errors"
 	"testing"
 	"time"
 
 	"atelier/internal/agentapi"
+	"atelier/internal/runtime"
 	"atelier/internal/store"
 )
 

@@ -1,11 +1,11 @@
 package docker_test
 
 import (
-	"atelier/internal/runtime"
 	"slices"
 	"testing"
 	"time"
 
+	"atelier/internal/runtime"
 	"atelier/internal/runtime/docker/dockertest"
 	"atelier/internal/runtime/runtimetest"
 	"atelier/internal/snapshot"

@@ -1,7 +1,6 @@
 package docker_test
 
 import (
-	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"atelier/internal/runtime"
 	"atelier/internal/runtime/docker"
 	"atelier/internal/runtime/docker/dockertest"
 	"atelier/internal/runtime/runtimetest"

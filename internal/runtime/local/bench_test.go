@@ -1,7 +1,6 @@
 package local
 
 import (
-	"atelier/internal/runtime"
 	"context"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"atelier/desktop"
 	"atelier/internal/agentapi"
+	"atelier/internal/runtime"
 	"atelier/internal/runtime/runtimetest"
 )
 

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"atelier/internal/runtime"
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"atelier/internal/runtime"
 )
 
 // cgroupRoot is where the host mounts its cgroup hierarchies.

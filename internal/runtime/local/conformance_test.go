@@ -1,9 +1,9 @@
 package local
 
 import (
-	"atelier/internal/runtime"
 	"testing"
 
+	"atelier/internal/runtime"
 	"atelier/internal/runtime/runtimetest"
 )
 

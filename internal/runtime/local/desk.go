@@ -1,7 +1,6 @@
 package local
 
 import (
-	"atelier/internal/runtime"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"atelier/desktop"
+	"atelier/internal/runtime"
 )
 
 // desk is one desktop known to the runtime.

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"atelier/internal/runtime"
 )
 
 var _ runtime.Runtime = (*Runtime)(nil)

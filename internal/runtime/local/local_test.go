@@ -1,7 +1,6 @@
 package local
 
 import (
-	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"atelier/desktop"
+	"atelier/internal/runtime"
 	"atelier/internal/runtime/runtimetest"
 )
 

@@ -5,13 +5,14 @@
 package sessionstest
 
 import (
-	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"sync"
 	"time"
+
+	"atelier/internal/runtime"
 )
 
 // Runtime keeps desktops in a map. Its func fields, when set, run first in
