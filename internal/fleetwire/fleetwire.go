@@ -7,8 +7,6 @@
 package fleetwire
 
 import (
-	"atelier/internal/runtime"
-	"atelier/internal/view"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,8 +19,10 @@ import (
 	"atelier/internal/audit"
 	"atelier/internal/budget"
 	"atelier/internal/control"
+	"atelier/internal/runtime"
 	"atelier/internal/sessions"
 	"atelier/internal/tasks"
+	"atelier/internal/view"
 )
 
 // Desktops is the sessions manager as tasks.Desktops.
