@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"atelier/desktop"
+	"atelier/internal/runtime/desksock"
 	"atelier/internal/sessions"
 )
 
@@ -72,27 +73,42 @@ func (d *desk) findProc() (*proc, error) {
 	return p, nil
 }
 
-// dial connects to endpoint in the run dir. The run dir belongs to the
-// desktop, so the socket must be a socket, not a link planted to lead the
-// fleet elsewhere.
+// dial connects to endpoint in the run dir, and only to a listener of
+// this desktop: the run dir is the desktop's, which may plant links or
+// other desktops' sockets there (see desksock).
 func (d *desk) dial(ctx context.Context, endpoint sessions.Endpoint) (net.Conn, error) {
 	if endpoint != sessions.EndpointAgent && endpoint != sessions.EndpointVNC {
 		return nil, fmt.Errorf("dial %s: unknown endpoint %q", d.id, endpoint)
 	}
-	path := filepath.Join(d.run(), string(endpoint))
-	fi, err := os.Lstat(path)
+	conn, err := desksock.Dial(ctx, d.run(), string(endpoint), d.owns)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s %s: %w", d.id, endpoint, err)
-	}
-	if fi.Mode().Type() != os.ModeSocket {
-		return nil, fmt.Errorf("dial %s %s: not a socket", d.id, endpoint)
-	}
-	var dl net.Dialer
-	conn, err := dl.DialContext(ctx, "unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s %s: %w", d.id, endpoint, err)
+		return nil, fmt.Errorf("dial %s: %w", d.id, err)
 	}
 	return conn, nil
+}
+
+// owns reports whether process pid runs in d's sandbox: in the pid
+// namespace of its running sandbox, which only the sandbox's processes
+// share (they may not make new ones: see seccomp).
+func (d *desk) owns(pid int) error {
+	p, _ := d.current()
+	if p == nil {
+		found, err := d.findProc()
+		if err != nil {
+			return err
+		}
+		if found == nil {
+			return errors.New("the desktop is not running")
+		}
+		defer found.close()
+		p = found
+	}
+	// bwrap's one child is the sandbox's first process, in its namespaces.
+	procs := tree(p.pid)
+	if len(procs) < 2 {
+		return errors.New("the desktop's sandbox has no process yet")
+	}
+	return desksock.SamePIDNamespace(pid, procs[1])
 }
 
 // pidFile is the JSON pid file of a running sandbox.
