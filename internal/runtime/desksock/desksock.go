@@ -117,7 +117,7 @@ func SamePIDNamespace(pid, ref int) error {
 		return fmt.Errorf("pid namespace of %d: %w", ref, err)
 	}
 	if a.Dev != b.Dev || a.Ino != b.Ino {
-		return fmt.Errorf("process %d is in another pid namespace", pid)
+		return fmt.Errorf("process %d is in another pid namespace than %d", pid, ref)
 	}
 	return nil
 }
