@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,12 +105,32 @@ func (d *desk) owns(pid int) error {
 		defer found.close()
 		p = found
 	}
-	// bwrap's one child is the sandbox's first process, in its namespaces.
-	procs := tree(p.pid)
-	if len(procs) < 2 {
-		return errors.New("the desktop's sandbox has no process yet")
+	init, err := sandboxInit(p.pid)
+	if err != nil {
+		return err
 	}
-	return desksock.SamePIDNamespace(pid, procs[1])
+	return desksock.SamePIDNamespace(pid, init)
+}
+
+// sandboxInit returns the first process of the sandbox whose bwrap is pid:
+// bwrap's one child, in the sandbox's namespaces. The kernel's list of
+// children is read when it keeps one (CONFIG_PROC_CHILDREN): scanning
+// /proc costs a dial milliseconds.
+func sandboxInit(pid int) (int, error) {
+	var kids []int
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				kids = append(kids, c)
+			}
+		}
+	} else {
+		kids = tree(pid)[1:]
+	}
+	if len(kids) == 0 {
+		return 0, errors.New("the desktop's sandbox has no process yet")
+	}
+	return kids[0], nil
 }
 
 // pidFile is the JSON pid file of a running sandbox.
