@@ -15,7 +15,6 @@ package docker
 
 import (
 	"archive/tar"
-	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +35,8 @@ import (
 	"github.com/moby/moby/client"
 
 	"atelier/desktop"
+	"atelier/internal/runtime"
+	"atelier/internal/runtime/desksock"
 	"atelier/internal/snapshot/archive"
 )
 
@@ -86,6 +87,9 @@ type Runtime struct {
 	c    *client.Client
 	log  *slog.Logger
 	mu   sync.Mutex // serializes Create and Remove per runtime: both touch volume and container
+
+	cidMu sync.Mutex
+	cids  map[string]string // desktop id → its container's id, as last seen by owns
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -125,7 +129,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(opts.DataDir, "desktops"), 0o700); err != nil {
 		return nil, fmt.Errorf("docker runtime: %w", err)
 	}
-	return &Runtime{opts: opts, c: opts.Client, log: opts.Logger}, nil
+	return &Runtime{opts: opts, c: opts.Client, log: opts.Logger, cids: map[string]string{}}, nil
 }
 
 // Name is "docker".
@@ -401,6 +405,9 @@ func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
 	if err := os.RemoveAll(r.dir(id)); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
+	r.cidMu.Lock()
+	delete(r.cids, id)
+	r.cidMu.Unlock()
 	if !found {
 		return fmt.Errorf("remove: %w: %s", runtime.ErrNotFound, id)
 	}
@@ -469,7 +476,9 @@ func (r *Runtime) List(ctx context.Context) ([]runtime.Instance, error) {
 	return out, nil
 }
 
-// Dial connects to a socket of the desktop's run dir.
+// Dial connects to a socket of the desktop's run dir, and only to a
+// listener in the desktop's container: the run dir is the desktop's, which
+// may plant links or other desktops' sockets there (see desksock).
 func (r *Runtime) Dial(ctx context.Context, id string, endpoint runtime.Endpoint) (net.Conn, error) {
 	if endpoint != runtime.EndpointAgent && endpoint != runtime.EndpointVNC {
 		return nil, fmt.Errorf("dial %s: unknown endpoint %q", id, endpoint)
@@ -477,12 +486,33 @@ func (r *Runtime) Dial(ctx context.Context, id string, endpoint runtime.Endpoint
 	if err := r.exists(id); err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", filepath.Join(r.runDir(id), string(endpoint)))
+	c, err := desksock.Dial(ctx, r.runDir(id), string(endpoint), func(pid int) error { return r.owns(ctx, id, pid) })
 	if err != nil {
-		return nil, fmt.Errorf("dial %s %s: %w", id, endpoint, err)
+		return nil, fmt.Errorf("dial %s: %w", id, err)
 	}
 	return c, nil
+}
+
+// owns reports whether process pid runs in desktop id's container: in its
+// cgroup, named after the container's id, which is never reused and which
+// no process in a container can leave. The id is cached (Dial is on the hot
+// path); a miss asks the engine again, since the container may have been
+// made again since.
+func (r *Runtime) owns(ctx context.Context, id string, pid int) error {
+	r.cidMu.Lock()
+	cid := r.cids[id]
+	r.cidMu.Unlock()
+	if cid != "" && desksock.InCgroup(pid, cid) == nil {
+		return nil
+	}
+	ins, err := r.inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	r.cidMu.Lock()
+	r.cids[id] = ins.ID
+	r.cidMu.Unlock()
+	return desksock.InCgroup(pid, ins.ID)
 }
 
 // exists checks, without asking the engine (Dial is on the hot path), that

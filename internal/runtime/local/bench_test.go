@@ -87,3 +87,17 @@ func BenchmarkIdleRSS(b *testing.B) {
 	b.ReportMetric(float64(pss)/(1<<20), "pss-MiB")
 	b.ReportMetric(float64(len(tree(pid))), "procs")
 }
+
+// BenchmarkDial measures one checked dial of a desktop's agent socket
+// (open without links, connect through the descriptor, peer check).
+func BenchmarkDial(b *testing.B) {
+	r := newRuntime(b, Options{})
+	id := startDesktop(b, r, runtime.Spec{})
+	for b.Loop() {
+		c, err := r.Dial(b.Context(), id, runtime.EndpointAgent)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}

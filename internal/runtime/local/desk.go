@@ -9,11 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"atelier/desktop"
 	"atelier/internal/runtime"
+	"atelier/internal/runtime/desksock"
 )
 
 // desk is one desktop known to the runtime.
@@ -72,27 +75,62 @@ func (d *desk) findProc() (*proc, error) {
 	return p, nil
 }
 
-// dial connects to endpoint in the run dir. The run dir belongs to the
-// desktop, so the socket must be a socket, not a link planted to lead the
-// fleet elsewhere.
+// dial connects to endpoint in the run dir, and only to a listener of
+// this desktop: the run dir is the desktop's, which may plant links or
+// other desktops' sockets there (see desksock).
 func (d *desk) dial(ctx context.Context, endpoint runtime.Endpoint) (net.Conn, error) {
 	if endpoint != runtime.EndpointAgent && endpoint != runtime.EndpointVNC {
 		return nil, fmt.Errorf("dial %s: unknown endpoint %q", d.id, endpoint)
 	}
-	path := filepath.Join(d.run(), string(endpoint))
-	fi, err := os.Lstat(path)
+	conn, err := desksock.Dial(ctx, d.run(), string(endpoint), d.owns)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s %s: %w", d.id, endpoint, err)
-	}
-	if fi.Mode().Type() != os.ModeSocket {
-		return nil, fmt.Errorf("dial %s %s: not a socket", d.id, endpoint)
-	}
-	var dl net.Dialer
-	conn, err := dl.DialContext(ctx, "unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s %s: %w", d.id, endpoint, err)
+		return nil, fmt.Errorf("dial %s: %w", d.id, err)
 	}
 	return conn, nil
+}
+
+// owns reports whether process pid runs in d's sandbox: in the pid
+// namespace of its running sandbox, which only the sandbox's processes
+// share (they may not make new ones: see seccomp).
+func (d *desk) owns(pid int) error {
+	p, _ := d.current()
+	if p == nil {
+		found, err := d.findProc()
+		if err != nil {
+			return err
+		}
+		if found == nil {
+			return errors.New("the desktop is not running")
+		}
+		defer found.close()
+		p = found
+	}
+	init, err := sandboxInit(p.pid)
+	if err != nil {
+		return err
+	}
+	return desksock.SamePIDNamespace(pid, init)
+}
+
+// sandboxInit returns the first process of the sandbox whose bwrap is pid:
+// bwrap's one child, in the sandbox's namespaces. The kernel's list of
+// children is read when it keeps one (CONFIG_PROC_CHILDREN): scanning
+// /proc costs a dial milliseconds.
+func sandboxInit(pid int) (int, error) {
+	var kids []int
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				kids = append(kids, c)
+			}
+		}
+	} else {
+		kids = tree(pid)[1:]
+	}
+	if len(kids) == 0 {
+		return 0, errors.New("the desktop's sandbox has no process yet")
+	}
+	return kids[0], nil
 }
 
 // pidFile is the JSON pid file of a running sandbox.

@@ -1,17 +1,15 @@
 // Package local runs desktops on this host as sandboxed process trees: one
 // bubblewrap sandbox per desktop, running atelier-agent as an unprivileged
-// user in its own user, mount, pid, ipc and uts namespaces, with only its own
-// home and run dir writable. Sandboxes are started detached, so they outlive
-// the fleet; a restarted fleet re-adopts them through their pid files. A
-// supervisor restarts a sandbox whose agent tree exits while it should run.
-//
-// Networking is shared with the host for now, so a browser in the desktop
-// reaches the network; the desktop has no listening port of its own.
+// user in its own user, mount, pid, ipc, uts and network namespaces, under
+// a seccomp filter and with no nested user namespaces, with only its own
+// home and run dir writable. Sandboxes are started detached, so they
+// outlive the fleet; a restarted fleet re-adopts them through their pid
+// files. A supervisor restarts a sandbox whose agent tree exits while it
+// should run.
 package local
 
 import (
 	"archive/tar"
-	"atelier/internal/runtime"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +28,8 @@ import (
 
 	"atelier/desktop"
 	"atelier/internal/agentapi"
+	"atelier/internal/runtime"
+	"atelier/internal/runtime/local/seccomp"
 	"atelier/internal/snapshot/archive"
 )
 
@@ -68,6 +68,7 @@ type Runtime struct {
 	uid, gid int
 	cg       cgroups
 	bwrap    string
+	seccomp  []byte // the desktops' seccomp filter, as bwrap reads it
 
 	mu     sync.Mutex
 	desks  map[string]*desk
@@ -149,7 +150,11 @@ func New(opts Options) (*Runtime, error) {
 			return nil, fmt.Errorf("local runtime: %w; desktops run as %s and bwrap must reach their directories and the agent", err, opts.User)
 		}
 	}
-	r := &Runtime{opts: opts, log: opts.Logger, root: root, uid: uid, gid: gid, bwrap: bwPath, desks: map[string]*desk{}}
+	filter, err := seccomp.Filter()
+	if err != nil {
+		return nil, fmt.Errorf("local runtime: %w", err)
+	}
+	r := &Runtime{opts: opts, log: opts.Logger, root: root, uid: uid, gid: gid, bwrap: bwPath, seccomp: filter, desks: map[string]*desk{}}
 	r.cg = detectCgroups()
 	if r.cg.kind == "" {
 		r.log.Warn("local runtime: no writable cgroup hierarchy; desktops run without memory, cpu and pids limits")

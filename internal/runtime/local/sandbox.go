@@ -27,9 +27,10 @@ const agentInSandbox = "/opt/atelier/atelier-agent"
 // binds them from these, so the desktop user never needs a path into the
 // fleet's data dir.
 const (
-	fdHome  = 3
-	fdRun   = 4
-	fdAgent = 5
+	fdHome    = 3
+	fdRun     = 4
+	fdAgent   = 5
+	fdSeccomp = 6 // the seccomp filter, read by bwrap to its end
 )
 
 // gate holds the launched shell until the fleet has put it in its cgroups,
@@ -86,13 +87,27 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 		return nil, err
 	}
 	files = append(files, gr, gw)
+	// The filter (about 1 KiB) fits in the pipe's buffer: written whole
+	// now, read by bwrap up to the end the close marks.
+	sr, sw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, sr)
+	_, err = sw.Write(r.seccomp)
+	if cerr := sw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seccomp filter: %w", err)
+	}
 
 	args := append([]string{"-c", gate, "sh", r.bwrap}, r.bwrapArgs(sp)...)
 	cmd := exec.Command("/bin/sh", args...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = gr, logf, logf
-	cmd.ExtraFiles = files[:3] // fdHome, fdRun, fdAgent
+	cmd.ExtraFiles = append(files[:3:3], sr) // fdHome, fdRun, fdAgent, fdSeccomp
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setsid:     true, // detached: a fleet exit or its terminal's signals leave it running
 		Credential: &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.gid), Groups: []uint32{}},
@@ -133,13 +148,15 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 
 // bwrapArgs builds the sandbox: the host's system read-only, fresh /tmp,
 // /dev and /proc, the desktop's own home and run dir writable, nothing else
-// of the host's data. The network namespace stays shared (a browser needs
-// it); ipc, uts, pid and user namespaces are the sandbox's own.
+// of the host's data. Its user, pid, mount, ipc, uts and network
+// namespaces are its own; it may make no nested user namespace, and every
+// process runs under the seccomp filter (package seccomp).
 func (r *Runtime) bwrapArgs(sp spec) []string {
 	uid := strconv.Itoa(r.uid)
 	xdg := "/run/user/" + uid
 	a := []string{
 		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+		"--unshare-net", "--disable-userns", "--seccomp", strconv.Itoa(fdSeccomp),
 		"--new-session",
 		"--hostname", "atelier",
 		"--ro-bind", "/usr", "/usr",
