@@ -6,7 +6,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -21,8 +24,22 @@ type Store struct {
 // Each domain keeps its tables in its own file.
 var schema = []string{sessionsSchema, tasksSchema, ledgerSchema, snapshotsSchema}
 
-// Open opens (creating if needed) the database at path and applies the schema.
+// addedColumns are columns added after their table was first released:
+// Open adds each one a database lacks, so existing databases take the
+// schema change in place. New tables put their columns in their CREATE.
+var addedColumns = []struct{ table, column, decl string }{
+	{"sessions", "embed_generation", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+// Open opens (creating if needed) the database at path and applies the
+// schema. The database and its -wal and -shm files are the fleet's alone
+// (0600) whatever the umask: SQLite gives the latter two the database's
+// mode, so the database is made before SQLite opens it, and the modes of
+// files an older fleet made are tightened.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if err := private(path); err != nil {
+		return nil, err
+	}
 	// _txlock=immediate makes every transaction take the write lock at BEGIN,
 	// so read-then-write transactions (budget reservations) serialize instead
 	// of failing with SQLITE_BUSY on upgrade.
@@ -41,7 +58,40 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			return nil, fmt.Errorf("apply schema to %s: %w", path, err)
 		}
 	}
+	for _, c := range addedColumns {
+		if err := addColumn(ctx, db, c.table, c.column, c.decl); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("apply schema to %s: %w", path, err)
+		}
+	}
 	return &Store{db: db}, nil
+}
+
+// private creates the database file at path with mode 0600 if missing and
+// sets its files' modes to 0600.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("database file mode: %w", err)
+		}
+	}
+	return nil
+}
+
+// addColumn adds column to table unless it has it.
+func addColumn(ctx context.Context, db *sql.DB, table, column, decl string) error {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name=?`, table, column).Scan(&n)
+	if err != nil || n > 0 {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `ALTER TABLE `+table+` ADD COLUMN `+column+` `+decl)
+	return err
 }
 
 // Close closes the database.
