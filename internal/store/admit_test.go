@@ -34,7 +34,9 @@ func TestAdmitNeverOvershoots(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, burst)
 	for i := range burst {
-		wg.Go(func() { errs[i] = st.AdmitSession(ctx, newSession(fmt.Sprintf("sess_%02d", i), store.DesiredRunning), limit) })
+		wg.Go(func() {
+			errs[i] = st.AdmitSession(ctx, newSession(fmt.Sprintf("sess_%02d", i), store.DesiredRunning), limit)
+		})
 	}
 	wg.Wait()
 	admitted := 0
