@@ -60,6 +60,9 @@ const (
 	CodeControlHeld   = "control_held"         // someone else holds the session's control lease
 	CodeBadLease      = "lease_invalid"        // the lease named is not (or no longer) held
 	CodeNothingHeld   = "nothing_to_hand_back" // a hand-back with nobody holding control
+	// Admission: 429s. Nothing was made or opened.
+	CodeTooManySessions = "too_many_sessions" // the fleet runs as many sessions as it admits
+	CodeTooManyStreams  = "too_many_streams"  // the token (or the session's views) holds as many streams as allowed
 )
 
 // Health is the body of GET /health.
