@@ -91,7 +91,7 @@ func New(opts Options) *Server {
 		mux.Handle(rt.pattern, s.serve(h))
 		s.patterns = append(s.patterns, rt.pattern)
 	}
-	s.handler = s.recover(s.logRequests(s.lift(s.fallback(mux))))
+	s.handler = s.recover(s.logRequests(secureHeaders(s.fallback(mux))))
 	return s
 }
 

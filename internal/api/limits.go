@@ -1,8 +1,6 @@
 package api
 
 import (
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -23,11 +21,13 @@ const (
 )
 
 // HTTPServer returns the server to serve s with: a request's headers and
-// body must arrive within Options.ReadTimeout and a keep-alive connection
-// idle for Options.IdleTimeout is closed, with or without a token. Once a
-// request is read its handler may take as long as it needs (a wait for
-// ready, a stream, a live view): the read deadline is lifted then (see
-// lift), and no write deadline is set.
+// body must arrive within Options.ReadTimeout (a slow body is cut with 408)
+// and a keep-alive connection idle for Options.IdleTimeout is closed, with
+// or without a token. Once a request is read its handler may take as long
+// as it needs (a wait for ready, an SSE stream, an audit follow, a live
+// view): net/http lifts the read deadline when the body has been read,
+// and no write deadline is set, so nothing on a streaming route has to be
+// lifted. Waiting handlers bound themselves (maxWait).
 func (s *Server) HTTPServer() *http.Server {
 	return &http.Server{
 		Handler:           s.handler,
@@ -38,39 +38,15 @@ func (s *Server) HTTPServer() *http.Server {
 	}
 }
 
-// lift sets the headers every answer carries by default (JSON is never
-// sniffed as something else nor cached; the view's assets override the
-// latter) and lifts the connection's read deadline once the request's
-// body has been read: past it, the server's check for a client that left
-// would otherwise cancel a long request's context at the deadline.
-func (s *Server) lift(next http.Handler) http.Handler {
+// secureHeaders sets the headers every answer carries unless its handler
+// says otherwise: JSON is neither sniffed as something else nor cached
+// (the view's static assets override the latter).
+func secureHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "no-store")
-		rc := http.NewResponseController(w)
-		liftNow := func() { rc.SetReadDeadline(time.Time{}) }
-		if r.Body == nil || r.Body == http.NoBody {
-			liftNow()
-		} else {
-			r.Body = &liftAtEOF{ReadCloser: r.Body, lift: liftNow}
-		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// liftAtEOF calls lift once its body has been read to the end.
-type liftAtEOF struct {
-	io.ReadCloser
-	lift func()
-	once sync.Once
-}
-
-func (b *liftAtEOF) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if errors.Is(err, io.EOF) {
-		b.once.Do(b.lift)
-	}
-	return n, err
 }
 
 // streams counts the open streams of each credential.
