@@ -76,10 +76,22 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 		ws.Close(websocket.StatusTryAgainLater, "desktop not reachable")
 		return
 	}
+	// A view the fleet ends (token expired or revoked) is told why with a
+	// close frame before the proxy stops: stopping it first would drop
+	// the connection without one.
+	pctx, pcancel := context.WithCancel(h.ctx)
+	defer pcancel()
+	stop := context.AfterFunc(ctx, func() {
+		if endedBy(ctx) != "" {
+			ws.Close(websocket.StatusPolicyViolation, context.Cause(ctx).Error())
+		}
+		pcancel()
+	})
+	defer stop()
 	t0 := time.Now()
 	h.log.Debug("viewer connected", "session", id, "mode", claims.Mode)
 	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Opened: true})
-	err = proxy(ctx, ws, desk, claims.Mode, h.gate(id, claims.Mode, viewer))
+	err = proxy(pctx, ws, desk, claims.Mode, h.gate(id, claims.Mode, viewer))
 	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Duration: time.Since(t0), Why: endedBy(ctx)})
 	h.log.Debug("viewer gone", "session", id, "mode", claims.Mode, "took", time.Since(t0), "err", err)
 }
@@ -145,14 +157,7 @@ func proxy(ctx context.Context, ws *websocket.Conn, desk net.Conn, mode Mode, g 
 		})
 	}
 	// The owner's stop ends the viewer side; the rest follows from there.
-	// A view the fleet ends (token expired or revoked) is told why first.
-	stop := context.AfterFunc(ctx, func() {
-		if why := endedBy(ctx); why != "" {
-			ws.Close(websocket.StatusPolicyViolation, context.Cause(ctx).Error())
-		}
-		ws.CloseNow()
-		hangUp()
-	})
+	stop := context.AfterFunc(ctx, func() { ws.CloseNow(); hangUp() })
 	defer stop()
 	nc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
 
