@@ -136,15 +136,7 @@ func TestOpenMigratesAndTightens(t *testing.T) {
 		if _, err := st.RevokeEmbedTokens(t.Context(), "sess_old", time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range []string{path, path + "-wal", path + "-shm"} {
-			fi, err := os.Stat(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fi.Mode().Perm() != 0o600 {
-				t.Errorf("%s: mode %o, want 600", filepath.Base(p), fi.Mode().Perm())
-			}
-		}
+		checkPrivate(t, path)
 		st.Close()
 	}
 }
@@ -163,6 +155,13 @@ func TestNewDatabasePrivate(t *testing.T) {
 	if err := st.InsertSession(t.Context(), newSession("sess_a", store.DesiredRunning)); err != nil {
 		t.Fatal(err)
 	}
+	checkPrivate(t, path)
+}
+
+// checkPrivate checks that the database at path and its -wal and -shm are
+// 0600.
+func checkPrivate(t *testing.T, path string) {
+	t.Helper()
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
 		fi, err := os.Stat(p)
 		if err != nil {
