@@ -15,6 +15,16 @@ data=${ATELIER_DATA_DIR:-$PWD/.data}
 mkdir -p "$data"
 chmod 711 "$data"
 
+# The API token: made once, random, readable by this user only, and reused
+# by every later demo (so a CLI set up once keeps working).
+tokenfile="$data/api-token"
+if [ ! -s "$tokenfile" ]; then
+  (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tokenfile.new" && mv "$tokenfile.new" "$tokenfile")
+fi
+chmod 600 "$tokenfile"
+ATELIER_API_TOKEN=$(cat "$tokenfile")
+export ATELIER_API_TOKEN
+
 ATELIER_PUBLIC_URL="$url" bin/atelier serve --addr "127.0.0.1:$port" --data-dir "$data" --runtime local &
 fleet=$!
 trap 'kill "$fleet" 2>/dev/null; wait "$fleet" 2>/dev/null; exit 0' INT TERM
@@ -41,14 +51,21 @@ bin/atelier session screenshot "$id" -o "$shot" >/dev/null
 cat <<MSG
 
   Atelier is running.
-    API        $url   (try: curl $url/sessions)
+    API        $url
+    token      $tokenfile   (0600; kept for the next demo)
     session    $id
     screenshot $shot
     live view  $embed
-               (open it in a browser on this machine; the link carries its own token)
+               (open it in a browser on this machine; the link carries its own
+               embed token, valid for an hour; revoke every link of the session
+               with: bin/atelier session revoke-links $id)
 
-  Drive it:  echo '{"action":"key","text":"super+Return"}' | ATELIER_URL=$url bin/atelier act $id
-  Look:      ATELIER_URL=$url bin/atelier session screenshot $id -o shot.png
+  Use the API from another shell:
+    export ATELIER_URL=$url ATELIER_API_TOKEN=\$(cat $tokenfile)
+    bin/atelier session ls
+    echo '{"action":"key","text":"super+Return"}' | bin/atelier act $id
+    bin/atelier session screenshot $id -o shot.png
+    curl -H "Authorization: Bearer \$ATELIER_API_TOKEN" $url/sessions
 
   Ctrl-C stops the fleet; the desktop keeps running and is re-adopted next time.
 

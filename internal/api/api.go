@@ -7,6 +7,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"atelier/internal/audit"
 	"atelier/internal/budget"
@@ -45,6 +46,13 @@ type Options struct {
 	// through it, and it serves takeover and hand-back; nil: the control
 	// routes answer 404 and input is never refused for control.
 	Control *control.Leases
+
+	// ReadTimeout and IdleTimeout are HTTPServer's; 0: DefaultReadTimeout,
+	// DefaultIdleTimeout.
+	ReadTimeout, IdleTimeout time.Duration
+	// MaxStreams is how many streams (task SSE, audit follow) one token
+	// may hold open; past it 429 too_many_streams. 0: no limit.
+	MaxStreams int
 }
 
 // Server serves the fleet API.
@@ -55,6 +63,7 @@ type Server struct {
 	handler  http.Handler
 	patterns []string
 	viewMux  *http.ServeMux // the live view's routes; nil without one
+	streams  *streams
 }
 
 // New returns a Server; its Handler serves every route.
@@ -62,7 +71,13 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{sessions: opts.Sessions, opts: opts, log: opts.Logger}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	s := &Server{sessions: opts.Sessions, opts: opts, log: opts.Logger, streams: &streams{max: opts.MaxStreams, open: map[string]int{}}}
 	if opts.View != nil {
 		s.viewMux = http.NewServeMux()
 		opts.View.Register(s.viewMux)
@@ -76,7 +91,7 @@ func New(opts Options) *Server {
 		mux.Handle(rt.pattern, s.serve(h))
 		s.patterns = append(s.patterns, rt.pattern)
 	}
-	s.handler = s.recover(s.logRequests(s.fallback(mux)))
+	s.handler = s.recover(s.logRequests(secureHeaders(s.fallback(mux))))
 	return s
 }
 

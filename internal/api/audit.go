@@ -68,13 +68,18 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) error {
 		if _, err := os.Stat(s.opts.Audit.Path(id)); err != nil {
 			return &apiError{status: http.StatusNotFound, code: apitype.CodeNotFound, msg: "no audit for session " + id}
 		}
+		release, err := s.stream(w, r)
+		if err != nil {
+			return err
+		}
+		defer release()
 		w.Header().Set("Content-Type", "application/jsonl")
 		w.WriteHeader(http.StatusOK)
 		started = true
 		if err := rc.Flush(); err != nil {
 			return nil
 		}
-		err := s.opts.Audit.Follow(r.Context(), id, f, write)
+		err = s.opts.Audit.Follow(r.Context(), id, f, write)
 		if err != nil && r.Context().Err() == nil {
 			s.log.Warn("audit follow ended", "session", id, "err", err)
 		}

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 
 	"atelier/internal/agentapi"
@@ -65,6 +66,12 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusConflict, apitype.CodeBusy, msg
 	case errors.Is(err, sessions.ErrNotReady):
 		return http.StatusGatewayTimeout, apitype.CodeNotReady, msg
+	case errors.Is(err, sessions.ErrTooMany):
+		// No Retry-After: a place frees only when a session is stopped
+		// or deleted, which waiting does not bring about.
+		return http.StatusTooManyRequests, apitype.CodeTooManySessions, msg
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout, apitype.CodeRequestTimeout, "the request was not read in time (its body is too slow)"
 	case errors.Is(err, sessions.ErrUnavailable):
 		return http.StatusServiceUnavailable, apitype.CodeUnavailable, msg
 	case errors.Is(err, control.ErrBadMessage):

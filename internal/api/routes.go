@@ -38,6 +38,7 @@ func (s *Server) routes() []route {
 		// The live view: these carry their own gate, the embed token in the
 		// URL (403 without a valid one); minting one needs the bearer token.
 		{pattern: "POST /sessions/{id}/embed-token", h: s.handleEmbedToken},
+		{pattern: "POST /sessions/{id}/embed-tokens/revoke", h: s.handleRevokeEmbedTokens},
 		{pattern: "GET /sessions/{id}/embed", h: s.handleView, open: true},
 		{pattern: "GET /sessions/{id}/vnc", h: s.handleView, open: true},
 		{pattern: "GET /sessions/{id}/embed/control", h: s.handleView, open: true},
@@ -55,7 +56,7 @@ func (s *Server) routes() []route {
 		{pattern: "POST /sessions/{id}/task", h: s.taskRoute(tasks.SubmitHandler)},
 		{pattern: "GET /sessions/{id}/tasks", h: s.taskRoute(tasks.ListHandler)},
 		{pattern: "GET /tasks/{id}", h: s.taskRoute(tasks.GetHandler)},
-		{pattern: "GET /tasks/{id}/stream", h: s.taskRoute(tasks.StreamHandler)},
+		{pattern: "GET /tasks/{id}/stream", h: s.streamed(s.taskRoute(tasks.StreamHandler))},
 		{pattern: "POST /tasks/{id}/cancel", h: s.taskRoute(tasks.CancelHandler)},
 		{pattern: "GET /tasks/{id}/steps/{step}/screenshot", h: s.taskRoute(tasks.ScreenshotHandler)},
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,13 +23,13 @@ const (
 
 // toAPI shows a session as the API does, with live-view links minted
 // afresh for this response.
-func (s *Server) toAPI(se sessions.Session) apitype.Session {
+func (s *Server) toAPI(ctx context.Context, se sessions.Session) apitype.Session {
 	out := apitype.Session{
 		ID: se.ID, SessionID: se.ID, Label: se.Label, Theme: se.Theme, Resolution: se.Resolution.String(),
 		State: string(se.State), Desired: se.Desired, Reason: se.Reason, Detail: se.Detail, Runtime: se.Runtime, SnapshotID: se.SnapshotID,
 		AgentVersion: se.AgentVersion, CreatedAt: se.CreatedAt, UpdatedAt: se.UpdatedAt,
 	}
-	out.EmbedURL, out.ViewURL = s.viewLinks(se.ID)
+	out.EmbedURL, out.ViewURL = s.viewLinks(ctx, se.ID)
 	return out
 }
 
@@ -79,7 +80,7 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 			return err
 		}
 	}
-	encode(w, http.StatusCreated, s.toAPI(se))
+	encode(w, http.StatusCreated, s.toAPI(r.Context(), se))
 	return nil
 }
 
@@ -91,7 +92,7 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request) erro
 	}
 	out := apitype.SessionList{Sessions: make([]apitype.Session, 0, len(list))}
 	for _, se := range list {
-		out.Sessions = append(out.Sessions, s.toAPI(se))
+		out.Sessions = append(out.Sessions, s.toAPI(r.Context(), se))
 	}
 	encode(w, http.StatusOK, out)
 	return nil
@@ -112,7 +113,7 @@ func (s *Server) handleGetSession(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, s.toAPI(se))
+	encode(w, http.StatusOK, s.toAPI(r.Context(), se))
 	return nil
 }
 
@@ -147,7 +148,7 @@ func (s *Server) handleStopSession(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	s.recordSession(r.Context(), se.ID, "stopped")
-	encode(w, http.StatusOK, s.toAPI(se))
+	encode(w, http.StatusOK, s.toAPI(r.Context(), se))
 	return nil
 }
 
@@ -167,7 +168,7 @@ func (s *Server) handleStartSession(w http.ResponseWriter, r *http.Request) erro
 			return err
 		}
 	}
-	encode(w, http.StatusOK, s.toAPI(se))
+	encode(w, http.StatusOK, s.toAPI(r.Context(), se))
 	return nil
 }
 
@@ -184,7 +185,7 @@ func (s *Server) handleSetTheme(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, s.toAPI(se))
+	encode(w, http.StatusOK, s.toAPI(r.Context(), se))
 	return nil
 }
 

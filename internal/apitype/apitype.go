@@ -61,7 +61,20 @@ const (
 	CodeBadLease      = "lease_invalid"        // the lease named is not (or no longer) held
 	CodeNothingHeld   = "nothing_to_hand_back" // a hand-back with nobody holding control
 	CodeAgentOutdated = "agent_outdated"       // the desktop's agent predates the verb: stop and start the session
+	// Admission: 429s. Nothing was made or opened.
+	CodeTooManySessions = "too_many_sessions" // the fleet runs as many sessions as it admits
+	CodeTooManyStreams  = "too_many_streams"  // the token (or the session's views) holds as many streams as allowed
+	CodeRequestTimeout  = "request_timeout"   // the request's body did not arrive in time
 )
+
+// EmbedRevocation is the answer of POST /sessions/{id}/embed-tokens/revoke:
+// every embed token minted for the session before is refused from now on,
+// and its open views were closed.
+type EmbedRevocation struct {
+	SessionID   string `json:"session_id"`
+	Generation  uint64 `json:"generation"`
+	ClosedViews int    `json:"closed_views"`
+}
 
 // Health is the body of GET /health.
 type Health struct {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -38,8 +37,9 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, nil))
 	log.Info("atelier starting", "version", version.Version, "config", cfg)
-	if cfg.APIToken == "" {
-		log.Warn("no " + config.EnvToken + ": the API needs no token, so it listens on loopback only (use --bind-public behind a guarding proxy)")
+	if cfg.InsecureNoToken {
+		log.Warn("INSECURE: no " + config.EnvToken + " (--insecure-no-token): anything on this machine that reaches " + cfg.Addr +
+			" can drive, read and delete every desktop; the API listens on loopback only. Set a token for anything but a trial.")
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -65,14 +65,14 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	auditor := fleetwire.Audit{Log: al}
-	mgr, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: log, Snapshots: snaps, Auditor: auditor})
+	mgr, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: log, Snapshots: snaps, Auditor: auditor, MaxSessions: cfg.Limits.MaxSessions})
 	if err != nil {
 		return err
 	}
 	defer mgr.Close()
 	leases := fleetwire.Control(al, cfg.View.ControlIdle)
 	defer leases.Close()
-	vh, err := newView(cfg, mgr, leases, auditor.RecordViewer, log.With("part", "view"))
+	vh, err := newView(cfg, mgr, st, leases, auditor.RecordViewer, log.With("part", "view"))
 	if err != nil {
 		return err
 	}
@@ -86,13 +86,14 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 	}
 	defer stopTasks()
 	srv := api.New(api.Options{Sessions: mgr, Token: cfg.APIToken, Version: version.Version, Logger: log,
-		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al, Control: leases})
+		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al, Control: leases,
+		ReadTimeout: cfg.HTTP.ReadTimeout, IdleTimeout: cfg.HTTP.IdleTimeout, MaxStreams: cfg.Limits.MaxStreams})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	hs := srv.HTTPServer()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	log.Info("atelier listening", "url", "http://"+ln.Addr().String())

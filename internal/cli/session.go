@@ -21,6 +21,7 @@ var sessionCommands = []command{
 	{"rm", "remove a session (its home is kept unless --purge)", runSessionRemove},
 	{"theme", "change a session's theme, live", runSessionTheme},
 	{"screenshot", "save a screenshot of a session's desktop", runSessionScreenshot},
+	{"revoke-links", "revoke every live-view link of a session and close its open views", runSessionRevokeLinks},
 }
 
 // runSession is `atelier session <subcommand>`.
@@ -230,6 +231,22 @@ func runSessionTheme(ctx context.Context, env *Env, args []string) error {
 		return printJSON(env.Stdout, s)
 	}
 	fmt.Fprintf(env.Stdout, "%s theme %s\n", s.ID, s.Theme)
+	return nil
+}
+
+func runSessionRevokeLinks(ctx context.Context, env *Env, args []string) error {
+	c, id, asJSON, err := oneSession(env, "revoke-links", args, nil)
+	if err != nil {
+		return err
+	}
+	rv, err := c.RevokeEmbedTokens(ctx, id)
+	if err != nil {
+		return explain(err)
+	}
+	if asJSON {
+		return printJSON(env.Stdout, rv)
+	}
+	fmt.Fprintf(env.Stdout, "%s: every earlier live-view link revoked, %d open views closed; the session's embed_url is a fresh link\n", rv.SessionID, rv.ClosedViews)
 	return nil
 }
 

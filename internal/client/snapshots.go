@@ -32,3 +32,10 @@ func (c *Client) EmbedLink(ctx context.Context, sessionID, mode string, ttlSecon
 	req := apitype.EmbedToken{Mode: mode, TTLSeconds: ttlSeconds}
 	return l, c.call(ctx, http.MethodPost, "/sessions/"+url.PathEscape(sessionID)+"/embed-token", nil, req, &l, http.StatusCreated)
 }
+
+// RevokeEmbedTokens refuses every embed token minted so far for a
+// session, and closes its open live views.
+func (c *Client) RevokeEmbedTokens(ctx context.Context, sessionID string) (apitype.EmbedRevocation, error) {
+	var rv apitype.EmbedRevocation
+	return rv, c.call(ctx, http.MethodPost, "/sessions/"+url.PathEscape(sessionID)+"/embed-tokens/revoke", nil, nil, &rv, http.StatusOK)
+}

@@ -20,14 +20,15 @@ import (
 
 // Environment variables the fleet reads. The first four are the seed's names.
 const (
-	EnvPort       = "FLEET_PORT"
-	EnvToken      = "ATELIER_API_TOKEN"
-	EnvMaxUSD     = "MAX_USD_PER_DAY"
-	EnvRuntime    = "ATELIER_RUNTIME"
-	EnvDataDir    = "ATELIER_DATA_DIR"
-	EnvBindPublic = "ATELIER_BIND_PUBLIC"
-	EnvURL        = "ATELIER_URL"
-	EnvAgent      = "ATELIER_AGENT"
+	EnvPort    = "FLEET_PORT"
+	EnvToken   = "ATELIER_API_TOKEN"
+	EnvMaxUSD  = "MAX_USD_PER_DAY"
+	EnvRuntime = "ATELIER_RUNTIME"
+	EnvDataDir = "ATELIER_DATA_DIR"
+	// EnvInsecureNoToken lets the fleet run without a token, on loopback.
+	EnvInsecureNoToken = "ATELIER_INSECURE_NO_TOKEN"
+	EnvURL             = "ATELIER_URL"
+	EnvAgent           = "ATELIER_AGENT"
 )
 
 // Defaults.
@@ -57,8 +58,10 @@ type Config struct {
 	APIToken string
 	// MaxUSDPerDay caps model spend per UTC day; 0 means no cap.
 	MaxUSDPerDay float64
-	// BindPublic allows listening beyond loopback without a token.
-	BindPublic bool
+	// InsecureNoToken lets the fleet start without APIToken: its API is
+	// then open to anything on this machine, so it listens on loopback
+	// only. Never the default.
+	InsecureNoToken bool
 	// AgentPath is the atelier-agent binary the local runtime runs in each
 	// desktop; empty means the one beside the atelier binary.
 	AgentPath string
@@ -69,6 +72,10 @@ type Config struct {
 	Model Model
 	// Records configures the audit log and the kept step screenshots.
 	Records Records
+	// Limits is admission: how many desktops, of what size, how many
+	// open streams. HTTP is the server's timeouts.
+	Limits Limits
+	HTTP   HTTP
 }
 
 // Load reads the server's configuration from args (the flags of atelier
@@ -113,15 +120,15 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	if c.Records, err = loadRecords(getenv); err != nil {
 		return Config{}, err
 	}
-	if v := getenv(EnvBindPublic); v != "" {
+	if v := getenv(EnvInsecureNoToken); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			return Config{}, fmt.Errorf("%s=%q: want true or false", EnvBindPublic, v)
+			return Config{}, fmt.Errorf("%s=%q: want true or false", EnvInsecureNoToken, v)
 		}
-		c.BindPublic = b
+		c.InsecureNoToken = b
 	}
-	// Without a token the API is open, so by default it listens on loopback
-	// only; with one, on every interface, as the seed did.
+	// Without a token the API is open, so it listens on loopback only;
+	// with one, on every interface, as the seed did.
 	host := "127.0.0.1"
 	if c.APIToken != "" {
 		host = ""
@@ -137,9 +144,12 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address host:port (env "+EnvPort+" sets the port)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the database, homes and run dirs (env "+EnvDataDir+")")
 	fs.StringVar(&c.Runtime, "runtime", c.Runtime, "desktop runtime: "+strings.Join(Runtimes, " or ")+" (env "+EnvRuntime+")")
-	fs.BoolVar(&c.BindPublic, "bind-public", c.BindPublic, "listen beyond loopback even without "+EnvToken+" (env "+EnvBindPublic+")")
+	fs.BoolVar(&c.InsecureNoToken, "insecure-no-token", c.InsecureNoToken, "run without "+EnvToken+": an open API, on loopback only (env "+EnvInsecureNoToken+")")
 	fs.StringVar(&c.AgentPath, "agent", c.AgentPath, "atelier-agent binary for the local runtime (default: beside atelier; env "+EnvAgent+")")
 	if err := c.loadExtras(getenv, fs); err != nil {
+		return Config{}, err
+	}
+	if err := c.loadLimits(getenv, fs); err != nil {
 		return Config{}, err
 	}
 	if err := fs.Parse(args); err != nil {
@@ -147,6 +157,9 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := c.resolveLimits(); err != nil {
+		return Config{}, err
 	}
 	return c, c.Validate()
 }
@@ -157,8 +170,14 @@ func (c Config) Validate() error {
 	host, port, err := net.SplitHostPort(c.Addr)
 	if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 0 || p > 65535 {
 		errs = append(errs, fmt.Errorf("addr %q: want host:port, such as 127.0.0.1:8090", c.Addr))
-	} else if c.APIToken == "" && !c.BindPublic && !isLoopback(host) {
-		errs = append(errs, fmt.Errorf("addr %q is beyond loopback and %s is not set: anyone who can reach it could drive the desktops; set a token, or pass --bind-public (%s=1) if a proxy guards it", c.Addr, EnvToken, EnvBindPublic))
+	} else if c.APIToken == "" && c.InsecureNoToken && !isLoopback(host) {
+		errs = append(errs, fmt.Errorf("addr %q is beyond loopback and %s is not set: anyone who can reach it could drive the desktops; set a token, or listen on 127.0.0.1", c.Addr, EnvToken))
+	}
+	switch {
+	case c.APIToken == "" && !c.InsecureNoToken:
+		errs = append(errs, fmt.Errorf("%s is not set: set one (openssl rand -hex 32), or pass --insecure-no-token (%s=1) to run an open API on loopback", EnvToken, EnvInsecureNoToken))
+	case c.APIToken != "" && c.InsecureNoToken:
+		errs = append(errs, fmt.Errorf("%s is set and so is --insecure-no-token (%s): drop one", EnvToken, EnvInsecureNoToken))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir is empty: pass --data-dir"))
@@ -173,6 +192,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s is %d characters: use at least 16 (openssl rand -hex 32)", EnvToken, len(c.APIToken)))
 	}
 	errs = append(errs, c.validateExtras()...)
+	errs = append(errs, c.validateLimits()...)
 	return errors.Join(errs...)
 }
 
@@ -218,8 +238,8 @@ func (c Config) String() string {
 	if c.MaxUSDPerDay > 0 {
 		capUSD = strconv.FormatFloat(c.MaxUSDPerDay, 'f', 2, 64) + " USD/day"
 	}
-	return fmt.Sprintf("addr=%s data_dir=%s runtime=%s api_token=%s max_usd_per_day=%s bind_public=%t agent=%s",
-		c.Addr, c.DataDir, c.Runtime, mask(c.APIToken), capUSD, c.BindPublic, c.AgentPath)
+	return fmt.Sprintf("addr=%s data_dir=%s runtime=%s api_token=%s max_usd_per_day=%s insecure_no_token=%t agent=%s",
+		c.Addr, c.DataDir, c.Runtime, mask(c.APIToken), capUSD, c.InsecureNoToken, c.AgentPath)
 }
 
 // LogValue logs c as attributes, secrets masked.
@@ -230,12 +250,14 @@ func (c Config) LogValue() slog.Value {
 		slog.String("runtime", c.Runtime),
 		slog.String("api_token", mask(c.APIToken)),
 		slog.Float64("max_usd_per_day", c.MaxUSDPerDay),
-		slog.Bool("bind_public", c.BindPublic),
+		slog.Bool("insecure_no_token", c.InsecureNoToken),
 		slog.String("agent", c.AgentPath),
 		slog.Any("model", c.Model),
 		slog.String("audit_sync", c.Records.AuditSync.String()),
 		slog.Bool("audit_redact_typed", c.Records.AuditRedactTyped),
 		slog.Duration("step_retention", c.Records.StepRetention),
+		slog.Any("limits", c.Limits),
+		slog.Any("http", c.HTTP),
 	)
 }
 

@@ -14,8 +14,18 @@ import (
 	"atelier/internal/config"
 )
 
+// env is m as getenv; unless m names a token or says otherwise, the fleet
+// runs without one (which must be asked for).
 func env(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+	return func(k string) string {
+		if v, ok := m[k]; ok {
+			return v
+		}
+		if _, set := m[config.EnvToken]; k == config.EnvInsecureNoToken && !set {
+			return "1"
+		}
+		return ""
+	}
 }
 
 const token = "0123456789abcdef0123"
@@ -31,15 +41,15 @@ func TestLoad(t *testing.T) {
 		args []string
 		want config.Config
 	}{
-		{"defaults", nil, nil,
-			config.Config{Addr: "127.0.0.1:8090", DataDir: defaultDir, Runtime: "local"}},
+		{"no token when asked", map[string]string{"ATELIER_INSECURE_NO_TOKEN": "1"}, nil,
+			config.Config{Addr: "127.0.0.1:8090", DataDir: defaultDir, Runtime: "local", InsecureNoToken: true}},
+		{"token", map[string]string{"ATELIER_API_TOKEN": token}, nil,
+			config.Config{Addr: ":8090", DataDir: defaultDir, Runtime: "local", APIToken: token}},
 		{"seed env names", map[string]string{"FLEET_PORT": "9000", "ATELIER_API_TOKEN": token, "MAX_USD_PER_DAY": "12.5", "ATELIER_RUNTIME": "docker"}, nil,
 			config.Config{Addr: ":9000", DataDir: defaultDir, Runtime: "docker", APIToken: token, MaxUSDPerDay: 12.5}},
 		{"flags over env", map[string]string{"ATELIER_RUNTIME": "docker", "ATELIER_DATA_DIR": "/env"},
-			[]string{"--addr", "127.0.0.1:1234", "--data-dir", "/flag", "--runtime", "local"},
-			config.Config{Addr: "127.0.0.1:1234", DataDir: "/flag", Runtime: "local"}},
-		{"public without token when asked", map[string]string{"ATELIER_BIND_PUBLIC": "1"}, []string{"--addr", "0.0.0.0:8090"},
-			config.Config{Addr: "0.0.0.0:8090", DataDir: defaultDir, Runtime: "local", BindPublic: true}},
+			[]string{"--addr", "127.0.0.1:1234", "--data-dir", "/flag", "--runtime", "local", "--insecure-no-token"},
+			config.Config{Addr: "127.0.0.1:1234", DataDir: "/flag", Runtime: "local", InsecureNoToken: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,6 +60,7 @@ func TestLoad(t *testing.T) {
 			got.Model = config.Model{}                            // TestLoadModel covers it
 			got.View, got.Docker = config.View{}, config.Docker{} // TestLoadView covers them
 			got.Records = config.Records{}                        // TestLoadRecords covers it
+			got.Limits, got.HTTP = config.Limits{}, config.HTTP{} // TestLimits covers them
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Load mismatch (-want +got):\n%s", diff)
 			}
@@ -69,14 +80,16 @@ func TestLoadRefuses(t *testing.T) {
 		{"bad cap", map[string]string{"MAX_USD_PER_DAY": "lots"}, nil, "MAX_USD_PER_DAY"},
 		{"negative cap", map[string]string{"MAX_USD_PER_DAY": "-1"}, nil, "MAX_USD_PER_DAY"},
 		{"unknown runtime", nil, []string{"--runtime", "kvm"}, `runtime "kvm"`},
-		{"public without token", nil, []string{"--addr", "0.0.0.0:8090"}, "--bind-public"},
-		{"all interfaces without token", nil, []string{"--addr", ":8090"}, "ATELIER_API_TOKEN"},
+		{"no token", map[string]string{"ATELIER_INSECURE_NO_TOKEN": ""}, nil, "--insecure-no-token"},
+		{"public without token", map[string]string{"ATELIER_INSECURE_NO_TOKEN": "1"}, []string{"--addr", "0.0.0.0:8090"}, "beyond loopback"},
+		{"all interfaces without token", nil, []string{"--addr", ":8090", "--insecure-no-token"}, "ATELIER_API_TOKEN"},
+		{"token and no token", map[string]string{"ATELIER_API_TOKEN": token, "ATELIER_INSECURE_NO_TOKEN": "true"}, nil, "drop one"},
 		{"short token", map[string]string{"ATELIER_API_TOKEN": "abc"}, nil, "at least 16"},
 		{"bad addr", nil, []string{"--addr", "localhost"}, "host:port"},
 		{"empty data dir", nil, []string{"--data-dir", ""}, "data dir"},
 		{"unknown flag", nil, []string{"--colour"}, "colour"},
 		{"extra argument", nil, []string{"now"}, "unexpected"},
-		{"bad bind public", map[string]string{"ATELIER_BIND_PUBLIC": "maybe"}, nil, "ATELIER_BIND_PUBLIC"},
+		{"bad insecure no token", map[string]string{"ATELIER_INSECURE_NO_TOKEN": "maybe"}, nil, "ATELIER_INSECURE_NO_TOKEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,12 +14,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,6 +58,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Runtime runs the desktops: "local" (the default) or "docker".
 	Runtime string
+
+	// MaxSessions, MaxStreams and the HTTP timeouts are the fleet's
+	// admission and its server's (config.Limits, config.HTTP); zero: no
+	// session or stream limit, the API's default timeouts.
+	MaxSessions              int
+	MaxStreams               int
+	ReadTimeout, IdleTimeout time.Duration
+	// Args are more flags for Serve's `atelier serve`.
+	Args []string
 }
 
 // Fleet is a running in-process fleet.
@@ -165,7 +174,8 @@ func New(t testing.TB, opts Options) *Fleet {
 		st.Close()
 		t.Fatal(err)
 	}
-	m, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: opts.Logger, Reconcile: 500 * time.Millisecond, Snapshots: snaps, Auditor: fleetwire.Audit{Log: al}})
+	m, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: opts.Logger, Reconcile: 500 * time.Millisecond, Snapshots: snaps,
+		Auditor: fleetwire.Audit{Log: al}, MaxSessions: opts.MaxSessions})
 	if err != nil {
 		rt.Close()
 		st.Close()
@@ -176,7 +186,8 @@ func New(t testing.TB, opts Options) *Fleet {
 		t.Fatal(err)
 	}
 	leases := fleetwire.Control(al, opts.ControlIdle)
-	vh, err := view.NewHandler(view.Options{Dialer: m, Tokens: tokens, Control: leases, OnViewer: fleetwire.Audit{Log: al}.RecordViewer, Logger: opts.Logger})
+	vh, err := view.NewHandler(view.Options{Dialer: m, Tokens: tokens, Control: leases, OnViewer: fleetwire.Audit{Log: al}.RecordViewer, Logger: opts.Logger,
+		Generations: st, MaxViews: opts.MaxStreams})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,8 +200,9 @@ func New(t testing.TB, opts Options) *Fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: api.New(api.Options{Sessions: m, Token: opts.Token, Version: "fleettest", Logger: opts.Logger,
-		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al, Control: leases}).Handler()}
+	hs := api.New(api.Options{Sessions: m, Token: opts.Token, Version: "fleettest", Logger: opts.Logger,
+		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al, Control: leases,
+		ReadTimeout: opts.ReadTimeout, IdleTimeout: opts.IdleTimeout, MaxStreams: opts.MaxStreams}).HTTPServer()
 	go hs.Serve(ln)
 	url := "http://" + ln.Addr().String()
 	f := &Fleet{URL: url, Client: client.New(url, opts.Token, nil), Sessions: m, Runtime: rt, DataDir: opts.DataDir}
@@ -334,8 +346,15 @@ type Process struct {
 func Serve(t testing.TB, opts Options) *Process {
 	t.Helper()
 	cfg := runtimeConfig(t, &opts)
-	cmd := exec.Command(Binary(t, "atelier"), "serve", "--addr", "127.0.0.1:0", "--data-dir", cfg.DataDir,
-		"--runtime", cfg.Runtime, "--agent", cfg.AgentPath, "--docker-image", cfg.Docker.Image)
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", cfg.DataDir,
+		"--runtime", cfg.Runtime, "--agent", cfg.AgentPath, "--docker-image", cfg.Docker.Image}
+	if opts.Token == "" {
+		args = append(args, "--insecure-no-token") // a tokenless fleet must be asked for
+	}
+	if opts.MaxSessions > 0 {
+		args = append(args, "--max-sessions", strconv.Itoa(opts.MaxSessions))
+	}
+	cmd := exec.Command(Binary(t, "atelier"), append(args, opts.Args...)...)
 	cmd.Env = append(os.Environ(), config.EnvToken+"="+opts.Token)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -121,6 +121,9 @@ func (a Audit) RecordViewer(ev view.ViewerEvent) {
 	detail := map[string]any{"event": "open", "mode": string(ev.Mode)}
 	if !ev.Opened {
 		detail["event"], detail["duration_ms"] = "close", ev.Duration.Milliseconds()
+		if ev.Why != "" {
+			detail["why"] = ev.Why
+		}
 	}
 	a.Log.Append(context.Background(), audit.Entry{Session: ev.Session, Actor: "viewer:" + string(ev.Mode), Kind: audit.KindView, Detail: detail})
 }

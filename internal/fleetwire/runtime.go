@@ -31,14 +31,14 @@ func Runtime(ctx context.Context, cfg config.Config, log *slog.Logger) (runtime.
 			}
 			agent = filepath.Join(filepath.Dir(exe), "atelier-agent")
 		}
-		rt, err := local.New(local.Options{DataDir: cfg.DataDir, AgentPath: agent, Logger: log})
+		rt, err := local.New(local.Options{DataDir: cfg.DataDir, AgentPath: agent, Logger: log, Limits: Resources(cfg.Limits)})
 		return rt, nil, err
 	case "docker":
 		c, err := client.New(client.FromEnv)
 		if err != nil {
 			return nil, nil, fmt.Errorf("docker client: %w", err)
 		}
-		rt, err := docker.New(ctx, docker.Options{Client: c, Image: cfg.Docker.Image, DataDir: cfg.DataDir, Network: cfg.Docker.Network, Logger: log})
+		rt, err := docker.New(ctx, docker.Options{Client: c, Image: cfg.Docker.Image, DataDir: cfg.DataDir, Network: cfg.Docker.Network, Logger: log, Limits: Resources(cfg.Limits)})
 		if err != nil {
 			c.Close()
 			return nil, nil, err
@@ -59,4 +59,10 @@ type dockerRuntime struct {
 // Close closes the runtime, then its client.
 func (d *dockerRuntime) Close() error {
 	return errors.Join(d.Runtime.Close(), d.client.Close())
+}
+
+// Resources is the resources of each desktop l sets; zero fields take the
+// runtime's defaults.
+func Resources(l config.Limits) runtime.Resources {
+	return runtime.Resources{MemoryBytes: l.DesktopMemory, CPUs: l.DesktopCPUs, PIDs: l.DesktopPIDs}
 }

@@ -19,4 +19,6 @@ var (
 	ErrNotReady      = errors.New("desktop not ready")
 	ErrBusy          = errors.New("session is busy")
 	ErrUnavailable   = errors.New("desktop does not answer")
+	// ErrTooMany refuses a create or start past Options.MaxSessions.
+	ErrTooMany = errors.New("too many sessions")
 )

@@ -57,6 +57,10 @@ type Options struct {
 	Settle time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// MaxSessions is how many sessions may run (or be wanted running) at
+	// once; a create or start past it fails with ErrTooMany having made
+	// nothing. 0: no limit.
+	MaxSessions int
 }
 
 // Auditor records actions; the audit log satisfies it.
@@ -417,8 +421,8 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (Session, error) 
 	}()
 
 	t0 := time.Now()
-	if err := m.st.InsertSession(ctx, se); err != nil {
-		return Session{}, fmt.Errorf("create session: %w", err)
+	if err := m.st.AdmitSession(ctx, se, m.opts.MaxSessions); err != nil {
+		return Session{}, fmt.Errorf("create session: %w", tooMany(err))
 	}
 	err = m.rt.Create(ctx, spec)
 	if err == nil {
@@ -438,6 +442,14 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (Session, error) 
 	}
 	m.log.Info("session created", "session", se.ID, "runtime", m.rt.Name(), "resolution", se.Resolution.String(), "took", time.Since(t0))
 	return Session{Session: se, State: StateStarting}, nil
+}
+
+// tooMany maps the store's refusal to ErrTooMany.
+func tooMany(err error) error {
+	if errors.Is(err, store.ErrLimit) {
+		return fmt.Errorf("%w: %v; stop or delete one first", ErrTooMany, err)
+	}
+	return err
 }
 
 // forget drops the in-memory half of session id.
@@ -638,7 +650,12 @@ func (m *Manager) setDesired(ctx context.Context, id, desired string) (Session, 
 	t0 := time.Now()
 	// The desired state is recorded first: a fleet killed half-way through
 	// finishes the job when it re-adopts.
-	if err := m.st.SetSessionDesired(ctx, id, desired, m.opts.Now().UTC()); err != nil {
+	if desired == store.DesiredRunning {
+		err = tooMany(m.st.AdmitStart(ctx, id, m.opts.MaxSessions, m.opts.Now().UTC()))
+	} else {
+		err = m.st.SetSessionDesired(ctx, id, desired, m.opts.Now().UTC())
+	}
+	if err != nil {
 		return Session{}, err
 	}
 	se.Desired = desired

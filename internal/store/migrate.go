@@ -16,6 +16,8 @@ import (
 // (user_version 0, tables present) migrates like a new one.
 var migrations = []string{
 	sessionsSchemaV1 + tasksSchemaV1 + ledgerSchemaV1 + snapshotsSchemaV1,
+	// 2: each session's embed token generation (revoking its links bumps it).
+	`ALTER TABLE sessions ADD COLUMN embed_generation INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // SchemaVersion is the version this build migrates databases to.

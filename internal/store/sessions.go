@@ -55,13 +55,7 @@ const sessionColumns = `id, label, theme, width, height, desired, runtime, snaps
 
 // InsertSession records a new session.
 func (s *Store) InsertSession(ctx context.Context, se Session) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-		se.ID, se.Label, se.Theme, se.Resolution.Width, se.Resolution.Height, se.Desired, se.Runtime,
-		se.SnapshotID, encodeTaskTime(se.CreatedAt), encodeTaskTime(se.UpdatedAt))
-	if err != nil {
-		return fmt.Errorf("insert session %s: %w", se.ID, err)
-	}
-	return nil
+	return s.AdmitSession(ctx, se, 0)
 }
 
 // GetSession returns one session, or ErrSessionNotFound.
@@ -137,4 +131,105 @@ func scanSession(r taskScanner) (Session, error) {
 	}
 	se.CreatedAt, se.UpdatedAt = decodeTaskTime(created), decodeTaskTime(updated)
 	return se, nil
+}
+
+// ErrLimit is returned when admitting a session would take the running
+// sessions past their limit.
+var ErrLimit = errors.New("session limit reached")
+
+// countRunning counts the sessions that should run.
+const countRunning = `SELECT count(*) FROM sessions WHERE desired='running'`
+
+// admit runs do in one transaction, after checking that fewer than limit
+// sessions should run (0: no limit). The transaction takes the write lock
+// at BEGIN (_txlock=immediate), so concurrent admissions serialize and
+// never overshoot, even across processes.
+func (s *Store) admit(ctx context.Context, limit int, do func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if limit > 0 {
+		var n int
+		if err := tx.QueryRowContext(ctx, countRunning).Scan(&n); err != nil {
+			return err
+		}
+		if n >= limit {
+			return fmt.Errorf("%w: %d of %d sessions are running", ErrLimit, n, limit)
+		}
+	}
+	if err := do(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// AdmitSession records a new session that should run, unless limit
+// sessions (0: no limit) should run already: then ErrLimit and nothing
+// is recorded.
+func (s *Store) AdmitSession(ctx context.Context, se Session, limit int) error {
+	err := s.admit(ctx, limit, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+			se.ID, se.Label, se.Theme, se.Resolution.Width, se.Resolution.Height, se.Desired, se.Runtime,
+			se.SnapshotID, encodeTaskTime(se.CreatedAt), encodeTaskTime(se.UpdatedAt))
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrLimit) {
+		return fmt.Errorf("insert session %s: %w", se.ID, err)
+	}
+	return err
+}
+
+// AdmitStart records that a stopped session should run, unless limit
+// sessions (0: no limit) should run already (ErrLimit). A session that
+// should run already is left as it is.
+func (s *Store) AdmitStart(ctx context.Context, id string, limit int, now time.Time) error {
+	se, err := s.GetSession(ctx, id)
+	if err != nil || se.Desired == DesiredRunning {
+		return err
+	}
+	err = s.admit(ctx, limit, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET desired='running', updated_at=? WHERE id=?`, encodeTaskTime(now), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrSessionNotFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrLimit) && !errors.Is(err, ErrSessionNotFound) {
+		return fmt.Errorf("start session %s: %w", id, err)
+	}
+	return err
+}
+
+// EmbedGeneration returns the generation of session id's embed tokens:
+// tokens minted for an older one are revoked.
+func (s *Store) EmbedGeneration(ctx context.Context, id string) (uint64, error) {
+	var g uint64
+	err := s.db.QueryRowContext(ctx, `SELECT embed_generation FROM sessions WHERE id=?`, id).Scan(&g)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrSessionNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("embed generation of %s: %w", id, err)
+	}
+	return g, nil
+}
+
+// RevokeEmbedTokens moves session id to the next generation of embed
+// tokens, revoking every one minted before, and returns it.
+func (s *Store) RevokeEmbedTokens(ctx context.Context, id string, now time.Time) (uint64, error) {
+	var g uint64
+	err := s.db.QueryRowContext(ctx, `UPDATE sessions SET embed_generation=embed_generation+1, updated_at=? WHERE id=? RETURNING embed_generation`,
+		encodeTaskTime(now), id).Scan(&g)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrSessionNotFound
+	}
+	if err != nil {
+		return 0, fmt.Errorf("revoke embed tokens of %s: %w", id, err)
+	}
+	return g, nil
 }

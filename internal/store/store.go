@@ -6,7 +6,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -17,8 +20,14 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the database at path and migrates it to
-// the current schema version.
+// the current schema version. The database and its -wal and -shm files
+// are the fleet's alone (0600) whatever the umask: SQLite gives the latter
+// two the database's mode, so the database is made before SQLite opens it,
+// and the modes of files an older fleet made are tightened.
 func Open(ctx context.Context, path string) (*Store, error) {
+	if err := private(path); err != nil {
+		return nil, err
+	}
 	// _txlock=immediate makes every transaction take the write lock at BEGIN,
 	// so read-then-write transactions (budget reservations) serialize instead
 	// of failing with SQLITE_BUSY on upgrade.
@@ -33,6 +42,22 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return &Store{db: db}, nil
+}
+
+// private creates the database file at path with mode 0600 if missing and
+// sets its files' modes to 0600.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("database file mode: %w", err)
+		}
+	}
+	return nil
 }
 
 // Close closes the database.

@@ -134,7 +134,7 @@ func (h *Handler) serveControlAction(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) controlGate(w http.ResponseWriter, r *http.Request, want Mode) (string, Control) {
 	id := r.PathValue("id")
 	w.Header().Set("Cache-Control", "no-store")
-	if _, err := h.tokens.Verify(r.URL.Query().Get("token"), id, want); err != nil {
+	if _, err := h.verify(r, id, want); err != nil {
 		h.deny(w, r, err)
 		return id, nil
 	}

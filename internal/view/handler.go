@@ -73,7 +73,16 @@ type Options struct {
 	// to take control and hand it back. Nil: a control token's input
 	// always passes.
 	Control Control
-	Logger  *slog.Logger
+	// Generations, if set, keeps each session's token generation, so a
+	// session's tokens can be revoked (Revoke); nil: every token is of
+	// generation 0 and none can be revoked.
+	Generations Generations
+	// MaxViews is how many live views one session may have open; past it
+	// a view is refused with 429 too_many_streams. 0: no limit. It is
+	// counted per session, not per token: a view's cost lands on its
+	// desktop, and any number of tokens can be minted for one.
+	MaxViews int
+	Logger   *slog.Logger
 }
 
 // ViewerEvent is a view of a session opening or closing.
@@ -83,6 +92,9 @@ type ViewerEvent struct {
 	Opened  bool
 	// Duration is how long the view lasted (on close).
 	Duration time.Duration
+	// Why the fleet closed it: "expired" (its token), "revoked", or ""
+	// when the viewer or the desktop hung up.
+	Why string
 }
 
 // DefaultNoVNCDir is where Debian's novnc package puts noVNC.
@@ -104,8 +116,12 @@ type Handler struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	mu     sync.Mutex
-	closed bool
+	shut   bool
 	wg     sync.WaitGroup
+	// views are the open views per session; revoked the generation each
+	// session's revocations reached in this process (guarded by mu).
+	views   map[string]map[*openView]struct{}
+	revoked map[string]uint64
 }
 
 // NewHandler checks opts and returns a Handler.
@@ -153,8 +169,10 @@ func NewHandler(opts Options) (*Handler, error) {
 		// draws cursors from data: URLs.
 		csp: "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
 			"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors " + opts.FrameAncestors,
-		ctx:    ctx,
-		cancel: cancel,
+		ctx:     ctx,
+		cancel:  cancel,
+		views:   map[string]map[*openView]struct{}{},
+		revoked: map[string]uint64{},
 	}, nil
 }
 
@@ -209,7 +227,7 @@ func files(fsys http.FileSystem) http.Handler {
 // are refused.
 func (h *Handler) Close() error {
 	h.mu.Lock()
-	h.closed = true
+	h.shut = true
 	h.mu.Unlock()
 	h.cancel()
 	h.wg.Wait()
@@ -220,7 +238,7 @@ func (h *Handler) Close() error {
 func (h *Handler) track() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
+	if h.shut {
 		return false
 	}
 	h.wg.Add(1)
@@ -233,7 +251,7 @@ func (h *Handler) serveEmbed(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Referrer-Policy", "no-referrer")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
-	claims, err := h.tokens.Verify(r.URL.Query().Get("token"), id, ModeView)
+	claims, err := h.verify(r, id, ModeView)
 	if err != nil {
 		h.deny(w, r, err)
 		return

@@ -202,7 +202,7 @@ func TestMint(t *testing.T) {
 		if !link.ExpiresAt.Equal(now.Add(tc.ttl)) || link.Mode != tc.mode {
 			t.Errorf("link %+v, want mode %s expiring %v", link, tc.mode, now.Add(tc.ttl))
 		}
-		c, err := tk.Verify(link.Token, "s-1", tc.mode)
+		c, err := tk.Verify(link.Token, "s-1", 0, tc.mode)
 		if err != nil || c.Mode != tc.mode {
 			t.Errorf("minted token: %+v %v", c, err)
 		}

@@ -1,6 +1,7 @@
 package view
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,15 +16,20 @@ type Link struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// Link mints a token for session in mode and returns the viewer page's
-// URL carrying it; ttl 0 means Options.DefaultTTL. The session JSON's
-// embed_url is Link(id, ModeControl, 0).URL and its view_url
-// Link(id, ModeView, 0).URL, minted afresh for every response.
-func (h *Handler) Link(session string, mode Mode, ttl time.Duration) (Link, error) {
+// Link mints a token for session's current token generation in mode and
+// returns the viewer page's URL carrying it; ttl 0 means
+// Options.DefaultTTL. The session JSON's embed_url is Link(ctx, id,
+// ModeControl, 0).URL and its view_url Link(ctx, id, ModeView, 0).URL,
+// minted afresh for every response.
+func (h *Handler) Link(ctx context.Context, session string, mode Mode, ttl time.Duration) (Link, error) {
 	if ttl == 0 {
 		ttl = h.opts.DefaultTTL
 	}
-	tok, exp, err := h.tokens.Mint(session, mode, ttl)
+	gen, err := h.generation(ctx, session)
+	if err != nil {
+		return Link{}, fmt.Errorf("mint: %w", err)
+	}
+	tok, exp, err := h.tokens.Mint(session, gen, mode, ttl)
 	if err != nil {
 		return Link{}, err
 	}
@@ -51,7 +57,7 @@ func (h *Handler) HandleMint(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return
 	}
-	link, err := h.Link(r.PathValue("id"), req.Mode, time.Duration(req.TTLSeconds)*time.Second)
+	link, err := h.Link(r.Context(), r.PathValue("id"), req.Mode, time.Duration(req.TTLSeconds)*time.Second)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 		return

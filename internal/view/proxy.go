@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"atelier/internal/apitype"
 	"atelier/internal/control"
 )
 
@@ -19,10 +20,12 @@ import (
 const downBufSize = 256 << 10
 
 // serveVNC upgrades to a WebSocket and proxies it to the session's RFB
-// server until either side ends.
+// server until either side ends, the token expires, or the session's
+// tokens are revoked; the last two close the view with a close frame
+// saying so (1008, policy violation).
 func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	claims, err := h.tokens.Verify(r.URL.Query().Get("token"), id, ModeView)
+	claims, err := h.verify(r, id, ModeView)
 	if err != nil {
 		h.deny(w, r, err)
 		return
@@ -37,6 +40,23 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.wg.Done()
+	// Detached from the request: a hijacked connection's request context
+	// is not a reliable stop; the Handler's own context is.
+	ctx, cancel := context.WithCancelCause(h.ctx)
+	defer cancel(nil)
+	v := &openView{gen: claims.Generation, close: cancel}
+	switch err := h.open(id, v); {
+	case errors.Is(err, errTooManyViews):
+		w.Header().Set("Retry-After", retryViews)
+		writeError(w, http.StatusTooManyRequests, apitype.CodeTooManyStreams, err.Error())
+		return
+	case err != nil:
+		h.deny(w, r, ErrBadToken)
+		return
+	}
+	defer h.closed(id, v)
+	expiry := time.AfterFunc(time.Until(claims.Expires), func() { cancel(errViewExpired) })
+	defer expiry.Stop()
 
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{"binary"},
@@ -47,10 +67,6 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("websocket refused", "session", id, "err", err)
 		return
 	}
-	// Detached from the request: a hijacked connection's request context
-	// is not a reliable stop; the Handler's own context is.
-	ctx, cancel := context.WithCancel(h.ctx)
-	defer cancel()
 
 	dialCtx, dialCancel := context.WithTimeout(ctx, h.opts.DialTimeout)
 	desk, err := h.opts.Dialer.DialVNC(dialCtx, id)
@@ -60,12 +76,40 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 		ws.Close(websocket.StatusTryAgainLater, "desktop not reachable")
 		return
 	}
+	// A view the fleet ends (token expired or revoked) is told why with a
+	// close frame before the proxy stops: stopping it first would drop
+	// the connection without one.
+	pctx, pcancel := context.WithCancel(h.ctx)
+	defer pcancel()
+	stop := context.AfterFunc(ctx, func() {
+		if endedBy(ctx) != "" {
+			ws.Close(websocket.StatusPolicyViolation, context.Cause(ctx).Error())
+		}
+		pcancel()
+	})
+	defer stop()
 	t0 := time.Now()
 	h.log.Debug("viewer connected", "session", id, "mode", claims.Mode)
 	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Opened: true})
-	err = proxy(ctx, ws, desk, claims.Mode, h.gate(id, claims.Mode, viewer))
-	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Duration: time.Since(t0)})
+	err = proxy(pctx, ws, desk, claims.Mode, h.gate(id, claims.Mode, viewer))
+	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Duration: time.Since(t0), Why: endedBy(ctx)})
 	h.log.Debug("viewer gone", "session", id, "mode", claims.Mode, "took", time.Since(t0), "err", err)
+}
+
+// retryViews is the Retry-After of a refused view: viewers come and go
+// (a closed tab frees its place at once).
+const retryViews = "5"
+
+// endedBy says why the fleet ended a view: expired, revoked, or "" when
+// a side hung up.
+func endedBy(ctx context.Context) string {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errViewExpired):
+		return "expired"
+	case errors.Is(cause, errViewRevoked):
+		return "revoked"
+	}
+	return ""
 }
 
 // gate is what a viewer's input passes on the way to session's desktop:

@@ -52,13 +52,17 @@ var (
 // Claims is what a verified token says.
 type Claims struct {
 	Session string
-	Mode    Mode
-	Expires time.Time
+	// Generation is the session's token generation the token was minted
+	// for; revoking a session's tokens moves it on.
+	Generation uint64
+	Mode       Mode
+	Expires    time.Time
 }
 
 // Token layout, before base64url: version, mode, expiry (unix seconds,
-// big endian), nonce, then the MAC. The session is not carried, only
-// signed: the URL already names it, and leaving it out keeps tokens short.
+// big endian), nonce, then the MAC. The session and its token generation
+// are not carried, only signed: the URL names the session, the fleet knows
+// its generation, and leaving them out keeps tokens short.
 const (
 	tokenVersion = 1
 	nonceLen     = 12
@@ -131,9 +135,9 @@ func (t *Tokens) now() time.Time {
 	return time.Now()
 }
 
-// Mint returns a token for session in mode, valid for ttl (rounded up to
-// a whole second), and its expiry.
-func (t *Tokens) Mint(session string, mode Mode, ttl time.Duration) (string, time.Time, error) {
+// Mint returns a token for session's token generation gen in mode, valid
+// for ttl (rounded up to a whole second), and its expiry.
+func (t *Tokens) Mint(session string, gen uint64, mode Mode, ttl time.Duration) (string, time.Time, error) {
 	mb, ok := modeBytes[mode]
 	if !ok {
 		return "", time.Time{}, fmt.Errorf("mint: mode %q: want %q or %q", mode, ModeView, ModeControl)
@@ -150,11 +154,11 @@ func (t *Tokens) Mint(session string, mode Mode, ttl time.Duration) (string, tim
 	buf[1] = mb
 	binary.BigEndian.PutUint64(buf[2:10], uint64(exp.Unix()))
 	rand.Read(buf[10:bodyLen])
-	buf = append(buf, t.mac(session, buf)...)
+	buf = append(buf, t.mac(session, gen, buf)...)
 	return base64.RawURLEncoding.EncodeToString(buf), exp, nil
 }
 
-func (t *Tokens) mac(session string, body []byte) []byte {
+func (t *Tokens) mac(session string, gen uint64, body []byte) []byte {
 	h := hmac.New(sha256.New, t.key)
 	// Length-prefixed, so no (session, body) pair can be re-split into another.
 	io.WriteString(h, "atelier embed token\x00")
@@ -162,14 +166,24 @@ func (t *Tokens) mac(session string, body []byte) []byte {
 	binary.BigEndian.PutUint32(n[:], uint32(len(session)))
 	h.Write(n[:])
 	io.WriteString(h, session)
+	// Generation 0 signs as tokens did before generations existed, so their
+	// links stay valid until a first revocation; the fixed-length body
+	// after it keeps the two forms apart.
+	if gen > 0 {
+		var g [9]byte
+		g[0] = 'g'
+		binary.BigEndian.PutUint64(g[1:], gen)
+		h.Write(g[:])
+	}
 	h.Write(body)
 	return h.Sum(nil)
 }
 
-// Verify checks that token was minted by t for session, has not expired and
-// grants want (a control token grants view). The claims tell the mode the
-// token actually carries.
-func (t *Tokens) Verify(token, session string, want Mode) (Claims, error) {
+// Verify checks that token was minted by t for session's token generation
+// gen, has not expired and grants want (a control token grants view). The
+// claims tell the mode the token actually carries. A token of an older
+// generation is invalid: it was revoked.
+func (t *Tokens) Verify(token, session string, gen uint64, want Mode) (Claims, error) {
 	if token == "" {
 		return Claims{}, ErrNoToken
 	}
@@ -182,7 +196,7 @@ func (t *Tokens) Verify(token, session string, want Mode) (Claims, error) {
 		return Claims{}, ErrBadToken
 	}
 	body, sum := raw[:bodyLen], raw[bodyLen:]
-	if !hmac.Equal(sum, t.mac(session, body)) {
+	if !hmac.Equal(sum, t.mac(session, gen, body)) {
 		return Claims{}, ErrBadToken
 	}
 	var mode Mode
@@ -194,7 +208,7 @@ func (t *Tokens) Verify(token, session string, want Mode) (Claims, error) {
 	if mode == "" {
 		return Claims{}, ErrBadToken
 	}
-	c := Claims{Session: session, Mode: mode, Expires: time.Unix(int64(binary.BigEndian.Uint64(raw[2:10])), 0)}
+	c := Claims{Session: session, Generation: gen, Mode: mode, Expires: time.Unix(int64(binary.BigEndian.Uint64(raw[2:10])), 0)}
 	if !t.now().Before(c.Expires) {
 		return Claims{}, ErrExpiredToken
 	}

@@ -26,7 +26,7 @@ func newTokens(t testing.TB) (*view.Tokens, *time.Time) {
 
 func mint(t testing.TB, tk *view.Tokens, session string, mode view.Mode, ttl time.Duration) string {
 	t.Helper()
-	tok, _, err := tk.Mint(session, mode, ttl)
+	tok, _, err := tk.Mint(session, 0, mode, ttl)
 	if err != nil {
 		t.Fatalf("Mint(%s, %s, %s): %v", session, mode, ttl, err)
 	}
@@ -42,7 +42,7 @@ func TestTokenRoundTrip(t *testing.T) {
 		{view.ModeControl, view.ModeControl},
 		{view.ModeControl, view.ModeView}, // control grants view
 	} {
-		tok, exp, err := tk.Mint("s-1", tc.mint, 90*time.Second)
+		tok, exp, err := tk.Mint("s-1", 0, tc.mint, 90*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestTokenRoundTrip(t *testing.T) {
 		if strings.ContainsAny(tok, "+/=?&#%") {
 			t.Errorf("token %q is not URL-safe", tok)
 		}
-		c, err := tk.Verify(tok, "s-1", tc.want)
+		c, err := tk.Verify(tok, "s-1", 0, tc.want)
 		if err != nil {
 			t.Fatalf("Verify(%s token, want %s): %v", tc.mint, tc.want, err)
 		}
@@ -95,7 +95,7 @@ func TestTokenRefused(t *testing.T) {
 			saved := *now
 			defer func() { *now = saved }()
 			*now = now.Add(tc.after)
-			c, err := tk.Verify(tc.token, tc.session, tc.want)
+			c, err := tk.Verify(tc.token, tc.session, 0, tc.want)
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("Verify = %+v, %v; want %v", c, err, tc.err)
 			}
@@ -115,7 +115,7 @@ func TestTokenTampered(t *testing.T) {
 		for _, bit := range []byte{0x01, 0x80} {
 			b := append([]byte(nil), raw...)
 			b[i] ^= bit
-			if _, err := tk.Verify(base64.RawURLEncoding.EncodeToString(b), "s-1", view.ModeView); !errors.Is(err, view.ErrBadToken) {
+			if _, err := tk.Verify(base64.RawURLEncoding.EncodeToString(b), "s-1", 0, view.ModeView); !errors.Is(err, view.ErrBadToken) {
 				t.Errorf("byte %d ^ %#x: Verify err = %v, want ErrBadToken", i, bit, err)
 			}
 		}
@@ -137,7 +137,7 @@ func TestMintRefusesBadInput(t *testing.T) {
 		{"empty mode", "s", "", time.Minute},
 		{"empty session", "", view.ModeView, time.Minute},
 	} {
-		if tok, _, err := tk.Mint(tc.session, tc.mode, tc.ttl); err == nil {
+		if tok, _, err := tk.Mint(tc.session, 0, tc.mode, tc.ttl); err == nil {
 			t.Errorf("%s: Mint = %q, want an error", tc.name, tok)
 		}
 	}
@@ -163,7 +163,7 @@ func TestSecretFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := mint(t, a, "s", view.ModeView, time.Minute)
-	if _, err := b.Verify(tok, "s", view.ModeView); err != nil {
+	if _, err := b.Verify(tok, "s", 0, view.ModeView); err != nil {
 		t.Errorf("token from before a restart: %v", err)
 	}
 
@@ -203,9 +203,30 @@ func FuzzVerify(f *testing.F) {
 		f.Add(tok, "s-2")
 	}
 	f.Fuzz(func(t *testing.T, token, session string) {
-		c, err := tk.Verify(token, session, view.ModeView)
+		c, err := tk.Verify(token, session, 0, view.ModeView)
 		if err == nil && !(valid[token] && session == "s-1") {
 			t.Fatalf("Verify(%q, %q) accepted: %+v", token, session, c)
 		}
 	})
+}
+
+// TestTokenGenerations checks revocation at the token level: a token is
+// valid for the generation it was minted for only, and a token of
+// generation 0 is the one minted before generations existed.
+func TestTokenGenerations(t *testing.T) {
+	tk, _ := newTokens(t)
+	for gen := uint64(0); gen < 3; gen++ {
+		tok, _, err := tk.Mint("s-1", gen, view.ModeControl, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := tk.Verify(tok, "s-1", gen, view.ModeView); err != nil || c.Generation != gen {
+			t.Errorf("generation %d: %+v, %v", gen, c, err)
+		}
+		for _, other := range []uint64{gen + 1, gen + 1<<32} {
+			if _, err := tk.Verify(tok, "s-1", other, view.ModeView); !errors.Is(err, view.ErrBadToken) {
+				t.Errorf("token of generation %d verified at %d: %v", gen, other, err)
+			}
+		}
+	}
 }
