@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"atelier/internal/egress"
 )
 
 // Environment variables the fleet reads. The first four are the seed's names.
@@ -69,6 +71,9 @@ type Config struct {
 	Model Model
 	// Records configures the audit log and the kept step screenshots.
 	Records Records
+	// Egress is what desktops may reach through the egress gateway, unless
+	// a session says otherwise; the zero Policy means egress.Default.
+	Egress egress.Policy
 }
 
 // Load reads the server's configuration from args (the flags of atelier
@@ -138,7 +143,12 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	if err := c.loadExtras(getenv, fs); err != nil {
 		return Config{}, err
 	}
+	var eg egressFlags
+	eg.register(getenv, fs)
 	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if c.Egress, err = eg.parse(); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
@@ -167,6 +177,11 @@ func (c Config) Validate() error {
 	}
 	if c.APIToken != "" && len(c.APIToken) < 16 {
 		errs = append(errs, fmt.Errorf("%s is %d characters: use at least 16 (openssl rand -hex 32)", EnvToken, len(c.APIToken)))
+	}
+	if c.Egress.Mode != "" {
+		if err := c.Egress.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, c.validateExtras()...)
 	return errors.Join(errs...)
@@ -232,6 +247,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("audit_sync", c.Records.AuditSync.String()),
 		slog.Bool("audit_redact_typed", c.Records.AuditRedactTyped),
 		slog.Duration("step_retention", c.Records.StepRetention),
+		slog.String("egress", c.Egress.String()),
 	)
 }
 

@@ -30,6 +30,7 @@ import (
 	"atelier/internal/audit"
 	"atelier/internal/client"
 	"atelier/internal/config"
+	"atelier/internal/egress"
 	"atelier/internal/fleetwire"
 	"atelier/internal/runtime/docker/dockertest"
 	"atelier/internal/runtime/local"
@@ -57,6 +58,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Runtime runs the desktops: "local" (the default) or "docker".
 	Runtime string
+	// Egress is the fleet's egress policy; the zero Policy means
+	// egress.Default.
+	Egress egress.Policy
+	// Gateway holds the egress gateway's test-only options (a resolver,
+	// exempt ranges); its Recorder and Logger are the fleet's.
+	Gateway egress.Options
 }
 
 // Fleet is a running in-process fleet.
@@ -164,8 +171,13 @@ func New(t testing.TB, opts Options) *Fleet {
 		st.Close()
 		t.Fatal(err)
 	}
-	m, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: opts.Logger, Reconcile: 500 * time.Millisecond, Snapshots: snaps, Auditor: fleetwire.Audit{Log: al}})
+	gwOpts := opts.Gateway
+	gwOpts.Recorder, gwOpts.Logger = fleetwire.Audit{Log: al}, opts.Logger
+	gw := egress.New(gwOpts)
+	m, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: opts.Logger, Reconcile: 500 * time.Millisecond, Snapshots: snaps,
+		Auditor: fleetwire.Audit{Log: al}, Gateway: gw, Egress: opts.Egress})
 	if err != nil {
+		gw.Shutdown()
 		rt.Close()
 		st.Close()
 		t.Fatal(err)
@@ -201,6 +213,7 @@ func New(t testing.TB, opts Options) *Fleet {
 		stopTasks()
 		leases.Close()
 		m.Close()
+		gw.Shutdown()
 		rt.Close()
 		al.Close()
 		st.Close()

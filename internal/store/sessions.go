@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 	desired     TEXT NOT NULL CHECK (desired IN ('running', 'stopped')),
 	runtime     TEXT NOT NULL,
 	snapshot_id TEXT NOT NULL DEFAULT '',
+	egress      TEXT NOT NULL DEFAULT '',
 	created_at  TEXT NOT NULL,
 	updated_at  TEXT NOT NULL
 );`
@@ -45,17 +46,23 @@ type Session struct {
 	Desired    string // DesiredRunning or DesiredStopped
 	Runtime    string
 	SnapshotID string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Egress is the session's own egress policy (JSON), "" for the fleet's.
+	Egress    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
-const sessionColumns = `id, label, theme, width, height, desired, runtime, snapshot_id, created_at, updated_at`
+const sessionColumns = `id, label, theme, width, height, desired, runtime, snapshot_id, egress, created_at, updated_at`
+
+// sessionsUpgrade adds what later versions added to a database an earlier
+// one made; a column that exists is left alone.
+var sessionsUpgrade = []column{{"sessions", "egress", `TEXT NOT NULL DEFAULT ''`}}
 
 // InsertSession records a new session.
 func (s *Store) InsertSession(ctx context.Context, se Session) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
 		se.ID, se.Label, se.Theme, se.Resolution.Width, se.Resolution.Height, se.Desired, se.Runtime,
-		se.SnapshotID, encodeTaskTime(se.CreatedAt), encodeTaskTime(se.UpdatedAt))
+		se.SnapshotID, se.Egress, encodeTaskTime(se.CreatedAt), encodeTaskTime(se.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("insert session %s: %w", se.ID, err)
 	}
@@ -129,7 +136,7 @@ func scanSession(r taskScanner) (Session, error) {
 	var se Session
 	var created, updated string
 	err := r.Scan(&se.ID, &se.Label, &se.Theme, &se.Resolution.Width, &se.Resolution.Height, &se.Desired,
-		&se.Runtime, &se.SnapshotID, &created, &updated)
+		&se.Runtime, &se.SnapshotID, &se.Egress, &created, &updated)
 	if err != nil {
 		return Session{}, err
 	}

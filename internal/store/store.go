@@ -41,7 +41,27 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			return nil, fmt.Errorf("apply schema to %s: %w", path, err)
 		}
 	}
+	for _, c := range sessionsUpgrade {
+		if err := c.add(ctx, db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("upgrade schema of %s: %w", path, err)
+		}
+	}
 	return &Store{db: db}, nil
+}
+
+// column is one a later version added to a table.
+type column struct{ table, name, decl string }
+
+// add adds the column unless the table has it.
+func (c column) add(ctx context.Context, db *sql.DB) error {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name=?`, c.table, c.name).Scan(&n)
+	if err != nil || n > 0 {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.name+` `+c.decl)
+	return err
 }
 
 // Close closes the database.

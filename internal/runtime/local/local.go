@@ -345,6 +345,9 @@ func (r *Runtime) prepareDirs(d *desk) error {
 			return err
 		}
 	}
+	if err := os.Mkdir(d.gate(), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
 	return nil
 }
 
@@ -549,6 +552,15 @@ func (r *Runtime) Dial(ctx context.Context, id string, endpoint sessions.Endpoin
 		return nil, fmt.Errorf("dial: %w", err)
 	}
 	return d.dial(ctx, endpoint)
+}
+
+// GateSocket is the egress socket's path in the desktop's gate dir.
+func (r *Runtime) GateSocket(id string) (string, error) {
+	d, err := r.lookup(id)
+	if err != nil {
+		return "", fmt.Errorf("gate socket: %w", err)
+	}
+	return filepath.Join(d.gate(), desktop.GateSocket), nil
 }
 
 // WriteRunFile atomically writes one of the files the fleet owns in the run

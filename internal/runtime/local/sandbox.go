@@ -30,6 +30,7 @@ const (
 	fdHome  = 3
 	fdRun   = 4
 	fdAgent = 5
+	fdGate  = 6
 )
 
 // gate holds the launched shell until the fleet has put it in its cgroups,
@@ -63,7 +64,7 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 			f.Close()
 		}
 	}()
-	for _, p := range []string{d.home(), d.run(), r.opts.AgentPath} {
+	for _, p := range []string{d.home(), d.run(), r.opts.AgentPath, d.gate()} {
 		f, err := os.OpenFile(p, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 		if err != nil {
 			return nil, err
@@ -92,7 +93,7 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = gr, logf, logf
-	cmd.ExtraFiles = files[:3] // fdHome, fdRun, fdAgent
+	cmd.ExtraFiles = files[:4] // fdHome, fdRun, fdAgent, fdGate
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setsid:     true, // detached: a fleet exit or its terminal's signals leave it running
 		Credential: &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.gid), Groups: []uint32{}},
@@ -133,13 +134,14 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 
 // bwrapArgs builds the sandbox: the host's system read-only, fresh /tmp,
 // /dev and /proc, the desktop's own home and run dir writable, nothing else
-// of the host's data. The network namespace stays shared (a browser needs
-// it); ipc, uts, pid and user namespaces are the sandbox's own.
+// of the host's data. Network, ipc, uts, pid and user namespaces are the
+// sandbox's own: its network is loopback only, and its one way out is the
+// egress gateway's socket in the fleet's gate dir, bound read-only.
 func (r *Runtime) bwrapArgs(sp spec) []string {
 	uid := strconv.Itoa(r.uid)
 	xdg := "/run/user/" + uid
 	a := []string{
-		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--unshare-net",
 		"--new-session",
 		"--hostname", "atelier",
 		"--ro-bind", "/usr", "/usr",
@@ -168,6 +170,7 @@ func (r *Runtime) bwrapArgs(sp spec) []string {
 		"--bind-fd", strconv.Itoa(fdHome), desktop.HomePath,
 		"--bind-fd", strconv.Itoa(fdRun), desktop.RunDirPath,
 		"--ro-bind-fd", strconv.Itoa(fdAgent), agentInSandbox,
+		"--ro-bind-fd", strconv.Itoa(fdGate), desktop.GateDirPath,
 		"--chdir", desktop.HomePath,
 		"--clearenv",
 		"--setenv", "HOME", desktop.HomePath,
@@ -181,6 +184,7 @@ func (r *Runtime) bwrapArgs(sp spec) []string {
 		"--run-dir", desktop.RunDirPath,
 		"--home", desktop.HomePath,
 		"--resolution", sp.Resolution.String(),
+		"--egress-gate", filepath.Join(desktop.GateDirPath, desktop.GateSocket),
 	)
 	if sp.Theme != "" {
 		a = append(a, "--theme", sp.Theme)

@@ -155,6 +155,11 @@ func (f *Runtime) WriteRunFile(_ context.Context, id, name string, data []byte) 
 	return nil
 }
 
+// GateSocket fails: the fake runs no desktop to give egress to.
+func (f *Runtime) GateSocket(string) (string, error) {
+	return "", errors.New("the fake runtime has no egress gate")
+}
+
 // ExportHome writes nothing.
 func (f *Runtime) ExportHome(context.Context, string, io.Writer) error { return nil }
 
