@@ -7,6 +7,7 @@ package sessionstest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -155,9 +156,15 @@ func (f *Runtime) WriteRunFile(_ context.Context, id, name string, data []byte) 
 	return nil
 }
 
-// GateSocket fails: the fake runs no desktop to give egress to.
-func (f *Runtime) GateSocket(string) (string, error) {
-	return "", errors.New("the fake runtime has no egress gate")
+// GateSocket returns a path under /nonexistent: the fake makes no socket
+// dir, so only a fake gateway can be given it.
+func (f *Runtime) GateSocket(id string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.desktops[id]; !ok {
+		return "", fmt.Errorf("%w: %s", sessions.ErrNotFound, id)
+	}
+	return "/nonexistent/" + id + "/egress.sock", nil
 }
 
 // ExportHome writes nothing.
