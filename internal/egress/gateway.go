@@ -33,6 +33,18 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
+// Hosts resolves the names it holds, and no other, like a hosts file; a
+// test stands in for DNS with it.
+type Hosts map[string][]netip.Addr
+
+// LookupNetIP returns the addresses of host.
+func (h Hosts) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := h[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
 // Decision is how the gateway answered one connection.
 type Decision string
 

@@ -2,7 +2,6 @@ package egress
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,16 +14,6 @@ import (
 	"testing"
 	"time"
 )
-
-// mapResolver resolves the names it holds, and nothing else.
-type mapResolver map[string][]netip.Addr
-
-func (m mapResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
-	if a, ok := m[host]; ok {
-		return a, nil
-	}
-	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-}
 
 // records collects what the gateway records.
 type records struct{ ch chan Record }
@@ -80,7 +69,7 @@ func newFixture(t testing.TB, p Policy) *fixture {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	f.gw = New(Options{
-		Resolver: mapResolver{
+		Resolver: Hosts{
 			"public.test":  {internet},
 			"loop.test":    {netip.MustParseAddr("127.0.0.1")},
 			"mixed.test":   {internet, netip.MustParseAddr("10.0.0.1")},

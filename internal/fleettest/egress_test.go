@@ -2,7 +2,6 @@ package fleettest_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -25,16 +24,6 @@ import (
 	"atelier/internal/egress"
 	"atelier/internal/fleettest"
 )
-
-// mapResolver resolves the test's names to the stand-in internet.
-type mapResolver map[string][]netip.Addr
-
-func (m mapResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
-	if a, ok := m[host]; ok {
-		return a, nil
-	}
-	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-}
 
 // internet stands in for the internet: an HTTP server in a network
 // namespace the test makes, joined to the host by a veth pair on a
@@ -186,7 +175,7 @@ func testDesktopNetwork(t *testing.T, runtime string) {
 		t.Fatal(err)
 	}
 	f := fleettest.New(t, fleettest.Options{Runtime: runtime, Egress: policy, Gateway: egress.Options{
-		Resolver: mapResolver{"allowed.test": {inet.addr}, "refused.test": {inet.addr}},
+		Resolver: egress.Hosts{"allowed.test": {inet.addr}, "refused.test": {inet.addr}},
 		Exempt:   []netip.Prefix{inet.prefix},
 	}})
 	ctx := t.Context()
