@@ -33,6 +33,7 @@ type internet struct {
 	addr   netip.Addr
 	prefix netip.Prefix
 	port   int
+	agents chan string // the User-Agent of each request served
 }
 
 func newInternet(t *testing.T) internet {
@@ -66,12 +67,17 @@ func newInternet(t *testing.T) internet {
 
 	addr := netip.MustParseAddr(strings.TrimSuffix(nsIP, "/30"))
 	ln := listenIn(t, "/run/netns/"+ns, netip.AddrPortFrom(addr, 0).String())
+	agents := make(chan string, 64)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case agents <- r.UserAgent():
+		default:
+		}
 		fmt.Fprintf(w, "hello from the internet\n")
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return internet{addr: addr, prefix: prefix, port: ln.Addr().(*net.TCPAddr).Port}
+	return internet{addr: addr, prefix: prefix, port: ln.Addr().(*net.TCPAddr).Port, agents: agents}
 }
 
 // listenIn opens a TCP listener inside the network namespace at nsPath: a
@@ -304,5 +310,47 @@ func testDesktopNetwork(t *testing.T, runtime string) {
 		t.Errorf("the fleet's port after it stopped: %v", err)
 	} else {
 		ln.Close()
+	}
+}
+
+// TestFirefoxUsesGateway opens a page in the desktop's Firefox, as a user
+// would, with nothing set up: the page's request reaches the stand-in
+// internet through the gateway (Firefox's default "system" proxy setting
+// reads the desktop's proxy environment), and the audit shows it.
+func TestFirefoxUsesGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIP: desktops under -short")
+	}
+	fleettest.RequireDesktops(t)
+	inet := newInternet(t)
+	f := fleettest.New(t, fleettest.Options{Gateway: egress.Options{
+		Resolver: egress.Hosts{"page.test": {inet.addr}},
+		Exempt:   []netip.Prefix{inet.prefix},
+	}})
+	s, err := f.Client.CreateSession(t.Context(), apitype.CreateSession{}, 90*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typeCommand(t, f.Client, f.Home(s.ID), s.ID, "", fmt.Sprintf("firefox-esr http://page.test:%d/ &", inet.port))
+	deadline := time.After(120 * time.Second)
+	for {
+		select {
+		case ua := <-inet.agents:
+			if !strings.Contains(ua, "Firefox") {
+				continue // another client (none is expected)
+			}
+			for wait := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				for _, e := range egressEntries(t, f.DataDir, s.ID) {
+					if e.Host == "page.test" && e.Decision == "allowed" {
+						return
+					}
+				}
+				if time.Now().After(wait) {
+					t.Fatal("Firefox's page load is not in the session's audit")
+				}
+			}
+		case <-deadline:
+			t.Fatalf("no request from Firefox reached the stand-in internet within 120s; audit: %+v", egressEntries(t, f.DataDir, s.ID))
+		}
 	}
 }
