@@ -311,6 +311,15 @@ func testDesktopNetwork(t *testing.T, runtime string) {
 	} else {
 		ln.Close()
 	}
+
+	// The next fleet re-adopts the running desktop and opens its gate
+	// again.
+	f2 := fleettest.New(t, fleettest.Options{Runtime: runtime, DataDir: f.DataDir, Egress: policy, Gateway: egress.Options{
+		Resolver: egress.Hosts{"allowed.test": {inet.addr}},
+		Exempt:   []netip.Prefix{inet.prefix},
+	}})
+	typeCommand(t, f2.Client, homeA, a.ID, "", fmt.Sprintf(`curl -sS http://allowed.test:%d/ > ~/again.txt 2>&1`, inet.port))
+	homeA.WaitFile(t, "again.txt", "hello from the internet\n")
 }
 
 // TestFirefoxUsesGateway opens a page in the desktop's Firefox, as a user
