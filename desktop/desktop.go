@@ -25,7 +25,27 @@ const (
 const (
 	RunDirPath = "/run/atelier"
 	HomePath   = "/home/operator"
+	// GateDirPath is the fleet's gate dir, read-only in the desktop: the
+	// egress gateway listens on GateSocket in it.
+	GateDirPath = "/run/atelier-gate"
+	GateSocket  = "egress.sock"
 )
+
+// ProxyAddr is where the agent serves the egress proxy on the desktop's own
+// loopback; the desktop's programs get it as their http(s)_proxy.
+const ProxyAddr = "127.0.0.1:3128"
+
+// ProxyEnv is the environment that points a desktop's programs (curl,
+// Firefox through its "system" proxy setting, most tools) at the egress
+// proxy, in both the lower- and uppercase spellings tools read.
+func ProxyEnv() []string {
+	url := "http://" + ProxyAddr
+	return []string{
+		"http_proxy=" + url, "https_proxy=" + url, "HTTP_PROXY=" + url, "HTTPS_PROXY=" + url,
+		"ALL_PROXY=" + url, "all_proxy=" + url,
+		"no_proxy=localhost,127.0.0.1,::1", "NO_PROXY=localhost,127.0.0.1,::1",
+	}
+}
 
 // Resolution is the size of the desktop's output in pixels.
 type Resolution struct{ Width, Height int }

@@ -7,7 +7,7 @@ set -eu
 
 PACKAGES="sway wayvnc foot waybar swaybg grim wtype firefox-esr \
   fonts-dejavu-core fonts-noto-core fonts-noto-color-emoji fonts-noto-cjk \
-  xkb-data adwaita-icon-theme ca-certificates"
+  xkb-data adwaita-icon-theme ca-certificates curl"
 
 missing=""
 for p in $PACKAGES; do

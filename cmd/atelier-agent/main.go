@@ -3,7 +3,7 @@
 // supervisor), serves protocol v1 on the run dir's agent.sock (package
 // agent), and writes the run dir's ready file once all of them answer.
 //
-//	atelier-agent [--run-dir DIR] [--home DIR] [--resolution WxH] [--theme NAME] [--log-level LEVEL]
+//	atelier-agent [--run-dir DIR] [--home DIR] [--resolution WxH] [--theme NAME] [--log-level LEVEL] [--egress-gate SOCKET]
 //	atelier-agent budget-line FILE   # one waybar JSON line for the budget file
 package main
 
@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	res := fs.String("resolution", desktop.DefaultResolution.String(), "output size, WIDTHxHEIGHT")
 	theme := fs.String("theme", desktop.DefaultTheme, "palette ("+strings.Join(desktop.ThemeNames(), ", ")+"); the run dir's theme file wins")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	gate := fs.String("egress-gate", "", "the fleet's egress gateway socket; if set, the desktop's programs get a proxy on "+desktop.ProxyAddr+" bridged to it")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -79,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	if err := serve(ctx, log, *runDir, *home, resolution, *theme); err != nil {
+	if err := serve(ctx, log, *runDir, *home, resolution, *theme, *gate); err != nil {
 		log.Error("atelier-agent stopped", "err", err)
 		return 1
 	}
@@ -87,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // serve runs the supervisor and the agent server until ctx is done.
-func serve(ctx context.Context, log *slog.Logger, runDir, home string, res desktop.Resolution, theme string) error {
+func serve(ctx context.Context, log *slog.Logger, runDir, home string, res desktop.Resolution, theme, gate string) error {
 	runDir, err := filepath.Abs(runDir)
 	if err != nil {
 		return err
@@ -101,9 +102,20 @@ func serve(ctx context.Context, log *slog.Logger, runDir, home string, res deskt
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
+	var proxy net.Listener
+	var env []string
+	if gate != "" {
+		// On the desktop's own loopback: its network namespace has nothing
+		// else, so this is the one way out.
+		if proxy, err = net.Listen("tcp", desktop.ProxyAddr); err != nil {
+			return fmt.Errorf("egress proxy: %w", err)
+		}
+		defer proxy.Close()
+		env = desktop.ProxyEnv()
+	}
 	var srv *agent.Server // set before sup runs, so before it reloads sway
 	sup, err := supervisor.New(supervisor.Options{
-		RunDir: runDir, Home: home, Resolution: res, Theme: theme, Logger: log,
+		RunDir: runDir, Home: home, Resolution: res, Theme: theme, Logger: log, Env: env,
 		SwayReloaded: func() { srv.KeymapReset() },
 	})
 	if err != nil {
@@ -133,6 +145,9 @@ func serve(ctx context.Context, log *slog.Logger, runDir, home string, res deskt
 			cancel()
 		}
 	})
+	if proxy != nil {
+		wg.Go(func() { agent.BridgeEgress(ctx, proxy, gate, log) })
+	}
 	runErr := sup.Run(ctx)
 	cancel()
 	wg.Wait()

@@ -176,6 +176,17 @@ func TestSessionRoutes(t *testing.T) {
 	if loc := resp.Header.Get("Location"); loc != "/sessions/"+s.ID {
 		t.Errorf("Location = %q", loc)
 	}
+	if s.Egress.Mode != "open" || s.Egress.Source != "fleet" {
+		t.Errorf("egress of a session without one: %+v, want the fleet's open", s.Egress)
+	}
+	resp, b = f.do(t, "POST", "/sessions", `{"egress":{"mode":"allowlist","allow":["GitHub.com","*.example.org"]}}`)
+	var own apitype.Session
+	json.Unmarshal(b, &own)
+	if resp.StatusCode != http.StatusCreated || own.Egress.Mode != "allowlist" || own.Egress.Source != "session" ||
+		strings.Join(own.Egress.Allow, ",") != "github.com,*.example.org" {
+		t.Errorf("create with an egress policy: %d %s", resp.StatusCode, b)
+	}
+	f.do(t, "DELETE", "/sessions/"+own.ID+"?purge=true", "")
 	resp, b = f.do(t, "POST", "/sessions", "")
 	if resp.StatusCode != http.StatusCreated {
 		t.Errorf("create without a body: %d %s", resp.StatusCode, b)
@@ -250,6 +261,9 @@ func TestBadInput(t *testing.T) {
 		{"bad resolution", "POST", "/sessions", `{"resolution":"100000x2"}`, 400, apitype.CodeBadResolution},
 		{"malformed resolution", "POST", "/sessions", `{"resolution":"hd"}`, 400, apitype.CodeBadResolution},
 		{"snapshot unavailable", "POST", "/sessions", `{"snapshot_id":"snap_x"}`, 400, apitype.CodeBadRequest},
+		{"bad egress mode", "POST", "/sessions", `{"egress":{"mode":"sideways"}}`, 400, apitype.CodeBadRequest},
+		{"allowlist without hosts", "POST", "/sessions", `{"egress":{"mode":"allowlist"}}`, 400, apitype.CodeBadRequest},
+		{"bad egress pattern", "POST", "/sessions", `{"egress":{"mode":"allowlist","allow":["a b"]}}`, 400, apitype.CodeBadRequest},
 		{"bad wait", "POST", "/sessions?wait=forever", `{}`, 400, apitype.CodeBadRequest},
 		{"bad timeout", "POST", "/sessions?wait=ready&timeout=-1s", `{}`, 400, apitype.CodeBadRequest},
 		{"timeout too long", "POST", "/sessions?wait=ready&timeout=1h", `{}`, 400, apitype.CodeBadRequest},

@@ -12,6 +12,7 @@ import (
 
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
+	"atelier/internal/egress"
 	"atelier/internal/sessions"
 )
 
@@ -28,6 +29,10 @@ func (s *Server) toAPI(ctx context.Context, se sessions.Session) apitype.Session
 		ID: se.ID, SessionID: se.ID, Label: se.Label, Theme: se.Theme, Resolution: se.Resolution.String(),
 		State: string(se.State), Desired: se.Desired, Reason: se.Reason, Detail: se.Detail, Runtime: se.Runtime, SnapshotID: se.SnapshotID,
 		AgentVersion: se.AgentVersion, CreatedAt: se.CreatedAt, UpdatedAt: se.UpdatedAt,
+	}
+	out.Egress = apitype.Egress{Mode: string(se.Egress.Mode), Allow: se.Egress.Allow, Source: "fleet"}
+	if se.EgressOwn {
+		out.Egress.Source = "session"
 	}
 	out.EmbedURL, out.ViewURL = s.viewLinks(ctx, se.ID)
 	return out
@@ -68,8 +73,11 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	se, err := s.sessions.Create(r.Context(), sessions.CreateOptions{
-		Label: body.Label, Theme: body.Theme, Resolution: body.Resolution, SnapshotID: body.SnapshotID})
+	o := sessions.CreateOptions{Label: body.Label, Theme: body.Theme, Resolution: body.Resolution, SnapshotID: body.SnapshotID}
+	if e := body.Egress; e != nil {
+		o.Egress = &egress.Policy{Mode: egress.Mode(e.Mode), Allow: e.Allow}
+	}
+	se, err := s.sessions.Create(r.Context(), o)
 	if err != nil {
 		return err
 	}

@@ -88,6 +88,21 @@ type CreateSession struct {
 	Theme      string `json:"theme,omitempty"`
 	Resolution string `json:"resolution,omitempty"` // WIDTHxHEIGHT
 	SnapshotID string `json:"snapshot_id,omitempty"`
+	// Egress, if set, is the session's own egress policy instead of the
+	// fleet's; it is kept across fleet restarts.
+	Egress *Egress `json:"egress,omitempty"`
+}
+
+// Egress is what a desktop may reach through the fleet's egress gateway.
+type Egress struct {
+	// Mode is open (the public internet), allowlist or none.
+	Mode string `json:"mode"`
+	// Allow holds the allowlist's patterns: github.com, *.example.org, an
+	// IP address. Only for mode allowlist.
+	Allow []string `json:"allow,omitempty"`
+	// Source, in responses, is "session" for a session's own policy and
+	// "fleet" for the fleet's; ignored in requests.
+	Source string `json:"source,omitempty"`
 }
 
 // Session states.
@@ -121,6 +136,7 @@ type Session struct {
 	AgentVersion string    `json:"agent_version,omitempty"`
 	Runtime      string    `json:"runtime"`
 	SnapshotID   string    `json:"snapshot_id,omitempty"`
+	Egress       Egress    `json:"egress"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 	// EmbedURL and ViewURL point at the live view (empty until it exists).

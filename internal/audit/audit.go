@@ -46,13 +46,16 @@ const (
 	// KindControl entries record each change of a session's control
 	// holder and summarise each person's period of control.
 	KindControl Kind = "control"
+	// KindEgress entries record each connection a desktop asked the
+	// fleet's egress gateway for, allowed or not.
+	KindEgress Kind = "egress"
 	// KindAudit entries are written by the log itself: a repair of a torn
 	// tail (Detail["event"] == "repair") is one.
 	KindAudit Kind = "audit"
 )
 
 // Kinds lists every kind, in the order above.
-var Kinds = []Kind{KindAction, KindCost, KindSession, KindTask, KindView, KindControl, KindAudit}
+var Kinds = []Kind{KindAction, KindCost, KindSession, KindTask, KindView, KindControl, KindEgress, KindAudit}
 
 func (k Kind) valid() bool {
 	for _, v := range Kinds {
@@ -65,8 +68,9 @@ func (k Kind) valid() bool {
 
 // Actors that are not prefixed with an id.
 const (
-	ActorCLI   = "cli"   // the atelier command, acting on the data dir or a socket
-	ActorFleet = "fleet" // the fleet itself: reconciliation, repairs
+	ActorCLI     = "cli"     // the atelier command, acting on the data dir or a socket
+	ActorFleet   = "fleet"   // the fleet itself: reconciliation, repairs
+	ActorDesktop = "desktop" // the desktop itself: its egress connections
 )
 
 // Actor prefixes, each followed by an id: "token:ops", "task:t_12".
@@ -95,6 +99,21 @@ type Cost struct {
 	OutputTokens int64   `json:"output_tokens"`
 }
 
+// Egress is one connection through the egress gateway.
+type Egress struct {
+	Method string `json:"method,omitempty"`
+	Host   string `json:"host"` // empty for a request that did not parse
+	Port   int    `json:"port"`
+	Addr   string `json:"addr,omitempty"` // the address dialed
+	// Decision is "allowed", "refused" or "failed" (allowed, but the
+	// host did not resolve or answer).
+	Decision   string  `json:"decision"`
+	Reason     string  `json:"reason,omitempty"`
+	BytesUp    int64   `json:"bytes_up"`
+	BytesDown  int64   `json:"bytes_down"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
 // Entry is one line of an audit file. Append fills Time, Seq and Prev.
 type Entry struct {
 	Time    time.Time `json:"time"`
@@ -108,6 +127,8 @@ type Entry struct {
 	Result *Result `json:"result,omitempty"`
 	// Cost is set for kind cost.
 	Cost *Cost `json:"cost,omitempty"`
+	// Egress is set for kind egress.
+	Egress *Egress `json:"egress,omitempty"`
 	// Detail is free-form facts of session, task, view and audit events.
 	Detail map[string]any `json:"detail,omitempty"`
 	Prev   string         `json:"prev"`
@@ -140,7 +161,7 @@ func CheckSession(id string) error {
 // prefixes followed by a non-empty id.
 func CheckActor(a string) error {
 	switch a {
-	case ActorCLI, ActorFleet:
+	case ActorCLI, ActorFleet, ActorDesktop:
 		return nil
 	}
 	for _, p := range []string{ActorToken, ActorTask, ActorViewer} {
@@ -148,7 +169,7 @@ func CheckActor(a string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: actor %q: want cli, fleet, token:<id>, task:<id> or viewer:<id>", ErrBadEntry, a)
+	return fmt.Errorf("%w: actor %q: want cli, fleet, desktop, token:<id>, task:<id> or viewer:<id>", ErrBadEntry, a)
 }
 
 // check validates what a caller provides, the same rules on write and read.
@@ -167,12 +188,26 @@ func (e *Entry) check() error {
 		return fmt.Errorf("%w: an action entry needs action and result", ErrBadEntry)
 	case e.Kind == KindCost && e.Cost == nil:
 		return fmt.Errorf("%w: a cost entry needs cost", ErrBadEntry)
+	case e.Kind == KindEgress && e.Egress == nil:
+		return fmt.Errorf("%w: an egress entry needs egress", ErrBadEntry)
+	case e.Egress != nil && !e.Egress.valid():
+		return fmt.Errorf("%w: egress needs a decision (allowed, refused, failed), a port from 0 to 65535, bytes and duration_ms >= 0", ErrBadEntry)
 	case e.Result != nil && (e.Result.Code == "" || !finite(e.Result.DurationMS) || e.Result.DurationMS < 0):
 		return fmt.Errorf("%w: result needs a code and a duration_ms >= 0", ErrBadEntry)
 	case e.Cost != nil && (!finite(e.Cost.USD) || e.Cost.USD < 0 || e.Cost.InputTokens < 0 || e.Cost.OutputTokens < 0):
 		return fmt.Errorf("%w: cost needs usd and tokens >= 0", ErrBadEntry)
 	}
 	return nil
+}
+
+func (e *Egress) valid() bool {
+	switch e.Decision {
+	case "allowed", "refused", "failed":
+	default:
+		return false
+	}
+	return e.Port >= 0 && e.Port <= 65535 && e.BytesUp >= 0 && e.BytesDown >= 0 && finite(e.DurationMS) && e.DurationMS >= 0 &&
+		(e.Decision != "allowed" || e.Host != "")
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

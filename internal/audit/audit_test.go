@@ -87,6 +87,10 @@ func TestEachKindRoundTrips(t *testing.T) {
 			Cost: &audit.Cost{USD: 0.0123, Model: "holo3", InputTokens: 1500, OutputTokens: 80}},
 		{Session: sess, Actor: audit.ActorFleet, Kind: audit.KindSession, Detail: map[string]any{"event": "started"}},
 		{Session: sess, Actor: "viewer:emb_9", Kind: audit.KindView, Detail: map[string]any{"event": "connected", "mode": "control"}},
+		{Session: sess, Actor: audit.ActorDesktop, Kind: audit.KindEgress, Egress: &audit.Egress{Method: "CONNECT",
+			Host: "github.com", Port: 443, Addr: "140.82.121.4:443", Decision: "allowed", BytesUp: 517, BytesDown: 4096, DurationMS: 80.5}},
+		{Session: sess, Actor: audit.ActorDesktop, Kind: audit.KindEgress, Egress: &audit.Egress{Method: "CONNECT",
+			Host: "evil.example", Port: 443, Decision: "refused", Reason: "evil.example refused: not in the allowlist"}},
 	}
 	var want []audit.Entry
 	prev := audit.Genesis
@@ -122,7 +126,7 @@ func TestEachKindRoundTrips(t *testing.T) {
 	if !bytes.Contains(lines[0], []byte(`"time":"2026-08-01T08:00:00.124456789Z"`)) {
 		t.Errorf("time not UTC RFC 3339 with nanoseconds: %s", lines[0])
 	}
-	if rep := mustVerify(t, l.Path(sess)); rep.Entries != 6 || rep.LastSeq != 6 || rep.Session != sess {
+	if rep := mustVerify(t, l.Path(sess)); rep.Entries != int64(len(in)) || rep.LastSeq != int64(len(in)) || rep.Session != sess {
 		t.Errorf("Verify report = %+v", rep)
 	}
 }
@@ -159,6 +163,15 @@ func TestBadInputWritesNothing(t *testing.T) {
 		"cost without cost": {audit.Entry{Session: sess, Actor: "cli", Kind: audit.KindCost}, audit.ErrBadEntry},
 		"negative cost": {audit.Entry{Session: sess, Actor: "cli", Kind: audit.KindCost,
 			Cost: &audit.Cost{USD: -1}}, audit.ErrBadEntry},
+		"egress without egress": {audit.Entry{Session: sess, Actor: "desktop", Kind: audit.KindEgress}, audit.ErrBadEntry},
+		"egress bad decision": {audit.Entry{Session: sess, Actor: "desktop", Kind: audit.KindEgress,
+			Egress: &audit.Egress{Host: "a.example", Port: 443, Decision: "maybe"}}, audit.ErrBadEntry},
+		"egress bad port": {audit.Entry{Session: sess, Actor: "desktop", Kind: audit.KindEgress,
+			Egress: &audit.Egress{Host: "a.example", Port: 70000, Decision: "refused"}}, audit.ErrBadEntry},
+		"egress negative bytes": {audit.Entry{Session: sess, Actor: "desktop", Kind: audit.KindEgress,
+			Egress: &audit.Egress{Host: "a.example", Port: 443, Decision: "allowed", BytesUp: -1}}, audit.ErrBadEntry},
+		"egress allowed without host": {audit.Entry{Session: sess, Actor: "desktop", Kind: audit.KindEgress,
+			Egress: &audit.Egress{Port: 443, Decision: "allowed"}}, audit.ErrBadEntry},
 		"detail not json":  {audit.Entry{Session: sess, Actor: "cli", Kind: audit.KindTask, Detail: map[string]any{"c": make(chan int)}}, audit.ErrBadEntry},
 		"path in session":  {func() audit.Entry { e := ok; e.Session = "../etc/passwd"; return e }(), audit.ErrBadSession},
 		"dot session":      {func() audit.Entry { e := ok; e.Session = ".lock"; return e }(), audit.ErrBadSession},

@@ -28,6 +28,7 @@ type body struct {
 	Action  json.RawMessage `json:"action,omitempty"`
 	Result  *Result         `json:"result,omitempty"`
 	Cost    *Cost           `json:"cost,omitempty"`
+	Egress  *Egress         `json:"egress,omitempty"`
 	Detail  map[string]any  `json:"detail,omitempty"`
 }
 
@@ -41,7 +42,7 @@ func encodeBody(e *Entry) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // typed "<" and "&" stay readable
-	err := enc.Encode(body{e.Session, e.Actor, e.Kind, e.Action, e.Result, e.Cost, e.Detail})
+	err := enc.Encode(body{e.Session, e.Actor, e.Kind, e.Action, e.Result, e.Cost, e.Egress, e.Detail})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadEntry, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"atelier/internal/api"
 	"atelier/internal/audit"
 	"atelier/internal/config"
+	"atelier/internal/egress"
 	"atelier/internal/fleetwire"
 	"atelier/internal/sessions"
 	"atelier/internal/store"
@@ -65,7 +66,12 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	auditor := fleetwire.Audit{Log: al}
-	mgr, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: log, Snapshots: snaps, Auditor: auditor, MaxSessions: cfg.Limits.MaxSessions})
+	// Closed after the sessions: desktops keep running without egress
+	// until the next fleet opens their gates again.
+	gw := egress.New(egress.Options{Recorder: auditor, Logger: log.With("part", "egress")})
+	defer gw.Shutdown()
+	mgr, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: log, Snapshots: snaps, Auditor: auditor,
+		Gateway: gw, Egress: cfg.Egress, MaxSessions: cfg.Limits.MaxSessions})
 	if err != nil {
 		return err
 	}

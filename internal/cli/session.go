@@ -38,8 +38,21 @@ func printSession(w io.Writer, s apitype.Session) {
 	printFields(w, [][2]string{
 		{"id", s.ID}, {"state", state}, {"label", s.Label}, {"theme", s.Theme},
 		{"resolution", s.Resolution}, {"runtime", s.Runtime + " " + s.Detail}, {"created", s.CreatedAt.Local().Format(time.DateTime)},
-		{"snapshot", s.SnapshotID}, {"embed", s.EmbedURL},
+		{"snapshot", s.SnapshotID}, {"egress", egressLine(s.Egress)}, {"embed", s.EmbedURL},
 	})
+}
+
+// egressLine shows a session's egress policy: "allowlist github.com
+// (session)".
+func egressLine(e apitype.Egress) string {
+	if e.Mode == "" {
+		return ""
+	}
+	line := e.Mode
+	if len(e.Allow) > 0 {
+		line += " " + strings.Join(e.Allow, ",")
+	}
+	return line + " (" + e.Source + ")"
 }
 
 // waitFlags are the flags of commands that wait for a desktop.
@@ -73,7 +86,7 @@ func (wf *waitFlags) finish(env *Env, s apitype.Session, verb string, took time.
 }
 
 func runSessionCreate(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "session create", "[--label L] [--theme T] [--resolution WxH] [--from SNAPSHOT] [--wait=false] [--json]")
+	fs := newFlagSet(env, "session create", "[--label L] [--theme T] [--resolution WxH] [--from SNAPSHOT] [--egress open|none|allowlist --egress-allow LIST] [--wait=false] [--json]")
 	var req apitype.CreateSession
 	var wf waitFlags
 	fs.StringVar(&req.Label, "label", "", "a label for people")
@@ -81,9 +94,24 @@ func runSessionCreate(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&req.Resolution, "resolution", "", "WIDTHxHEIGHT (default 1280x720)")
 	fs.StringVar(&req.SnapshotID, "from", "", "create from this snapshot (atelier snapshot ls)")
 	fs.StringVar(&req.SnapshotID, "snapshot", "", "the same as --from")
+	var eg apitype.Egress
+	var allow string
+	fs.StringVar(&eg.Mode, "egress", "", "this desktop's egress instead of the fleet's: open (public internet), allowlist or none")
+	fs.StringVar(&allow, "egress-allow", "", "with --egress allowlist: the hosts, comma-separated (github.com,*.example.org)")
 	wf.register(fs)
 	if _, err := parseArgs(fs, args, 0); err != nil {
 		return err
+	}
+	switch {
+	case eg.Mode != "":
+		for h := range strings.SplitSeq(allow, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				eg.Allow = append(eg.Allow, h)
+			}
+		}
+		req.Egress = &eg
+	case allow != "":
+		return fmt.Errorf("%w: --egress-allow needs --egress allowlist", ErrUsage)
 	}
 	c, err := newAPIClient(env)
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"atelier/internal/egress"
 )
 
 // Environment variables the fleet reads. The first four are the seed's names.
@@ -76,6 +78,9 @@ type Config struct {
 	// open streams. HTTP is the server's timeouts.
 	Limits Limits
 	HTTP   HTTP
+	// Egress is what desktops may reach through the egress gateway, unless
+	// a session says otherwise; the zero Policy means egress.Default.
+	Egress egress.Policy
 }
 
 // Load reads the server's configuration from args (the flags of atelier
@@ -152,7 +157,12 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	if err := c.loadLimits(getenv, fs); err != nil {
 		return Config{}, err
 	}
+	var eg egressFlags
+	eg.register(getenv, fs)
 	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if c.Egress, err = eg.parse(); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
@@ -190,6 +200,11 @@ func (c Config) Validate() error {
 	}
 	if c.APIToken != "" && len(c.APIToken) < 16 {
 		errs = append(errs, fmt.Errorf("%s is %d characters: use at least 16 (openssl rand -hex 32)", EnvToken, len(c.APIToken)))
+	}
+	if c.Egress.Mode != "" {
+		if err := c.Egress.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, c.validateExtras()...)
 	errs = append(errs, c.validateLimits()...)
@@ -258,6 +273,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("step_retention", c.Records.StepRetention),
 		slog.Any("limits", c.Limits),
 		slog.Any("http", c.HTTP),
+		slog.String("egress", c.Egress.String()),
 	)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"atelier/internal/config"
+	"atelier/internal/egress"
 )
 
 // env is m as getenv; unless m names a token or says otherwise, the fleet
@@ -61,6 +62,7 @@ func TestLoad(t *testing.T) {
 			got.View, got.Docker = config.View{}, config.Docker{} // TestLoadView covers them
 			got.Records = config.Records{}                        // TestLoadRecords covers it
 			got.Limits, got.HTTP = config.Limits{}, config.HTTP{} // TestLimits covers them
+			got.Egress = egress.Policy{}                          // TestLoadEgress covers it
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Load mismatch (-want +got):\n%s", diff)
 			}
@@ -90,6 +92,10 @@ func TestLoadRefuses(t *testing.T) {
 		{"unknown flag", nil, []string{"--colour"}, "colour"},
 		{"extra argument", nil, []string{"now"}, "unexpected"},
 		{"bad insecure no token", map[string]string{"ATELIER_INSECURE_NO_TOKEN": "maybe"}, nil, "ATELIER_INSECURE_NO_TOKEN"},
+		{"bad egress", map[string]string{"ATELIER_EGRESS": "closed"}, nil, `ATELIER_EGRESS="closed"`},
+		{"allowlist without hosts", nil, []string{"--egress", "allowlist"}, "at least one pattern"},
+		{"hosts without allowlist", map[string]string{"ATELIER_EGRESS_ALLOW": "github.com"}, nil, "only for mode allowlist"},
+		{"bad pattern", nil, []string{"--egress", "allowlist", "--egress-allow", "git hub.com"}, "git hub.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,6 +147,34 @@ func TestLoadClient(t *testing.T) {
 	for _, bad := range []string{"fleet:8090", "ftp://x", "http://"} {
 		if _, err := config.LoadClient(env(map[string]string{"ATELIER_URL": bad})); err == nil || !strings.Contains(err.Error(), "ATELIER_URL") {
 			t.Errorf("ATELIER_URL=%q: got %v, want an error naming ATELIER_URL", bad, err)
+		}
+	}
+}
+
+func TestLoadEgress(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, nil, "open"},
+		{map[string]string{"ATELIER_EGRESS": "none"}, nil, "none"},
+		{map[string]string{"ATELIER_EGRESS": "allowlist", "ATELIER_EGRESS_ALLOW": "github.com, *.Example.org"}, nil, "allowlist github.com,*.example.org"},
+		{map[string]string{"ATELIER_EGRESS": "none"}, []string{"--egress", "allowlist", "--egress-allow", "a.example"}, "allowlist a.example"},
+	} {
+		c, err := config.Load(env(tc.env), tc.args, new(bytes.Buffer))
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.env, tc.args, err)
+		}
+		if c.Egress.String() != tc.want {
+			t.Errorf("%v %v: egress %q, want %q", tc.env, tc.args, c.Egress, tc.want)
+		}
+	}
+	var help bytes.Buffer
+	config.Load(env(nil), []string{"--help"}, &help)
+	for _, flag := range []string{"-egress ", "-egress-allow", "ATELIER_EGRESS)", "ATELIER_EGRESS_ALLOW"} {
+		if !strings.Contains(help.String(), flag) {
+			t.Errorf("serve --help does not mention %s:\n%s", flag, help.String())
 		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"atelier/internal/audit"
 	"atelier/internal/client"
 	"atelier/internal/config"
+	"atelier/internal/egress"
 	"atelier/internal/fleetwire"
 	"atelier/internal/runtime"
 	"atelier/internal/runtime/docker/dockertest"
@@ -67,6 +68,12 @@ type Options struct {
 	ReadTimeout, IdleTimeout time.Duration
 	// Args are more flags for Serve's `atelier serve`.
 	Args []string
+	// Egress is the fleet's egress policy; the zero Policy means
+	// egress.Default.
+	Egress egress.Policy
+	// Gateway holds the egress gateway's test-only options (a resolver,
+	// exempt ranges); its Recorder and Logger are the fleet's.
+	Gateway egress.Options
 }
 
 // Fleet is a running in-process fleet.
@@ -174,9 +181,13 @@ func New(t testing.TB, opts Options) *Fleet {
 		st.Close()
 		t.Fatal(err)
 	}
+	gwOpts := opts.Gateway
+	gwOpts.Recorder, gwOpts.Logger = fleetwire.Audit{Log: al}, opts.Logger
+	gw := egress.New(gwOpts)
 	m, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: opts.Logger, Reconcile: 500 * time.Millisecond, Snapshots: snaps,
-		Auditor: fleetwire.Audit{Log: al}, MaxSessions: opts.MaxSessions})
+		Auditor: fleetwire.Audit{Log: al}, Gateway: gw, Egress: opts.Egress, MaxSessions: opts.MaxSessions})
 	if err != nil {
+		gw.Shutdown()
 		rt.Close()
 		st.Close()
 		t.Fatal(err)
@@ -214,6 +225,7 @@ func New(t testing.TB, opts Options) *Fleet {
 		stopTasks()
 		leases.Close()
 		m.Close()
+		gw.Shutdown()
 		rt.Close()
 		al.Close()
 		st.Close()

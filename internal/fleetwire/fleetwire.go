@@ -1,7 +1,7 @@
 // Package fleetwire holds the small adapters that join the fleet's parts
 // where their consumer-defined interfaces meet: the sessions manager as the
 // tasks' Desktops, the audit log as the sessions' Auditor and the tasks'
-// Recorder, and the budget as a file in every running desktop; and the
+// Recorder and the egress gateway's Recorder, and the budget as a file in every running desktop; and the
 // runtime a config names. `atelier serve` and fleettest wire the same
 // adapters.
 package fleetwire
@@ -19,6 +19,7 @@ import (
 	"atelier/internal/audit"
 	"atelier/internal/budget"
 	"atelier/internal/control"
+	"atelier/internal/egress"
 	"atelier/internal/runtime"
 	"atelier/internal/sessions"
 	"atelier/internal/tasks"
@@ -65,6 +66,15 @@ func (a Audit) action(ctx context.Context, id, who string, req agentapi.Request,
 	}
 	_, err = a.Log.Append(ctx, audit.Entry{Session: id, Actor: who, Kind: audit.KindAction, Action: b, Result: &res})
 	return err
+}
+
+// RecordEgress satisfies egress.Recorder: one egress entry per connection
+// a desktop asked the gateway for. It runs on the connection's goroutine,
+// so a failing disk is logged by the audit log, not returned.
+func (a Audit) RecordEgress(session string, r egress.Record) {
+	e := audit.Egress{Method: r.Method, Host: r.Host, Port: r.Port, Addr: r.Addr, Decision: string(r.Decision), Reason: r.Reason,
+		BytesUp: r.BytesUp, BytesDown: r.BytesDown, DurationMS: float64(r.Duration) / float64(time.Millisecond)}
+	a.Log.Append(context.Background(), audit.Entry{Session: session, Actor: audit.ActorDesktop, Kind: audit.KindEgress, Egress: &e})
 }
 
 // RecordSession writes a session entry for a lifecycle event ("created",

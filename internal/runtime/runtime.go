@@ -43,6 +43,11 @@ type Runtime interface {
 	// WriteRunFile atomically writes a file into the desktop's run dir
 	// (desktop.BudgetFile, desktop.ThemeFile).
 	WriteRunFile(ctx context.Context, id, name string, data []byte) error
+	// GateSocket returns the host path of the unix socket the fleet's
+	// egress gateway listens on for desktop id. Its directory is the
+	// fleet's, made by the runtime, and the desktop sees it read-only at
+	// desktop.GateDirPath: the desktop can connect but never replace it.
+	GateSocket(id string) (string, error)
 	// ExportHome writes the desktop's home as a tar stream.
 	ExportHome(ctx context.Context, id string, w io.Writer) error
 	// Close releases the runtime's resources and leaves desktops running.

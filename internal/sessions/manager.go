@@ -7,6 +7,7 @@ package sessions
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"atelier/desktop"
 	"atelier/internal/agentapi"
+	"atelier/internal/egress"
 	"atelier/internal/runtime"
 	"atelier/internal/store"
 )
@@ -44,6 +46,12 @@ type Options struct {
 	Auditor Auditor
 	// Snapshots, if set, lets sessions be created from a snapshot.
 	Snapshots SnapshotSource
+	// Gateway, if set, serves each running desktop's egress on the
+	// runtime's gate socket.
+	Gateway Gateway
+	// Egress is the policy of sessions that name none. Default
+	// egress.Default.
+	Egress egress.Policy
 	// ReadyGrace is how long a desktop may take to report ready before a
 	// silent agent makes it degraded. Default 60s.
 	ReadyGrace time.Duration
@@ -61,6 +69,15 @@ type Options struct {
 	// once; a create or start past it fails with ErrTooMany having made
 	// nothing. 0: no limit.
 	MaxSessions int
+}
+
+// Gateway serves desktops' egress; *egress.Gateway satisfies it.
+type Gateway interface {
+	// Open serves desktop id on the unix socket at path with policy p, or
+	// gives an open one the policy p.
+	Open(id, path string, p egress.Policy) error
+	// Close stops serving desktop id.
+	Close(id string)
 }
 
 // Auditor records actions; the audit log satisfies it.
@@ -88,6 +105,10 @@ type Session struct {
 	// AgentVersion is what the running desktop's agent reports; empty when
 	// it was not asked (not running) or predates reporting it.
 	AgentVersion string
+	// Egress is the policy the session's desktop gets; EgressOwn says it
+	// is the session's own, not the fleet's.
+	Egress    egress.Policy
+	EgressOwn bool
 }
 
 // Manager runs sessions. It is safe for concurrent use.
@@ -154,6 +175,9 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Egress.Mode == "" {
+		opts.Egress = egress.Default
 	}
 	m := &Manager{rt: opts.Runtime, st: opts.Store, log: opts.Logger, opts: opts, live: map[string]*live{}}
 	if err := m.adopt(ctx); err != nil {
@@ -227,6 +251,9 @@ func (m *Manager) adopt(ctx context.Context) error {
 		switch {
 		case se.Desired == store.DesiredRunning && ok && in.Running:
 			m.log.Info("session adopted", "session", se.ID, "runtime", m.rt.Name(), "detail", in.Detail)
+			if err := m.openGate(se); err != nil {
+				m.log.Error("session adopted without egress", "session", se.ID, "err", err)
+			}
 		case se.Desired == store.DesiredRunning:
 			m.ensureRunning(ctx, se, ok)
 		case ok && in.Running:
@@ -330,11 +357,52 @@ func (m *Manager) startLocked(ctx context.Context, se store.Session) error {
 	if err := m.rt.Start(ctx, se.ID); err != nil {
 		return fmt.Errorf("start desktop: %w", err)
 	}
+	if err := m.openGate(se); err != nil {
+		return err
+	}
 	// The theme may have changed while the desktop was stopped.
 	if err := m.rt.WriteRunFile(ctx, se.ID, desktop.ThemeFile, []byte(se.Theme+"\n")); err != nil {
 		m.log.Warn("write theme file", "session", se.ID, "err", err)
 	}
 	return nil
+}
+
+// egressOf returns the policy of se's desktop and whether it is se's own.
+func (m *Manager) egressOf(se store.Session) (egress.Policy, bool) {
+	if se.Egress == "" {
+		return m.opts.Egress, false
+	}
+	var p egress.Policy
+	if err := json.Unmarshal([]byte(se.Egress), &p); err != nil || p.Validate() != nil {
+		// Written by Create from a checked policy: a damaged row gets no
+		// egress rather than more than it was given.
+		m.log.Error("session egress policy unreadable: none applied", "session", se.ID, "policy", se.Egress, "err", err)
+		return egress.Policy{Mode: egress.ModeNone}, true
+	}
+	return p, true
+}
+
+// openGate serves se's egress on its desktop's gate socket.
+func (m *Manager) openGate(se store.Session) error {
+	if m.opts.Gateway == nil {
+		return nil
+	}
+	path, err := m.rt.GateSocket(se.ID)
+	if err == nil {
+		p, _ := m.egressOf(se)
+		err = m.opts.Gateway.Open(se.ID, path, p)
+	}
+	if err != nil {
+		return fmt.Errorf("egress gate: %w", err)
+	}
+	return nil
+}
+
+// closeGate stops serving session id's egress.
+func (m *Manager) closeGate(id string) {
+	if m.opts.Gateway != nil {
+		m.opts.Gateway.Close(id)
+	}
 }
 
 // CreateOptions is what a new session is made of. Zero values take the
@@ -344,6 +412,9 @@ type CreateOptions struct {
 	Theme      string
 	Resolution string // WIDTHxHEIGHT
 	SnapshotID string
+	// Egress, if set, is the session's own egress policy, kept across
+	// fleet restarts; nil takes the fleet's.
+	Egress *egress.Policy
 }
 
 // themeName returns the canonical name of a theme, or ErrBadTheme naming
@@ -391,6 +462,17 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (Session, error) 
 		}
 		se.Resolution = r
 	}
+	if o.Egress != nil {
+		p, err := egress.NewPolicy(string(o.Egress.Mode), o.Egress.Allow)
+		if err != nil {
+			return Session{}, fmt.Errorf("%w: egress: %v", ErrBadInput, err)
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return Session{}, fmt.Errorf("egress: %w", err)
+		}
+		se.Egress = string(b)
+	}
 	spec := m.spec(se)
 	if o.SnapshotID != "" {
 		if m.opts.Snapshots == nil {
@@ -431,6 +513,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (Session, error) 
 	if err != nil {
 		// A session that never ran leaves nothing behind.
 		cleanup := context.WithoutCancel(ctx)
+		m.closeGate(se.ID)
 		if rerr := m.rt.Remove(cleanup, se.ID, true); rerr != nil && !errors.Is(rerr, runtime.ErrNotFound) {
 			m.log.Warn("remove desktop of failed session", "session", se.ID, "err", rerr)
 		}
@@ -441,7 +524,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (Session, error) 
 		return Session{}, fmt.Errorf("create session: %w", err)
 	}
 	m.log.Info("session created", "session", se.ID, "runtime", m.rt.Name(), "resolution", se.Resolution.String(), "took", time.Since(t0))
-	return Session{Session: se, State: StateStarting}, nil
+	return m.session(se, StateStarting), nil
 }
 
 // tooMany maps the store's refusal to ErrTooMany.
@@ -524,7 +607,8 @@ func (m *Manager) observe(ctx context.Context, se store.Session) Session {
 		}
 	}
 	st, reason := derive(o)
-	out := Session{Session: se, State: st, Reason: reason}
+	out := m.session(se, st)
+	out.Reason = reason
 	if o.inst != nil {
 		out.Detail = o.inst.Detail
 	}
@@ -532,6 +616,12 @@ func (m *Manager) observe(ctx context.Context, se store.Session) Session {
 		out.AgentVersion = o.status.AgentVersion
 	}
 	return out
+}
+
+// session reports se in state st.
+func (m *Manager) session(se store.Session, st State) Session {
+	p, own := m.egressOf(se)
+	return Session{Session: se, State: st, Egress: p, EgressOwn: own}
 }
 
 // agent returns session id's agent client, made on first use and reused:
@@ -666,9 +756,10 @@ func (m *Manager) setDesired(ctx context.Context, id, desired string) (Session, 
 		if err := m.rt.Stop(ctx, id); err != nil {
 			return Session{}, fmt.Errorf("stop %s: %w", id, err)
 		}
+		m.closeGate(id)
 		l.setErr(nil)
 		m.log.Info("session stopped", "session", id, "took", time.Since(t0))
-		return Session{Session: se, State: StateStopped}, nil
+		return m.session(se, StateStopped), nil
 	}
 	_, err = m.rt.Inspect(ctx, id)
 	if errors.Is(err, runtime.ErrNotFound) {
@@ -683,7 +774,7 @@ func (m *Manager) setDesired(ctx context.Context, id, desired string) (Session, 
 	}
 	l.setErr(nil)
 	m.log.Info("session started", "session", id, "took", time.Since(t0))
-	return Session{Session: se, State: StateStarting}, nil
+	return m.session(se, StateStarting), nil
 }
 
 // Delete removes a session and its desktop. Its home is kept, for a later
@@ -700,6 +791,7 @@ func (m *Manager) Delete(ctx context.Context, id string, purge bool) error {
 	if err := m.rt.Remove(ctx, id, purge); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
+	m.closeGate(id)
 	if err := m.st.DeleteSession(ctx, id); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}

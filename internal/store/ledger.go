@@ -8,11 +8,10 @@ import (
 	"time"
 )
 
-// ledgerSchema holds what model calls cost (ledger) and the estimates of
+// ledgerSchemaV1 holds what model calls cost (ledger) and the estimates of
 // calls in flight (budget_reservations). Money is stored in integer
 // nano-dollars so sums are exact.
-// ledgerSchemaV1 is the table as schema version 1 made it; later changes are
-// migrations (migrate.go).
+// As schema version 1 made them; later changes are migrations (migrate.go).
 const ledgerSchemaV1 = `
 CREATE TABLE IF NOT EXISTS ledger (
 	id                 INTEGER PRIMARY KEY,

@@ -18,6 +18,8 @@ var migrations = []string{
 	sessionsSchemaV1 + tasksSchemaV1 + ledgerSchemaV1 + snapshotsSchemaV1,
 	// 2: each session's embed token generation (revoking its links bumps it).
 	`ALTER TABLE sessions ADD COLUMN embed_generation INTEGER NOT NULL DEFAULT 0;`,
+	// 3: a session's own egress policy (JSON); '' follows the fleet's.
+	`ALTER TABLE sessions ADD COLUMN egress TEXT NOT NULL DEFAULT '';`,
 }
 
 // SchemaVersion is the version this build migrates databases to.

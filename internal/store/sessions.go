@@ -10,11 +10,11 @@ import (
 	"atelier/desktop"
 )
 
-// sessionsSchema holds one row per session: what the fleet wants of it
+// sessionsSchemaV1 holds one row per session: what the fleet wants of it
 // (desired state, theme) and what it was created with. What actually runs is
-// the runtime's to say; the store is the fleet's memory across restarts.
-// sessionsSchemaV1 is the table as schema version 1 made it; later changes are
-// migrations (migrate.go).
+// the runtime's to say; the store is the fleet's memory across restarts. It
+// is the table as schema version 1 made it; later changes are migrations
+// (migrate.go).
 const sessionsSchemaV1 = `
 CREATE TABLE IF NOT EXISTS sessions (
 	id          TEXT PRIMARY KEY,
@@ -47,11 +47,13 @@ type Session struct {
 	Desired    string // DesiredRunning or DesiredStopped
 	Runtime    string
 	SnapshotID string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Egress is the session's own egress policy (JSON), "" for the fleet's.
+	Egress    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
-const sessionColumns = `id, label, theme, width, height, desired, runtime, snapshot_id, created_at, updated_at`
+const sessionColumns = `id, label, theme, width, height, desired, runtime, snapshot_id, egress, created_at, updated_at`
 
 // InsertSession records a new session.
 func (s *Store) InsertSession(ctx context.Context, se Session) error {
@@ -125,7 +127,7 @@ func scanSession(r taskScanner) (Session, error) {
 	var se Session
 	var created, updated string
 	err := r.Scan(&se.ID, &se.Label, &se.Theme, &se.Resolution.Width, &se.Resolution.Height, &se.Desired,
-		&se.Runtime, &se.SnapshotID, &created, &updated)
+		&se.Runtime, &se.SnapshotID, &se.Egress, &created, &updated)
 	if err != nil {
 		return Session{}, err
 	}
@@ -170,9 +172,9 @@ func (s *Store) admit(ctx context.Context, limit int, do func(*sql.Tx) error) er
 // is recorded.
 func (s *Store) AdmitSession(ctx context.Context, se Session, limit int) error {
 	err := s.admit(ctx, limit, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
 			se.ID, se.Label, se.Theme, se.Resolution.Width, se.Resolution.Height, se.Desired, se.Runtime,
-			se.SnapshotID, encodeTaskTime(se.CreatedAt), encodeTaskTime(se.UpdatedAt))
+			se.SnapshotID, se.Egress, encodeTaskTime(se.CreatedAt), encodeTaskTime(se.UpdatedAt))
 		return err
 	})
 	if err != nil && !errors.Is(err, ErrLimit) {

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -29,7 +30,7 @@ func TestSessionsRoundTrip(t *testing.T) {
 	a := store.Session{ID: "sess_a", Label: "alice", Theme: "terracotta", Resolution: desktop.Resolution{Width: 1280, Height: 720},
 		Desired: store.DesiredRunning, Runtime: "local", CreatedAt: t0, UpdatedAt: t0}
 	b := store.Session{ID: "sess_b", Label: "bob", Theme: "slate", Resolution: desktop.Resolution{Width: 1920, Height: 1080},
-		Desired: store.DesiredStopped, Runtime: "docker", SnapshotID: "snap_1", CreatedAt: t0.Add(time.Second), UpdatedAt: t0.Add(time.Second)}
+		Desired: store.DesiredStopped, Runtime: "docker", SnapshotID: "snap_1", Egress: `{"mode":"none"}`, CreatedAt: t0.Add(time.Second), UpdatedAt: t0.Add(time.Second)}
 	for _, se := range []store.Session{b, a} {
 		if err := st.InsertSession(ctx, se); err != nil {
 			t.Fatal(err)
@@ -103,5 +104,33 @@ func TestSessionsSurviveReopen(t *testing.T) {
 	}
 	if diff := cmp.Diff(se, got); diff != "" {
 		t.Errorf("after reopen (-want +got):\n%s", diff)
+	}
+}
+
+// A database made before a column was added gets it, and keeps its rows.
+func TestSessionsUpgrade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "atelier.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`CREATE TABLE sessions (id TEXT PRIMARY KEY, label TEXT NOT NULL, theme TEXT NOT NULL,
+		width INTEGER NOT NULL, height INTEGER NOT NULL, desired TEXT NOT NULL, runtime TEXT NOT NULL,
+		snapshot_id TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+		INSERT INTO sessions VALUES ('sess_old', 'old', 'linen', 1280, 720, 'running', 'local', '', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second open finds the column there
+		st, err := store.Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		se, err := st.GetSession(t.Context(), "sess_old")
+		st.Close()
+		if err != nil || se.Label != "old" || se.Egress != "" {
+			t.Fatalf("old row after the upgrade: %+v, %v", se, err)
+		}
 	}
 }

@@ -8,10 +8,9 @@ import (
 	"time"
 )
 
-// snapshotsSchema holds one row per snapshot: its home archive lives in the
+// snapshotsSchemaV1 holds one row per snapshot: its home archive lives in the
 // data dir's snapshots/ (<id>.tar.gz), its image (docker) in the engine.
-// snapshotsSchemaV1 is the table as schema version 1 made it; later changes are
-// migrations (migrate.go).
+// As schema version 1 made them; later changes are migrations (migrate.go).
 const snapshotsSchemaV1 = `
 CREATE TABLE IF NOT EXISTS snapshots (
 	id         TEXT PRIMARY KEY,

@@ -11,11 +11,10 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// tasksSchema holds tasks and their steps. The partial unique index is the
+// tasksSchemaV1 holds tasks and their steps. The partial unique index is the
 // database's half of the one-task-per-session rule: even two fleets sharing
 // a file cannot both run a task on one session.
-// tasksSchemaV1 is the table as schema version 1 made it; later changes are
-// migrations (migrate.go).
+// As schema version 1 made them; later changes are migrations (migrate.go).
 const tasksSchemaV1 = `
 CREATE TABLE IF NOT EXISTS tasks (
 	id         TEXT PRIMARY KEY,

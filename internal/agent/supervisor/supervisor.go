@@ -63,6 +63,9 @@ type Options struct {
 	// Path is the PATH of the desktop's programs; empty means this
 	// process's PATH, or a standard one.
 	Path string
+	// Env is added to the environment of every program of the desktop
+	// (the egress proxy's settings).
+	Env []string
 	// SwayReloaded, if set, is called after each live reload of sway's
 	// configuration (a theme change). Sway's reload resets the keymap of
 	// every keyboard, the agent's virtual one included, so the agent must
@@ -398,7 +401,7 @@ func (s *Supervisor) baseEnv() []string {
 	if tz := os.Getenv("TZ"); tz != "" {
 		env = append(env, "TZ="+tz)
 	}
-	return env
+	return append(env, s.opts.Env...)
 }
 
 // cleanup removes what a stopped desktop leaves in the run dir and kills

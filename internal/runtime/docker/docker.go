@@ -5,12 +5,13 @@
 // and vnc.sock directly (no docker exec, no published port). Containers are
 // labelled, so a restarted fleet finds them again with List.
 //
-// Desktops get no network by default (NetworkMode none): they cannot reach
-// each other, the fleet's API or anything else, and the fleet does not need
-// them to, since it talks to them through their run dirs. The trade-off:
-// their browsers have no internet either. Options.Network names a Docker
-// network to attach them to instead; isolating desktops on it (an internal
-// network per desktop, an egress proxy) is then the operator's to arrange.
+// Desktops get no network (NetworkMode none): they cannot reach each other,
+// the fleet's API or anything else, and the fleet does not need them to,
+// since it talks to them through their run dirs. Their one way out is the
+// fleet's egress gateway, whose socket the runtime bind-mounts read-only
+// from the fleet's gate dir. Options.Network names a Docker network to
+// attach them to instead: an explicit opt-out of that isolation, logged
+// loudly, whose safety is then the operator's to arrange.
 package docker
 
 import (
@@ -129,6 +130,11 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(opts.DataDir, "desktops"), 0o700); err != nil {
 		return nil, fmt.Errorf("docker runtime: %w", err)
 	}
+	if opts.Network != "" {
+		opts.Logger.Warn("DESKTOPS ARE NOT ISOLATED: they join the Docker network "+opts.Network+
+			" and can reach whatever it reaches (this fleet, the host, each other, private ranges) beside the egress gateway; "+
+			"unset ATELIER_DOCKER_NETWORK to keep them on network none", "network", opts.Network)
+	}
 	return &Runtime{opts: opts, c: opts.Client, log: opts.Logger, cids: map[string]string{}}, nil
 }
 
@@ -146,6 +152,9 @@ func VolumeName(id string) string { return "atelier-home-" + id }
 
 func (r *Runtime) dir(id string) string    { return filepath.Join(r.opts.DataDir, "desktops", id) }
 func (r *Runtime) runDir(id string) string { return filepath.Join(r.dir(id), "run") }
+
+// gateDir is the fleet's, read-only in the container.
+func (r *Runtime) gateDir(id string) string { return filepath.Join(r.dir(id), "gate") }
 
 func checkResources(res runtime.Resources) error {
 	if res.MemoryBytes < 0 || res.CPUs < 0 || res.PIDs < 0 {
@@ -246,6 +255,9 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec, image string, n
 	if err := os.Chown(run, DesktopUID, DesktopGID); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
+	if err := os.MkdirAll(r.gateDir(id), 0o755); err != nil {
+		return err
+	}
 	res := spec.Resources
 	if res.MemoryBytes == 0 {
 		res.MemoryBytes = r.opts.Limits.MemoryBytes
@@ -267,12 +279,14 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec, image string, n
 			Image:    image,
 			Hostname: "desktop",
 			Labels:   labels,
-			Cmd:      []string{"--resolution", spec.Resolution.String(), "--theme", spec.Theme},
+			Cmd: []string{"--resolution", spec.Resolution.String(), "--theme", spec.Theme,
+				"--egress-gate", path.Join(desktop.GateDirPath, desktop.GateSocket)},
 		},
 		HostConfig: &container.HostConfig{
 			NetworkMode: container.NetworkMode(network),
 			Mounts: []mount.Mount{
 				{Type: mount.TypeBind, Source: run, Target: desktop.RunDirPath},
+				{Type: mount.TypeBind, Source: r.gateDir(id), Target: desktop.GateDirPath, ReadOnly: true},
 				{Type: mount.TypeVolume, Source: VolumeName(id), Target: desktop.HomePath},
 			},
 			// The desktop runs as an unprivileged user and needs no
@@ -525,6 +539,14 @@ func (r *Runtime) exists(id string) error {
 		return fmt.Errorf("%w: %s", runtime.ErrNotFound, id)
 	}
 	return nil
+}
+
+// GateSocket is the egress socket's path in the desktop's gate dir.
+func (r *Runtime) GateSocket(id string) (string, error) {
+	if err := r.exists(id); err != nil {
+		return "", fmt.Errorf("gate socket: %w", err)
+	}
+	return filepath.Join(r.gateDir(id), desktop.GateSocket), nil
 }
 
 // WriteRunFile atomically writes the budget or theme file of the run dir.

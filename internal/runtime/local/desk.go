@@ -38,6 +38,7 @@ type desk struct {
 
 func (d *desk) home() string     { return filepath.Join(d.dir, "home") }
 func (d *desk) run() string      { return filepath.Join(d.dir, "run") }
+func (d *desk) gate() string     { return filepath.Join(d.dir, "gate") } // root's; read-only in the sandbox
 func (d *desk) specFile() string { return filepath.Join(d.dir, "spec.json") }
 func (d *desk) pidFile() string  { return filepath.Join(d.dir, "pid.json") }
 func (d *desk) logFile() string  { return filepath.Join(d.dir, "desktop.log") }

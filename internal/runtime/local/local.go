@@ -350,6 +350,9 @@ func (r *Runtime) prepareDirs(d *desk) error {
 			return err
 		}
 	}
+	if err := os.Mkdir(d.gate(), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
 	return nil
 }
 
@@ -554,6 +557,15 @@ func (r *Runtime) Dial(ctx context.Context, id string, endpoint runtime.Endpoint
 		return nil, fmt.Errorf("dial: %w", err)
 	}
 	return d.dial(ctx, endpoint)
+}
+
+// GateSocket is the egress socket's path in the desktop's gate dir.
+func (r *Runtime) GateSocket(id string) (string, error) {
+	d, err := r.lookup(id)
+	if err != nil {
+		return "", fmt.Errorf("gate socket: %w", err)
+	}
+	return filepath.Join(d.gate(), desktop.GateSocket), nil
 }
 
 // WriteRunFile atomically writes one of the files the fleet owns in the run

@@ -30,7 +30,8 @@ const (
 	fdHome    = 3
 	fdRun     = 4
 	fdAgent   = 5
-	fdSeccomp = 6 // the seccomp filter, read by bwrap to its end
+	fdGate    = 6
+	fdSeccomp = 7 // the seccomp filter, read by bwrap to its end
 )
 
 // gate holds the launched shell until the fleet has put it in its cgroups,
@@ -64,7 +65,7 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 			f.Close()
 		}
 	}()
-	for _, p := range []string{d.home(), d.run(), r.opts.AgentPath} {
+	for _, p := range []string{d.home(), d.run(), r.opts.AgentPath, d.gate()} {
 		f, err := os.OpenFile(p, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 		if err != nil {
 			return nil, err
@@ -107,7 +108,7 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = gr, logf, logf
-	cmd.ExtraFiles = append(files[:3:3], sr) // fdHome, fdRun, fdAgent, fdSeccomp
+	cmd.ExtraFiles = append(files[:4:4], sr) // fdHome, fdRun, fdAgent, fdGate, fdSeccomp
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setsid:     true, // detached: a fleet exit or its terminal's signals leave it running
 		Credential: &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.gid), Groups: []uint32{}},
@@ -149,8 +150,10 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 // bwrapArgs builds the sandbox: the host's system read-only, fresh /tmp,
 // /dev and /proc, the desktop's own home and run dir writable, nothing else
 // of the host's data. Its user, pid, mount, ipc, uts and network
-// namespaces are its own; it may make no nested user namespace, and every
-// process runs under the seccomp filter (package seccomp).
+// namespaces are its own: its network is loopback only, and its one way
+// out is the egress gateway's socket in the fleet's gate dir, bound
+// read-only. It may make no nested user namespace, and every process runs
+// under the seccomp filter (package seccomp).
 func (r *Runtime) bwrapArgs(sp spec) []string {
 	uid := strconv.Itoa(r.uid)
 	xdg := "/run/user/" + uid
@@ -185,6 +188,7 @@ func (r *Runtime) bwrapArgs(sp spec) []string {
 		"--bind-fd", strconv.Itoa(fdHome), desktop.HomePath,
 		"--bind-fd", strconv.Itoa(fdRun), desktop.RunDirPath,
 		"--ro-bind-fd", strconv.Itoa(fdAgent), agentInSandbox,
+		"--ro-bind-fd", strconv.Itoa(fdGate), desktop.GateDirPath,
 		"--chdir", desktop.HomePath,
 		"--clearenv",
 		"--setenv", "HOME", desktop.HomePath,
@@ -198,6 +202,7 @@ func (r *Runtime) bwrapArgs(sp spec) []string {
 		"--run-dir", desktop.RunDirPath,
 		"--home", desktop.HomePath,
 		"--resolution", sp.Resolution.String(),
+		"--egress-gate", filepath.Join(desktop.GateDirPath, desktop.GateSocket),
 	)
 	if sp.Theme != "" {
 		a = append(a, "--theme", sp.Theme)

@@ -203,6 +203,15 @@ func testLifecycle(t *testing.T, rt runtime.Runtime) {
 	RunInTerminal(t, rt, id, "echo hi > ~/f")
 	WaitHomeFile(t, rt, id, "f", "hi\n")
 
+	// The desktop has a network of its own with no way out: loopback is
+	// its one interface, and it has no route (the egress gateway's socket
+	// is its one way out).
+	RunInTerminal(t, rt, id, "echo $(grep -c : /proc/net/dev) $(tail -n +2 /proc/net/route | wc -l) > ~/net")
+	WaitHomeFile(t, rt, id, "net", "1 0\n")
+	if _, err := rt.GateSocket(id); err != nil {
+		t.Errorf("GateSocket: %v", err)
+	}
+
 	// Stop twice: the home stays.
 	for range 2 {
 		if err := rt.Stop(ctx, id); err != nil {

@@ -7,6 +7,7 @@ package sessionstest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -153,6 +154,17 @@ func (f *Runtime) WriteRunFile(_ context.Context, id, name string, data []byte) 
 	}
 	d.Files[name] = string(data)
 	return nil
+}
+
+// GateSocket returns a path under /nonexistent: the fake makes no socket
+// dir, so only a fake gateway can be given it.
+func (f *Runtime) GateSocket(id string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.desktops[id]; !ok {
+		return "", fmt.Errorf("%w: %s", runtime.ErrNotFound, id)
+	}
+	return "/nonexistent/" + id + "/egress.sock", nil
 }
 
 // ExportHome writes nothing.
