@@ -99,6 +99,15 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("%s imports internal/api: data flows from api into domain packages, never back", path)
 			}
 		}
+		// homefs is the runtimes' shared mechanism: it knows filesystems,
+		// not desktops, sessions or either runtime.
+		if under(path, "atelier/internal/homefs") {
+			for _, d := range p.Deps {
+				if under(d, "atelier") {
+					t.Errorf("%s depends on %s: homefs stands on the standard library and x/sys alone", path, d)
+				}
+			}
+		}
 		if slices.Contains(leaves, path) {
 			for _, d := range p.Deps {
 				if !isStd(d) {
