@@ -28,6 +28,9 @@ func (s *Server) toAPI(se sessions.Session) apitype.Session {
 		State: string(se.State), Desired: se.Desired, Reason: se.Reason, Detail: se.Detail, Runtime: se.Runtime, SnapshotID: se.SnapshotID,
 		CreatedAt: se.CreatedAt, UpdatedAt: se.UpdatedAt,
 	}
+	if h := se.Home; h != nil {
+		out.Home = &apitype.SessionHome{UsedBytes: h.Used, FreeBytes: h.Free, QuotaBytes: h.Quota}
+	}
 	out.EmbedURL, out.ViewURL = s.viewLinks(se.ID)
 	return out
 }

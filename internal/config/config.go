@@ -69,6 +69,9 @@ type Config struct {
 	Model Model
 	// Records configures the audit log and the kept step screenshots.
 	Records Records
+	// HomeQuota is the disk quota of each new desktop home, in bytes; 0
+	// means none.
+	HomeQuota int64
 }
 
 // Load reads the server's configuration from args (the flags of atelier
@@ -138,6 +141,9 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	if err := c.loadExtras(getenv, fs); err != nil {
 		return Config{}, err
 	}
+	if err := c.loadHome(getenv, fs); err != nil {
+		return Config{}, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -169,6 +175,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s is %d characters: use at least 16 (openssl rand -hex 32)", EnvToken, len(c.APIToken)))
 	}
 	errs = append(errs, c.validateExtras()...)
+	errs = append(errs, c.validateHome()...)
 	return errors.Join(errs...)
 }
 
@@ -228,6 +235,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Float64("max_usd_per_day", c.MaxUSDPerDay),
 		slog.Bool("bind_public", c.BindPublic),
 		slog.String("agent", c.AgentPath),
+		slog.Int64("home_quota", c.HomeQuota),
 		slog.Any("model", c.Model),
 		slog.String("audit_sync", c.Records.AuditSync.String()),
 		slog.Bool("audit_redact_typed", c.Records.AuditRedactTyped),

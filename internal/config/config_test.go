@@ -50,6 +50,7 @@ func TestLoad(t *testing.T) {
 			got.Model = config.Model{}                            // TestLoadModel covers it
 			got.View, got.Docker = config.View{}, config.Docker{} // TestLoadView covers them
 			got.Records = config.Records{}                        // TestLoadRecords covers it
+			got.HomeQuota = 0                                     // TestLoadHomeQuota covers it
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Load mismatch (-want +got):\n%s", diff)
 			}

@@ -9,7 +9,7 @@
 // The layout, under a desktop's directory dir:
 //
 //	dir/home.img      the image (root's, 0600): the quota is its size
-//	dir/home.fs/      where the image is mounted (root's, 0700)
+//	dir/home.fs/      where the image is mounted (root's, 0711)
 //	dir/home.fs/home  the home proper, owned by the desktop user
 //
 // The home is a directory of the filesystem, not its root, so that an
@@ -127,8 +127,10 @@ func (h Home) Create(ctx context.Context, size int64, uid, gid int) (err error) 
 	if err := h.mount(ctx, false); err != nil { // fresh: nothing to check
 		return err
 	}
-	// The root is the fleet's: only the home in it is the desktop's.
-	if err := os.Chmod(h.Mnt, 0o700); err != nil {
+	// The root is the fleet's: only the home in it is the desktop's. Others
+	// may pass through, not list: a sandbox resolves the home's path as
+	// the desktop user.
+	if err := os.Chmod(h.Mnt, 0o711); err != nil {
 		return fmt.Errorf("make home: %w", err)
 	}
 	p := h.Path()
@@ -147,7 +149,7 @@ func (h Home) Create(ctx context.Context, size int64, uid, gid int) (err error) 
 func (h Home) Mount(ctx context.Context) error { return h.mount(ctx, true) }
 
 func (h Home) mount(ctx context.Context, check bool) error {
-	if err := os.Mkdir(h.Mnt, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := os.Mkdir(h.Mnt, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("mount home: %w", err)
 	}
 	mounted, err := h.Mounted()
@@ -305,26 +307,31 @@ func (h Home) LoopDevices() ([]string, error) {
 	return devs, nil
 }
 
-// Promised reports the disk space the images of homes may still grow into
-// (their size less what they already hold) and what the filesystem holding
-// dir has free: when promised exceeds free, a full home elsewhere may meet
-// a full host disk before its quota.
-func Promised(dir string, homes []Home) (promised, free int64, err error) {
-	for _, h := range homes {
+// Overcommitted reports, as an error saying so, when the images of the
+// homes in the directories under root may still grow (to their size, from
+// what they hold) into more than the disk holding root has free: a home
+// may then meet a full host disk before its quota.
+func Overcommitted(root string) error {
+	imgs, err := filepath.Glob(filepath.Join(root, "*", filepath.Base(In("").Image)))
+	if err != nil {
+		return err
+	}
+	var promised int64
+	for _, img := range imgs {
 		var st unix.Stat_t
-		if err := unix.Stat(h.Image, &st); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue
-			}
-			return 0, 0, fmt.Errorf("home %s: %w", h.Image, err)
+		if err := unix.Stat(img, &st); err != nil {
+			continue // removed meanwhile
 		}
 		promised += max(0, st.Size-st.Blocks*512)
 	}
 	var fs unix.Statfs_t
-	if err := unix.Statfs(dir, &fs); err != nil {
-		return 0, 0, fmt.Errorf("free space of %s: %w", dir, err)
+	if err := unix.Statfs(root, &fs); err != nil {
+		return fmt.Errorf("free space of %s: %w", root, err)
 	}
-	return promised, int64(fs.Bavail) * int64(fs.Bsize), nil
+	if free := int64(fs.Bavail) * int64(fs.Bsize); promised > free {
+		return fmt.Errorf("the %d home quotas under %s may still grow by %d MiB, and the disk has %d MiB free: a home may fill the disk before its quota", len(imgs), root, promised>>20, free>>20)
+	}
+	return nil
 }
 
 // run runs a command, its output becoming the error's detail.

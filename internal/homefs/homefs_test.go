@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -162,17 +163,30 @@ func TestBadSize(t *testing.T) {
 	}
 }
 
-func TestPromised(t *testing.T) {
-	h := newHome(t)
-	if err := h.Create(t.Context(), 1<<30, 0, 0); err != nil {
+func TestOvercommitted(t *testing.T) {
+	root := t.TempDir()
+	h := homefs.In(filepath.Join(root, "a"))
+	t.Cleanup(func() { h.Remove() })
+	if err := os.Mkdir(filepath.Join(root, "a"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	promised, free, err := homefs.Promised(filepath.Dir(h.Image), []homefs.Home{h, homefs.In("/nonexistent")})
-	if err != nil {
+	if err := homefs.Overcommitted(root); err != nil {
+		t.Errorf("no homes, overcommitted: %v", err)
+	}
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(root, &fs); err != nil {
 		t.Fatal(err)
 	}
-	if promised < 1<<30-16<<20 || promised > 1<<30 || free <= 0 {
-		t.Errorf("promised %d, free %d; want nearly 1 GiB promised", promised, free)
+	// A sparse image as large as the free disk and more: promised, not used.
+	free := int64(fs.Bavail) * fs.Bsize
+	if err := os.WriteFile(h.Image, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(h.Image, free+1<<30); err != nil {
+		t.Fatal(err)
+	}
+	if err := homefs.Overcommitted(root); err == nil || !strings.Contains(err.Error(), "free") {
+		t.Errorf("a home promising more than the free disk: %v", err)
 	}
 }
 

@@ -80,6 +80,8 @@ type Session struct {
 	Reason string
 	// Detail is the runtime's, for people: a pid, a container id.
 	Detail string
+	// Home is how full the session's home is, if it has a quota.
+	Home *HomeUsage
 }
 
 // Manager runs sessions. It is safe for concurrent use.
@@ -510,7 +512,7 @@ func (m *Manager) observe(ctx context.Context, se store.Session) Session {
 	st, reason := derive(o)
 	out := Session{Session: se, State: st, Reason: reason}
 	if o.inst != nil {
-		out.Detail = o.inst.Detail
+		out.Detail, out.Home = o.inst.Detail, o.inst.Home
 	}
 	return out
 }

@@ -83,6 +83,18 @@ type Instance struct {
 	StartedAt time.Time
 	// Detail is runtime-specific, for people: a container id, a pid.
 	Detail string
+	// Home is how full the desktop's home is; nil when the home has no
+	// quota (it was made without one) or its filesystem is not mounted.
+	Home *HomeUsage
+}
+
+// HomeUsage is how full a home with a disk quota is, in bytes.
+type HomeUsage struct {
+	// Used is what its files take; Free what may still be written.
+	Used, Free int64
+	// Quota is the size of the home's filesystem; its own bookkeeping
+	// takes a few percent of it, so Used+Free is less.
+	Quota int64
 }
 
 // ErrNotFound is returned by a runtime for an id it has no desktop for.
