@@ -20,6 +20,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +58,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Runtime runs the desktops: "local" (the default) or "docker".
 	Runtime string
+	// HomeQuota is the disk quota of each new home; 0: the fleet's
+	// default, config.DefaultHomeQuota.
+	HomeQuota int64
 }
 
 // Fleet is a running in-process fleet.
@@ -98,7 +102,10 @@ func runtimeConfig(t testing.TB, opts *Options) config.Config {
 	if opts.DataDir == "" {
 		opts.DataDir = DataDir(t)
 	}
-	cfg := config.Config{Runtime: opts.Runtime, DataDir: opts.DataDir}
+	if opts.HomeQuota == 0 {
+		opts.HomeQuota = config.DefaultHomeQuota
+	}
+	cfg := config.Config{Runtime: opts.Runtime, DataDir: opts.DataDir, HomeQuota: opts.HomeQuota}
 	switch opts.Runtime {
 	case "local":
 		RequireDesktops(t)
@@ -334,7 +341,8 @@ func Serve(t testing.TB, opts Options) *Process {
 	t.Helper()
 	cfg := runtimeConfig(t, &opts)
 	cmd := exec.Command(Binary(t, "atelier"), "serve", "--addr", "127.0.0.1:0", "--data-dir", cfg.DataDir,
-		"--runtime", cfg.Runtime, "--agent", cfg.AgentPath, "--docker-image", cfg.Docker.Image)
+		"--runtime", cfg.Runtime, "--agent", cfg.AgentPath, "--docker-image", cfg.Docker.Image,
+		"--home-quota", strconv.FormatInt(cfg.HomeQuota, 10))
 	cmd.Env = append(os.Environ(), config.EnvToken+"="+opts.Token)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

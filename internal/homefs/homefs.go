@@ -261,23 +261,22 @@ type Usage struct {
 	Quota int64
 }
 
-// Usage reports how full the mounted home is; ok is false when it is not
-// mounted.
-func (h Home) Usage() (u Usage, ok bool, err error) {
+// Usage reports how full the mounted home is; nil when it is not mounted.
+func (h Home) Usage() (*Usage, error) {
 	mounted, err := h.Mounted()
 	if err != nil || !mounted {
-		return Usage{}, false, err
+		return nil, err
 	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(h.Mnt, &st); err != nil {
-		return Usage{}, false, fmt.Errorf("home usage: %w", err)
+		return nil, fmt.Errorf("home usage: %w", err)
 	}
 	fi, err := os.Stat(h.Image)
 	if err != nil {
-		return Usage{}, false, fmt.Errorf("home usage: %w", err)
+		return nil, fmt.Errorf("home usage: %w", err)
 	}
 	bs := int64(st.Bsize)
-	return Usage{Used: int64(st.Blocks-st.Bfree) * bs, Free: int64(st.Bavail) * bs, Quota: fi.Size()}, true, nil
+	return &Usage{Used: int64(st.Blocks-st.Bfree) * bs, Free: int64(st.Bavail) * bs, Quota: fi.Size()}, nil
 }
 
 // LoopDevices returns the loop devices attached to h's image.

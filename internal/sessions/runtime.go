@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"atelier/desktop"
+	"atelier/internal/homefs"
 )
 
 // Runtime runs desktops: local sandboxed process trees, Docker containers,
@@ -89,13 +90,7 @@ type Instance struct {
 }
 
 // HomeUsage is how full a home with a disk quota is, in bytes.
-type HomeUsage struct {
-	// Used is what its files take; Free what may still be written.
-	Used, Free int64
-	// Quota is the size of the home's filesystem; its own bookkeeping
-	// takes a few percent of it, so Used+Free is less.
-	Quota int64
-}
+type HomeUsage = homefs.Usage
 
 // ErrNotFound is returned by a runtime for an id it has no desktop for.
 var ErrNotFound = errors.New("desktop not found")

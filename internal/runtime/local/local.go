@@ -390,10 +390,10 @@ func (r *Runtime) mountHome(ctx context.Context, d *desk) error {
 		return err
 	case ok:
 		return h.Mount(ctx)
+	case r.opts.HomeQuota == 0:
+		return nil
 	case fileExists(d.plainHome()):
 		r.log.Warn("desktop home has no disk quota: it was made without one (a clone of its snapshot gets one)", "desktop", d.id)
-		return nil
-	case r.opts.HomeQuota == 0:
 		return nil
 	}
 	if err := h.Create(ctx, r.opts.HomeQuota, r.uid, r.gid); err != nil {
@@ -526,12 +526,9 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (sessions.Instance, er
 
 func (r *Runtime) inspect(ctx context.Context, d *desk) (sessions.Instance, error) {
 	in := sessions.Instance{ID: d.id}
-	u, ok, err := d.fs().Usage()
-	if err != nil {
+	var err error
+	if in.Home, err = d.fs().Usage(); err != nil {
 		return in, fmt.Errorf("inspect %s: %w", d.id, err)
-	}
-	if ok {
-		in.Home = &sessions.HomeUsage{Used: u.Used, Free: u.Free, Quota: u.Quota}
 	}
 	p, restarting := d.current()
 	if p == nil && !restarting {
