@@ -44,8 +44,12 @@ func (h Home) dir() string {
 // mounted meanwhile if it has one (a kept home of a removed desktop is
 // not).
 func (h Home) inDir(t testing.TB, fn func(dir string) error) error {
-	if ok, err := h.fs().Exists(); err != nil || !ok {
-		return errors.Join(err, fn(h.dir()))
+	ok, err := h.fs().Exists()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fn(h.dir())
 	}
 	return h.fs().WithMounted(t.Context(), func() error { return fn(h.fs().Path()) })
 }
