@@ -28,14 +28,14 @@ func (f *Fleet) Home(id string) Home { return Home{f.Runtime.Name(), f.DataDir, 
 // Home returns the home of desktop id.
 func (p *Process) Home(id string) Home { return Home{p.runtime, p.DataDir, id} }
 
-// fs is the home's filesystem, if it has one (a quota); the same layout on
-// both runtimes.
-func (h Home) fs() homefs.Home { return docker.Home(h.dataDir, h.id) }
+// FS is the home's filesystem, if it has one (a quota): its image and
+// mount point, the same on both runtimes.
+func (h Home) FS() homefs.Home { return docker.Home(h.dataDir, h.id) }
 
 // dir is where the local runtime keeps the home.
 func (h Home) dir() string {
-	if ok, _ := h.fs().Exists(); ok {
-		return h.fs().Path()
+	if ok, _ := h.FS().Exists(); ok {
+		return h.FS().Path()
 	}
 	return filepath.Join(h.dataDir, "desktops", h.id, "home")
 }
@@ -44,14 +44,14 @@ func (h Home) dir() string {
 // mounted meanwhile if it has one (a kept home of a removed desktop is
 // not).
 func (h Home) inDir(t testing.TB, fn func(dir string) error) error {
-	ok, err := h.fs().Exists()
+	ok, err := h.FS().Exists()
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return fn(h.dir())
 	}
-	return h.fs().WithMounted(t.Context(), func() error { return fn(h.fs().Path()) })
+	return h.FS().WithMounted(t.Context(), func() error { return fn(h.FS().Path()) })
 }
 // ReadFile returns the content of file name of the home; an error wrapping
 // fs.ErrNotExist if there is no such file.
@@ -132,7 +132,7 @@ func (h Home) Exists(t testing.TB) bool {
 	var err error
 	if h.runtime == "docker" {
 		_, err = dockertest.HomeMountpoint(t, h.id)
-	} else if ok, ferr := h.fs().Exists(); ok || ferr != nil {
+	} else if ok, ferr := h.FS().Exists(); ok || ferr != nil {
 		err = ferr
 	} else {
 		_, err = os.Stat(h.dir())
