@@ -32,7 +32,13 @@ type Desktop struct {
 	Running bool
 	// Files are the run files written, by name.
 	Files map[string]string
+	// Home is what Inspect reports of the home: FakeHome for every new
+	// desktop.
+	Home sessions.HomeUsage
 }
+
+// FakeHome is the home usage every desktop of the fake runtime reports.
+var FakeHome = sessions.HomeUsage{Used: 3 << 19, Free: 10<<30 - 3<<19 - 256<<20, Quota: 10 << 30}
 
 var _ sessions.Runtime = (*Runtime)(nil)
 
@@ -60,7 +66,7 @@ func (f *Runtime) Create(_ context.Context, s sessions.Spec) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.desktops[s.ID] = &Desktop{Spec: s, Files: map[string]string{}}
+	f.desktops[s.ID] = &Desktop{Spec: s, Files: map[string]string{}, Home: FakeHome}
 	return nil
 }
 
@@ -118,7 +124,8 @@ func (f *Runtime) Inspect(_ context.Context, id string) (sessions.Instance, erro
 	if !ok {
 		return sessions.Instance{}, sessions.ErrNotFound
 	}
-	return sessions.Instance{ID: id, Running: d.Running, StartedAt: time.Now()}, nil
+	home := d.Home
+	return sessions.Instance{ID: id, Running: d.Running, StartedAt: time.Now(), Home: &home}, nil
 }
 
 // List reports every desktop.
