@@ -173,6 +173,16 @@ func (h Home) mount(ctx context.Context, check bool) error {
 	return nil
 }
 
+// MountIfMade mounts h if its image exists, and reports whether it does
+// (whether the home was made with a quota).
+func (h Home) MountIfMade(ctx context.Context) (bool, error) {
+	ok, err := h.Exists()
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, h.Mount(ctx)
+}
+
 // Mounted reports whether a filesystem is mounted on h.Mnt.
 func (h Home) Mounted() (bool, error) {
 	var mnt, parent unix.Stat_t

@@ -177,17 +177,11 @@ func (r *Runtime) home(id string) homefs.Home { return Home(r.opts.DataDir, id) 
 // start path, and could not fit if it holds more than the quota; a
 // snapshot and a clone move it, on purpose.
 func (r *Runtime) mountHome(ctx context.Context, id string) error {
-	h := r.home(id)
-	ok, err := h.Exists()
-	switch {
-	case err != nil:
-		return err
-	case ok:
-		return h.Mount(ctx)
-	case r.opts.HomeQuota != 0:
+	made, err := r.home(id).MountIfMade(ctx)
+	if err == nil && !made && r.opts.HomeQuota != 0 {
 		r.log.Warn("desktop home has no disk quota: it was made without one (a clone of its snapshot gets one)", "desktop", id)
 	}
-	return nil
+	return err
 }
 
 // Name is "docker".

@@ -383,20 +383,15 @@ func (r *Runtime) prepareDirs(ctx context.Context, d *desk) error {
 // start path, and could not fit if it holds more than the quota; a
 // snapshot and a clone move it, on purpose.
 func (r *Runtime) mountHome(ctx context.Context, d *desk) error {
-	h := d.fs()
-	ok, err := h.Exists()
-	switch {
-	case err != nil:
+	made, err := d.fs().MountIfMade(ctx)
+	if err != nil || made || r.opts.HomeQuota == 0 {
 		return err
-	case ok:
-		return h.Mount(ctx)
-	case r.opts.HomeQuota == 0:
-		return nil
-	case fileExists(d.plainHome()):
+	}
+	if fileExists(d.plainHome()) {
 		r.log.Warn("desktop home has no disk quota: it was made without one (a clone of its snapshot gets one)", "desktop", d.id)
 		return nil
 	}
-	if err := h.Create(ctx, r.opts.HomeQuota, r.uid, r.gid); err != nil {
+	if err := d.fs().Create(ctx, r.opts.HomeQuota, r.uid, r.gid); err != nil {
 		return err
 	}
 	if err := homefs.Overcommitted(r.root); err != nil {
