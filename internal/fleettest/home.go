@@ -53,6 +53,7 @@ func (h Home) inDir(t testing.TB, fn func(dir string) error) error {
 	}
 	return h.FS().WithMounted(t.Context(), func() error { return fn(h.FS().Path()) })
 }
+
 // ReadFile returns the content of file name of the home; an error wrapping
 // fs.ErrNotExist if there is no such file.
 func (h Home) ReadFile(t testing.TB, name string) (string, error) {
