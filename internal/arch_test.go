@@ -112,6 +112,16 @@ func TestImportRules(t *testing.T) {
 				t.Errorf("%s imports internal/api: data flows from api into domain packages, never back", path)
 			}
 		}
+		// homefs is the runtimes' shared mechanism: it knows filesystems
+		// and the runtime contract's report of them, not sessions or either
+		// runtime.
+		if under(path, "atelier/internal/homefs") {
+			for _, d := range p.Deps {
+				if under(d, "atelier") && d != "atelier/internal/runtime" && d != "atelier/desktop" {
+					t.Errorf("%s depends on %s: homefs stands on the standard library, x/sys and the runtime contract alone", path, d)
+				}
+			}
+		}
 		if slices.Contains(leaves, path) {
 			for _, d := range p.Deps {
 				if !isStd(d) {

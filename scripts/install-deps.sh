@@ -9,7 +9,7 @@ here=$(dirname "$0")
 [ "$(id -u)" = 0 ] || { echo "install-deps: run as root (apt-get)" >&2; exit 1; }
 "$here/../desktop/install-deps.sh"
 
-PACKAGES="bubblewrap chromium novnc debootstrap libxkbcommon-tools make git ca-certificates"
+PACKAGES="bubblewrap chromium novnc debootstrap libxkbcommon-tools make git ca-certificates e2fsprogs"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"

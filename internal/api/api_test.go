@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -209,6 +210,11 @@ func TestSessionRoutes(t *testing.T) {
 		if resp.StatusCode != 200 || got.State != step.state {
 			t.Errorf("%s %s: %d state %q, want 200 %q: %s", step.method, step.path, resp.StatusCode, got.State, step.state, b)
 		}
+	}
+	resp, b = f.do(t, "GET", "/sessions/"+s.ID, "")
+	h := sessionstest.FakeHome
+	if want := fmt.Sprintf(`"home":{"used_bytes":%d,"free_bytes":%d,"quota_bytes":%d}`, h.Used, h.Free, h.Quota); !strings.Contains(string(b), want) {
+		t.Errorf("a session's home: %s, want %s", b, want)
 	}
 	if d, _ := f.rt.Desktop(s.ID); d.Files["theme"] != "terracotta\n" {
 		t.Errorf("theme file after a start = %q", d.Files["theme"])

@@ -34,6 +34,9 @@ func (s *Server) toAPI(ctx context.Context, se sessions.Session) apitype.Session
 	if se.EgressOwn {
 		out.Egress.Source = "session"
 	}
+	if h := se.Home; h != nil {
+		out.Home = &apitype.SessionHome{UsedBytes: h.Used, FreeBytes: h.Free, QuotaBytes: h.Quota}
+	}
 	out.EmbedURL, out.ViewURL = s.viewLinks(ctx, se.ID)
 	return out
 }

@@ -142,6 +142,18 @@ type Session struct {
 	// EmbedURL and ViewURL point at the live view (empty until it exists).
 	EmbedURL string `json:"embed_url"`
 	ViewURL  string `json:"view_url"`
+	// Home is how full the session's home is; absent when the home has no
+	// disk quota.
+	Home *SessionHome `json:"home,omitempty"`
+}
+
+// SessionHome is how full a session's home is, in bytes. Writes past the
+// quota fail inside the desktop. The filesystem's own bookkeeping takes a
+// few percent of the quota, so used and free add up to less.
+type SessionHome struct {
+	UsedBytes  int64 `json:"used_bytes"`
+	FreeBytes  int64 `json:"free_bytes"`
+	QuotaBytes int64 `json:"quota_bytes"`
 }
 
 // SessionList is the body of GET /sessions.

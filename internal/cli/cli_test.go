@@ -64,7 +64,7 @@ func TestSessionCommands(t *testing.T) {
 		t.Errorf("ls: %v\n%s", err, out)
 	}
 	out, _, err = run(t, url, token, "session", "show", s.ID)
-	if err != nil || !strings.Contains(out, "1024x768") {
+	if err != nil || !strings.Contains(out, "1024x768") || !strings.Contains(out, "home        1.5 MiB used of 10.0 GiB (9.7 GiB free)") {
 		t.Errorf("show: %v\n%s", err, out)
 	}
 	// Flags after the arguments work too.

@@ -35,10 +35,14 @@ func printSession(w io.Writer, s apitype.Session) {
 	if s.Reason != "" {
 		state += " (" + s.Reason + ")"
 	}
+	home := ""
+	if h := s.Home; h != nil {
+		home = fmt.Sprintf("%s used of %s (%s free)", bytesText(h.UsedBytes), bytesText(h.QuotaBytes), bytesText(h.FreeBytes))
+	}
 	printFields(w, [][2]string{
 		{"id", s.ID}, {"state", state}, {"label", s.Label}, {"theme", s.Theme},
 		{"resolution", s.Resolution}, {"runtime", s.Runtime + " " + s.Detail}, {"created", s.CreatedAt.Local().Format(time.DateTime)},
-		{"snapshot", s.SnapshotID}, {"egress", egressLine(s.Egress)}, {"embed", s.EmbedURL},
+		{"home", home}, {"snapshot", s.SnapshotID}, {"egress", egressLine(s.Egress)}, {"embed", s.EmbedURL},
 	})
 }
 
@@ -53,6 +57,19 @@ func egressLine(e apitype.Egress) string {
 		line += " " + strings.Join(e.Allow, ",")
 	}
 	return line + " (" + e.Source + ")"
+}
+
+// bytesText writes n bytes for people, in binary units: 1.5 GiB.
+func bytesText(n int64) string {
+	const units = "KMGTPE"
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/1024, 0
+	for ; v >= 1024 && i < len(units)-1; i++ {
+		v /= 1024
+	}
+	return fmt.Sprintf("%.1f %ciB", v, units[i])
 }
 
 // waitFlags are the flags of commands that wait for a desktop.

@@ -81,6 +81,9 @@ type Config struct {
 	// Egress is what desktops may reach through the egress gateway, unless
 	// a session says otherwise; the zero Policy means egress.Default.
 	Egress egress.Policy
+	// HomeQuota is the disk quota of each new desktop home, in bytes; 0
+	// means none.
+	HomeQuota int64
 }
 
 // Load reads the server's configuration from args (the flags of atelier
@@ -159,6 +162,9 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	}
 	var eg egressFlags
 	eg.register(getenv, fs)
+	if err := c.loadHome(getenv, fs); err != nil {
+		return Config{}, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -208,6 +214,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateExtras()...)
 	errs = append(errs, c.validateLimits()...)
+	errs = append(errs, c.validateHome()...)
 	return errors.Join(errs...)
 }
 
@@ -267,6 +274,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Float64("max_usd_per_day", c.MaxUSDPerDay),
 		slog.Bool("insecure_no_token", c.InsecureNoToken),
 		slog.String("agent", c.AgentPath),
+		slog.Int64("home_quota", c.HomeQuota),
 		slog.Any("model", c.Model),
 		slog.String("audit_sync", c.Records.AuditSync.String()),
 		slog.Bool("audit_redact_typed", c.Records.AuditRedactTyped),

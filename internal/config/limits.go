@@ -125,7 +125,7 @@ func (c *Config) loadLimits(getenv func(string) string, fs *flag.FlagSet) error 
 		}
 	}
 	get(EnvMaxSessions, intTo(&c.Limits.MaxSessions))
-	get(EnvDesktopMemory, func(v string) error { return parseBytes(v, &c.Limits.DesktopMemory) })
+	get(EnvDesktopMemory, func(v string) error { return setSize(v, &c.Limits.DesktopMemory) })
 	get(EnvDesktopCPUs, floatTo(&c.Limits.DesktopCPUs))
 	get(EnvDesktopPIDs, func(v string) error { return parseInt64(v, &c.Limits.DesktopPIDs) })
 	get(EnvMemoryOvercommit, floatTo(&c.Limits.Overcommit))
@@ -137,7 +137,7 @@ func (c *Config) loadLimits(getenv func(string) string, fs *flag.FlagSet) error 
 	}
 	fs.IntVar(&c.Limits.MaxSessions, "max-sessions", c.Limits.MaxSessions, "sessions running at once (default: as many as the host's memory holds; env "+EnvMaxSessions+")")
 	fs.Func("desktop-memory", "memory limit of each desktop, such as 2GiB (default: 2GiB, less on small hosts; env "+EnvDesktopMemory+")", func(v string) error {
-		return parseBytes(v, &c.Limits.DesktopMemory)
+		return setSize(v, &c.Limits.DesktopMemory)
 	})
 	fs.Float64Var(&c.Limits.DesktopCPUs, "desktop-cpus", c.Limits.DesktopCPUs, "CPUs of each desktop (default: 2, at most the host's; env "+EnvDesktopCPUs+")")
 	fs.Int64Var(&c.Limits.DesktopPIDs, "desktop-pids", c.Limits.DesktopPIDs, "processes of each desktop (default 1024; env "+EnvDesktopPIDs+")")
@@ -276,9 +276,6 @@ func (c Config) validateLimits() []error {
 	}
 	return errs
 }
-
-// sizeText shows a size in MiB.
-func sizeText(n int64) string { return strconv.FormatInt(n>>20, 10) + "MiB" }
 
 // LogValue logs l's figures.
 func (l Limits) LogValue() slog.Value {

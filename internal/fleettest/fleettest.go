@@ -74,6 +74,9 @@ type Options struct {
 	// Gateway holds the egress gateway's test-only options (a resolver,
 	// exempt ranges); its Recorder and Logger are the fleet's.
 	Gateway egress.Options
+	// HomeQuota is the disk quota of each new home; 0: the fleet's
+	// default, config.DefaultHomeQuota.
+	HomeQuota int64
 }
 
 // Fleet is a running in-process fleet.
@@ -115,7 +118,10 @@ func runtimeConfig(t testing.TB, opts *Options) config.Config {
 	if opts.DataDir == "" {
 		opts.DataDir = DataDir(t)
 	}
-	cfg := config.Config{Runtime: opts.Runtime, DataDir: opts.DataDir}
+	if opts.HomeQuota == 0 {
+		opts.HomeQuota = config.DefaultHomeQuota
+	}
+	cfg := config.Config{Runtime: opts.Runtime, DataDir: opts.DataDir, HomeQuota: opts.HomeQuota}
 	switch opts.Runtime {
 	case "local":
 		RequireDesktops(t)
@@ -359,7 +365,8 @@ func Serve(t testing.TB, opts Options) *Process {
 	t.Helper()
 	cfg := runtimeConfig(t, &opts)
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", cfg.DataDir,
-		"--runtime", cfg.Runtime, "--agent", cfg.AgentPath, "--docker-image", cfg.Docker.Image}
+		"--runtime", cfg.Runtime, "--agent", cfg.AgentPath, "--docker-image", cfg.Docker.Image,
+		"--home-quota", strconv.FormatInt(cfg.HomeQuota, 10)}
 	if opts.Token == "" {
 		args = append(args, "--insecure-no-token") // a tokenless fleet must be asked for
 	}

@@ -10,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"atelier/internal/homefs"
+	"atelier/internal/runtime/docker"
 	"atelier/internal/runtime/docker/dockertest"
 )
 
 // Home is a desktop's home as a test reaches it from outside the desktop:
-// a directory of the data dir on the local runtime (<data>/desktops/<id>/home),
+// a directory of the data dir on the local runtime (in the home's own
+// filesystem when it has a quota, homefs; else <data>/desktops/<id>/home),
 // a volume through the Engine API on docker. It outlives the desktop until
 // the home is purged.
 type Home struct{ runtime, dataDir, id string }
@@ -25,7 +28,31 @@ func (f *Fleet) Home(id string) Home { return Home{f.Runtime.Name(), f.DataDir, 
 // Home returns the home of desktop id.
 func (p *Process) Home(id string) Home { return Home{p.runtime, p.DataDir, id} }
 
-func (h Home) dir() string { return filepath.Join(h.dataDir, "desktops", h.id, "home") }
+// FS is the home's filesystem, if it has one (a quota): its image and
+// mount point, the same on both runtimes.
+func (h Home) FS() homefs.Home { return docker.Home(h.dataDir, h.id) }
+
+// dir is where the local runtime keeps the home.
+func (h Home) dir() string {
+	if ok, _ := h.FS().Exists(); ok {
+		return h.FS().Path()
+	}
+	return filepath.Join(h.dataDir, "desktops", h.id, "home")
+}
+
+// inDir runs fn on the local runtime's home directory, its filesystem
+// mounted meanwhile if it has one (a kept home of a removed desktop is
+// not).
+func (h Home) inDir(t testing.TB, fn func(dir string) error) error {
+	ok, err := h.FS().Exists()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fn(h.dir())
+	}
+	return h.FS().WithMounted(t.Context(), func() error { return fn(h.FS().Path()) })
+}
 
 // ReadFile returns the content of file name of the home; an error wrapping
 // fs.ErrNotExist if there is no such file.
@@ -36,7 +63,10 @@ func (h Home) ReadFile(t testing.TB, name string) (string, error) {
 	if h.runtime == "docker" {
 		b, err = dockertest.ReadHomeFile(t, h.id, name)
 	} else {
-		b, err = os.ReadFile(filepath.Join(h.dir(), name))
+		err = h.inDir(t, func(dir string) (err error) {
+			b, err = os.ReadFile(filepath.Join(dir, name))
+			return err
+		})
 	}
 	return string(b), err
 }
@@ -74,11 +104,11 @@ func (h Home) WriteFile(t testing.TB, name, content string) {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	p := filepath.Join(h.dir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(p, uid, gid); err != nil {
+	err = h.inDir(t, func(dir string) error {
+		p := filepath.Join(dir, name)
+		return errors.Join(os.WriteFile(p, []byte(content), 0o644), os.Chown(p, uid, gid))
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }
@@ -103,6 +133,8 @@ func (h Home) Exists(t testing.TB) bool {
 	var err error
 	if h.runtime == "docker" {
 		_, err = dockertest.HomeMountpoint(t, h.id)
+	} else if ok, ferr := h.FS().Exists(); ok || ferr != nil {
+		err = ferr
 	} else {
 		_, err = os.Stat(h.dir())
 	}

@@ -31,14 +31,15 @@ func Runtime(ctx context.Context, cfg config.Config, log *slog.Logger) (runtime.
 			}
 			agent = filepath.Join(filepath.Dir(exe), "atelier-agent")
 		}
-		rt, err := local.New(local.Options{DataDir: cfg.DataDir, AgentPath: agent, Logger: log, Limits: Resources(cfg.Limits)})
+		rt, err := local.New(local.Options{DataDir: cfg.DataDir, AgentPath: agent, Logger: log, Limits: Resources(cfg.Limits), HomeQuota: cfg.HomeQuota})
 		return rt, nil, err
 	case "docker":
 		c, err := client.New(client.FromEnv)
 		if err != nil {
 			return nil, nil, fmt.Errorf("docker client: %w", err)
 		}
-		rt, err := docker.New(ctx, docker.Options{Client: c, Image: cfg.Docker.Image, DataDir: cfg.DataDir, Network: cfg.Docker.Network, Logger: log, Limits: Resources(cfg.Limits)})
+		rt, err := docker.New(ctx, docker.Options{Client: c, Image: cfg.Docker.Image, DataDir: cfg.DataDir, Network: cfg.Docker.Network, Logger: log,
+			Limits: Resources(cfg.Limits), HomeQuota: cfg.HomeQuota})
 		if err != nil {
 			c.Close()
 			return nil, nil, err

@@ -94,6 +94,18 @@ type Instance struct {
 	StartedAt time.Time
 	// Detail is runtime-specific, for people: a container id, a pid.
 	Detail string
+	// Home is how full the desktop's home is; nil when the home has no
+	// quota (it was made without one) or its filesystem is not mounted.
+	Home *HomeUsage
+}
+
+// HomeUsage is how full a home with a disk quota is, in bytes.
+type HomeUsage struct {
+	// Used is what the home's files take; Free what may still be written.
+	Used, Free int64
+	// Quota is the filesystem's size. Its own journal and tables take a
+	// few percent of it (more of a small one), so Used+Free is less.
+	Quota int64
 }
 
 // ErrNotFound is returned by a runtime for an id it has no desktop for.

@@ -109,6 +109,8 @@ type Session struct {
 	// is the session's own, not the fleet's.
 	Egress    egress.Policy
 	EgressOwn bool
+	// Home is how full the session's home is, if it has a quota.
+	Home *runtime.HomeUsage
 }
 
 // Manager runs sessions. It is safe for concurrent use.
@@ -610,7 +612,7 @@ func (m *Manager) observe(ctx context.Context, se store.Session) Session {
 	out := m.session(se, st)
 	out.Reason = reason
 	if o.inst != nil {
-		out.Detail = o.inst.Detail
+		out.Detail, out.Home = o.inst.Detail, o.inst.Home
 	}
 	if o.status != nil {
 		out.AgentVersion = o.status.AgentVersion

@@ -1,6 +1,7 @@
 // Package docker runs desktops as Docker containers through the Engine API
 // (the official Go SDK): one container per desktop from the image
-// atelier/desktop, its home in a named volume that outlives the container,
+// atelier/desktop, its home in a named volume that outlives the container
+// (with a quota, a bind volume of the home's own filesystem, homefs),
 // its run dir bind-mounted from the data dir so the fleet dials agent.sock
 // and vnc.sock directly (no docker exec, no published port). Containers are
 // labelled, so a restarted fleet finds them again with List.
@@ -36,6 +37,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"atelier/desktop"
+	"atelier/internal/homefs"
 	"atelier/internal/runtime"
 	"atelier/internal/runtime/desksock"
 	"atelier/internal/snapshot/archive"
@@ -80,6 +82,12 @@ type Options struct {
 	// Default 10s.
 	StopTimeout time.Duration
 	Logger      *slog.Logger // nil: discard
+	// HomeQuota is the size of each new home's filesystem (homefs),
+	// mounted on the host and bound into the container through its
+	// volume, so writes past it fail in the desktop; 0 makes new homes
+	// plain volumes without a quota. Homes made before keep what they
+	// have. The fleet must share the engine's mount namespace.
+	HomeQuota int64
 }
 
 // Runtime runs desktops as Docker containers. It is safe for concurrent use.
@@ -130,12 +138,59 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if err := os.MkdirAll(filepath.Join(opts.DataDir, "desktops"), 0o700); err != nil {
 		return nil, fmt.Errorf("docker runtime: %w", err)
 	}
+	if opts.HomeQuota != 0 {
+		if err := homefs.Check(); err != nil {
+			return nil, fmt.Errorf("docker runtime: %w; or set no home quota", err)
+		}
+	}
 	if opts.Network != "" {
 		opts.Logger.Warn("DESKTOPS ARE NOT ISOLATED: they join the Docker network "+opts.Network+
 			" and can reach whatever it reaches (this fleet, the host, each other, private ranges) beside the egress gateway; "+
 			"unset ATELIER_DOCKER_NETWORK to keep them on network none", "network", opts.Network)
 	}
-	return &Runtime{opts: opts, c: opts.Client, log: opts.Logger, cids: map[string]string{}}, nil
+	r := &Runtime{opts: opts, c: opts.Client, log: opts.Logger, cids: map[string]string{}}
+	if err := r.mountHomes(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// mountHomes mounts the home filesystem of every desktop of this data dir
+// (after a host reboot none is): a stopped desktop's too, for its usage.
+func (r *Runtime) mountHomes(ctx context.Context) error {
+	res, err := r.c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: client.Filters{}.Add("label", LabelDataDir+"="+r.opts.DataDir)})
+	if err != nil {
+		return fmt.Errorf("docker runtime: list desktops: %w", err)
+	}
+	for _, ctr := range res.Items {
+		id := ctr.Labels[LabelSession]
+		if runtime.CheckID(id) != nil {
+			continue
+		}
+		if err := r.mountHome(ctx, id); err != nil {
+			r.log.Warn("desktop home not mounted", "desktop", id, "err", err)
+		}
+	}
+	return nil
+}
+
+// Home is the home filesystem of desktop id of a runtime on dataDir, if
+// its home has one.
+func Home(dataDir, id string) homefs.Home { return homefs.In(filepath.Join(dataDir, "desktops", id)) }
+
+func (r *Runtime) home(id string) homefs.Home { return Home(r.opts.DataDir, id) }
+
+// mountHome mounts desktop id's home filesystem if it has one. A home
+// made without (by a version before quotas, or with none set) stays a
+// plain volume, with a warning: moving it would copy all it holds on the
+// start path, and could not fit if it holds more than the quota; a
+// snapshot and a clone move it, on purpose.
+func (r *Runtime) mountHome(ctx context.Context, id string) error {
+	made, err := r.home(id).MountIfMade(ctx)
+	if err == nil && !made && r.opts.HomeQuota != 0 {
+		r.log.Warn("desktop home has no disk quota: it was made without one (a clone of its snapshot gets one)", "desktop", id)
+	}
+	return err
 }
 
 // Name is "docker".
@@ -224,10 +279,16 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	// Whatever fails from here undoes what this call made.
 	made := func(ctx context.Context) {
 		r.c.ContainerRemove(ctx, ContainerName(id), client.ContainerRemoveOptions{Force: true})
-		if newVolume {
-			r.c.VolumeRemove(ctx, VolumeName(id), client.VolumeRemoveOptions{})
+		if !newVolume {
+			r.home(id).Unmount() // as it was: a kept home is not mounted
+			os.RemoveAll(r.runDir(id))
+			return
 		}
-		os.RemoveAll(r.dir(id))
+		r.c.VolumeRemove(ctx, VolumeName(id), client.VolumeRemoveOptions{})
+		// Never a home's files through a mount RemoveAll would walk into.
+		if r.home(id).Remove() == nil {
+			os.RemoveAll(r.dir(id))
+		}
 	}
 	if err := r.create(ctx, spec, image, newVolume); err != nil {
 		made(context.WithoutCancel(ctx))
@@ -244,9 +305,11 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec, image string, n
 		LabelDataDir: r.opts.DataDir,
 	}
 	if newVolume {
-		if _, err := r.c.VolumeCreate(ctx, client.VolumeCreateOptions{Name: VolumeName(id), Labels: labels}); err != nil {
+		if err := r.createVolume(ctx, id, labels); err != nil {
 			return err
 		}
+	} else if err := r.mountHome(ctx, id); err != nil {
+		return err
 	}
 	run := r.runDir(id)
 	if err := os.MkdirAll(run, 0o700); err != nil {
@@ -318,6 +381,29 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec, image string, n
 	return nil
 }
 
+// createVolume makes desktop id's home volume: with a quota, a bind of the
+// home proper in its own filesystem (homefs), made and mounted here; the
+// engine binds it into the container. Unmounted, the home proper does not
+// exist, so the container fails to start rather than write unbounded.
+func (r *Runtime) createVolume(ctx context.Context, id string, labels map[string]string) error {
+	opts := client.VolumeCreateOptions{Name: VolumeName(id), Labels: labels}
+	if r.opts.HomeQuota != 0 {
+		if err := os.MkdirAll(r.dir(id), 0o700); err != nil {
+			return err
+		}
+		h := r.home(id)
+		if err := h.Create(ctx, r.opts.HomeQuota, DesktopUID, DesktopGID); err != nil {
+			return err
+		}
+		if err := homefs.Overcommitted(filepath.Dir(r.dir(id))); err != nil {
+			r.log.Warn("home quotas exceed the free disk", "err", err)
+		}
+		opts.DriverOpts = map[string]string{"type": "none", "o": "bind", "device": h.Path()}
+	}
+	_, err := r.c.VolumeCreate(ctx, opts)
+	return err
+}
+
 // fillHome extracts archive safely on the host (archive.ExtractTar, which
 // refuses a hostile archive whole) and copies the result into the created
 // container's home volume, owned by the desktop user. The engine's own
@@ -357,6 +443,9 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	}
 	if ins.State != nil && ins.State.Running {
 		return nil
+	}
+	if err := r.mountHome(ctx, id); err != nil {
+		return fmt.Errorf("start %s: %w", id, err)
 	}
 	// A ready file from the last run would report a desktop ready too soon.
 	os.Remove(filepath.Join(r.runDir(id), desktop.ReadyFile))
@@ -406,6 +495,12 @@ func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
 	case !cerrdefs.IsNotFound(err):
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
+	// With its container gone, the engine no longer binds the home: its
+	// filesystem is unmounted, kept or not, and no loop device stays.
+	if err := r.home(id).Unmount(); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	gone := r.runDir(id)
 	if purge {
 		// Not Force: it would hide that the volume does not exist.
 		_, err := r.c.VolumeRemove(ctx, VolumeName(id), client.VolumeRemoveOptions{})
@@ -415,8 +510,12 @@ func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
 		case !cerrdefs.IsNotFound(err):
 			return fmt.Errorf("remove %s: home: %w", id, err)
 		}
+		if err := r.home(id).Remove(); err != nil {
+			return fmt.Errorf("remove %s: home: %w", id, err)
+		}
+		gone = r.dir(id)
 	}
-	if err := os.RemoveAll(r.dir(id)); err != nil {
+	if err := os.RemoveAll(gone); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	r.cidMu.Lock()
@@ -455,6 +554,9 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (runtime.Instance, err
 		return runtime.Instance{}, fmt.Errorf("inspect: %w", err)
 	}
 	in := runtime.Instance{ID: id, Detail: "container " + short(ins.ID)}
+	if in.Home, err = r.home(id).Usage(); err != nil {
+		return runtime.Instance{}, fmt.Errorf("inspect %s: %w", id, err)
+	}
 	if st := ins.State; st != nil {
 		in.Running = st.Running
 		in.Degraded = st.Running && st.Health != nil && st.Health.Status == container.Unhealthy

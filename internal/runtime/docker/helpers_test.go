@@ -25,12 +25,25 @@ func newRuntime(t testing.TB) *docker.Runtime {
 	return newRuntimeIn(t, t.TempDir())
 }
 
+// testQuota is the home quota of the tests' runtimes: with one, as a
+// fleet runs by default.
+const testQuota = 1 << 30
+
 // newRuntimeIn returns a docker runtime on dataDir (a fleet restarted on
 // the same data is a second runtime on the same dir).
 func newRuntimeIn(t testing.TB, dataDir string) *docker.Runtime {
 	t.Helper()
+	return newRuntimeWith(t, docker.Options{DataDir: dataDir, HomeQuota: testQuota})
+}
+
+// newRuntimeWith returns a docker runtime with opts, the engine and image
+// filled in.
+func newRuntimeWith(t testing.TB, opts docker.Options) *docker.Runtime {
+	t.Helper()
 	c, ref := dockertest.Engine(t)
-	rt, err := docker.New(t.Context(), docker.Options{Client: c, Image: ref, DataDir: dataDir})
+	opts.Client, opts.Image = c, ref
+	dataDir := opts.DataDir
+	rt, err := docker.New(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,9 +17,17 @@ import (
 )
 
 // BenchmarkCreateStartReady measures create + start until the desktop's
-// ready file appears; it reports the median as p50-ms.
+// ready file appears, with a home quota (the fleet's default, a 10 GiB
+// filesystem made and mounted) and without; it reports the median as
+// p50-ms.
 func BenchmarkCreateStartReady(b *testing.B) {
-	r := newRuntime(b, Options{})
+	for _, quota := range []int64{0, 10 << 30} {
+		b.Run(fmt.Sprintf("quota=%dGiB", quota>>30), func(b *testing.B) { benchCreateStartReady(b, quota) })
+	}
+}
+
+func benchCreateStartReady(b *testing.B, quota int64) {
+	r := newRuntime(b, Options{HomeQuota: quota})
 	ctx := context.Background()
 	var took []time.Duration
 	for b.Loop() {

@@ -8,5 +8,6 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	runtimetest.Run(t, func(t *testing.T) runtime.Runtime { return newRuntime(t, Options{}) })
+	// With a quota, as a fleet runs it by default.
+	runtimetest.Run(t, func(t *testing.T) runtime.Runtime { return newRuntime(t, Options{HomeQuota: 1 << 30}) })
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"atelier/desktop"
+	"atelier/internal/homefs"
 	"atelier/internal/runtime"
 	"atelier/internal/runtime/desksock"
 )
@@ -36,12 +37,26 @@ type desk struct {
 	restarting bool  // the supervisor is bringing the sandbox back
 }
 
-func (d *desk) home() string     { return filepath.Join(d.dir, "home") }
 func (d *desk) run() string      { return filepath.Join(d.dir, "run") }
 func (d *desk) gate() string     { return filepath.Join(d.dir, "gate") } // root's; read-only in the sandbox
 func (d *desk) specFile() string { return filepath.Join(d.dir, "spec.json") }
 func (d *desk) pidFile() string  { return filepath.Join(d.dir, "pid.json") }
 func (d *desk) logFile() string  { return filepath.Join(d.dir, "desktop.log") }
+
+// fs is the desktop's home filesystem, if its home has one (homefs).
+func (d *desk) fs() homefs.Home { return homefs.In(d.dir) }
+
+// plainHome is where a home without a filesystem of its own is kept.
+func (d *desk) plainHome() string { return filepath.Join(d.dir, "home") }
+
+// home is the desktop's home: in its own filesystem if it has one (a
+// quota), else a plain directory.
+func (d *desk) home() string {
+	if ok, _ := d.fs().Exists(); ok {
+		return d.fs().Path()
+	}
+	return d.plainHome()
+}
 
 // current reports the running sandbox (if any) and whether the supervisor
 // is restarting it.

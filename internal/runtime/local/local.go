@@ -28,6 +28,7 @@ import (
 
 	"atelier/desktop"
 	"atelier/internal/agentapi"
+	"atelier/internal/homefs"
 	"atelier/internal/runtime"
 	"atelier/internal/runtime/local/seccomp"
 	"atelier/internal/snapshot/archive"
@@ -58,6 +59,10 @@ type Options struct {
 	StopTimeout time.Duration
 	// Bwrap is the bubblewrap binary. Default: "bwrap" on PATH.
 	Bwrap string
+	// HomeQuota is the size of each new home's filesystem (homefs), so
+	// writes past it fail in the desktop; 0 makes new homes plain
+	// directories without a quota. Homes made before keep what they have.
+	HomeQuota int64
 }
 
 // Runtime is the local runtime. It is safe for concurrent use.
@@ -101,6 +106,11 @@ func New(opts Options) (*Runtime, error) {
 	}
 	if err := checkLimits(opts.Limits); err != nil {
 		return nil, fmt.Errorf("local runtime: default limits: %w", err)
+	}
+	if opts.HomeQuota != 0 {
+		if err := homefs.Check(); err != nil {
+			return nil, fmt.Errorf("local runtime: %w; or set no home quota", err)
+		}
 	}
 	bw := opts.Bwrap
 	if bw == "" {
@@ -186,6 +196,11 @@ func (r *Runtime) adopt() error {
 			return err
 		}
 		d.op.Lock()
+		// After a host reboot nothing is mounted: a stopped desktop's home
+		// is mounted too, for its usage and its snapshots.
+		if err := r.mountHome(context.Background(), d); err != nil {
+			r.log.Warn("desktop home not mounted", "desktop", d.id, "err", err)
+		}
 		p, err := d.findProc()
 		if err == nil && p != nil {
 			d.mu.Lock()
@@ -282,11 +297,17 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (err error) {
 	_, statErr := os.Stat(d.dir)
 	fresh := errors.Is(statErr, os.ErrNotExist)
 	defer func() {
+		if err != nil && !fresh && !fileExists(d.specFile()) {
+			d.fs().Unmount() // a kept home stays as Remove left it
+		}
 		if err == nil || !fresh {
 			return
 		}
-		// A refused create leaves nothing behind.
-		os.RemoveAll(d.dir)
+		// A refused create leaves nothing behind; never a home's files
+		// through a mount RemoveAll would walk into.
+		if d.fs().Remove() == nil {
+			os.RemoveAll(d.dir)
+		}
 		r.mu.Lock()
 		delete(r.desks, d.id)
 		r.mu.Unlock()
@@ -298,17 +319,20 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (err error) {
 		p.close()
 		return fmt.Errorf("create %s: desktop exists and runs", spec.ID)
 	}
+	if err := os.MkdirAll(d.dir, 0o711); err != nil {
+		return fmt.Errorf("create %s: %w", spec.ID, err)
+	}
+	if err := r.mountHome(ctx, d); err != nil {
+		return fmt.Errorf("create %s: %w", spec.ID, err)
+	}
 	if spec.HomeArchive != nil {
-		if err := os.MkdirAll(d.dir, 0o711); err != nil {
-			return fmt.Errorf("create %s: %w", spec.ID, err)
-		}
 		// The target must be empty: a snapshot never merges into a home.
 		own := &archive.Owner{UID: r.uid, GID: r.gid}
 		if err := archive.ExtractTar(d.home(), spec.HomeArchive, archive.ExtractOptions{Owner: own}); err != nil {
 			return fmt.Errorf("create %s: home archive: %w", spec.ID, err)
 		}
 	}
-	if err := r.prepareDirs(d); err != nil {
+	if err := r.prepareDirs(ctx, d); err != nil {
 		return fmt.Errorf("create %s: %w", spec.ID, err)
 	}
 	if err := writeSpec(d.dir, sp); err != nil {
@@ -322,14 +346,18 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) (err error) {
 }
 
 // prepareDirs makes the desktop's dir (root's), home and run dir (the
-// desktop user's), and fixes their owners and modes.
-func (r *Runtime) prepareDirs(d *desk) error {
+// desktop user's), mounts the home if it has a filesystem of its own, and
+// fixes their owners and modes.
+func (r *Runtime) prepareDirs(ctx context.Context, d *desk) error {
 	// Others may pass through (bwrap resolves the binds as the desktop
 	// user), not list: the spec, pid file and log are root's alone.
 	if err := os.MkdirAll(d.dir, 0o711); err != nil {
 		return err
 	}
 	if err := os.Chmod(d.dir, 0o711); err != nil {
+		return err
+	}
+	if err := r.mountHome(ctx, d); err != nil {
 		return err
 	}
 	for _, p := range []string{d.home(), d.run()} {
@@ -352,6 +380,30 @@ func (r *Runtime) prepareDirs(d *desk) error {
 	}
 	if err := os.Mkdir(d.gate(), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
+	}
+	return nil
+}
+
+// mountHome mounts d's home filesystem, making it first for a new home
+// when the runtime has a quota. A home made without one (by a version
+// before quotas, or with none set) stays a plain directory, with a
+// warning: moving it into a filesystem would copy all it holds on the
+// start path, and could not fit if it holds more than the quota; a
+// snapshot and a clone move it, on purpose.
+func (r *Runtime) mountHome(ctx context.Context, d *desk) error {
+	made, err := d.fs().MountIfMade(ctx)
+	if err != nil || made || r.opts.HomeQuota == 0 {
+		return err
+	}
+	if fileExists(d.plainHome()) {
+		r.log.Warn("desktop home has no disk quota: it was made without one (a clone of its snapshot gets one)", "desktop", d.id)
+		return nil
+	}
+	if err := d.fs().Create(ctx, r.opts.HomeQuota, r.uid, r.gid); err != nil {
+		return err
+	}
+	if err := homefs.Overcommitted(r.root); err != nil {
+		r.log.Warn("home quotas exceed the free disk", "err", err)
 	}
 	return nil
 }
@@ -439,6 +491,11 @@ func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
 	if err := r.stop(ctx, d); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
+	// A kept home is unmounted too: no loop device stays attached to a
+	// desktop that is gone.
+	if err := d.fs().Unmount(); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
 	r.mu.Lock()
 	delete(r.desks, id)
 	r.mu.Unlock()
@@ -450,6 +507,9 @@ func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
 		}
 	}
 	if purge {
+		if err := d.fs().Remove(); err != nil {
+			return fmt.Errorf("remove %s: purge home: %w", id, err)
+		}
 		if err := os.RemoveAll(d.dir); err != nil {
 			return fmt.Errorf("remove %s: purge home: %w", id, err)
 		}
@@ -469,6 +529,10 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (runtime.Instance, err
 
 func (r *Runtime) inspect(ctx context.Context, d *desk) (runtime.Instance, error) {
 	in := runtime.Instance{ID: d.id}
+	var err error
+	if in.Home, err = d.fs().Usage(); err != nil {
+		return in, fmt.Errorf("inspect %s: %w", d.id, err)
+	}
 	p, restarting := d.current()
 	if p == nil && !restarting {
 		// Not supervised by this runtime: maybe started by another one on the

@@ -44,7 +44,7 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 	d.mu.Lock()
 	sp := d.spec
 	d.mu.Unlock()
-	if err := r.prepareDirs(d); err != nil {
+	if err := r.prepareDirs(ctx, d); err != nil {
 		return nil, err
 	}
 	// Stale sockets and a stale ready file would make a starting desktop

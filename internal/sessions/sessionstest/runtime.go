@@ -33,7 +33,13 @@ type Desktop struct {
 	Running bool
 	// Files are the run files written, by name.
 	Files map[string]string
+	// Home is what Inspect reports of the home: FakeHome for every new
+	// desktop.
+	Home runtime.HomeUsage
 }
+
+// FakeHome is the home usage every desktop of the fake runtime reports.
+var FakeHome = runtime.HomeUsage{Used: 3 << 19, Free: 10<<30 - 3<<19 - 256<<20, Quota: 10 << 30}
 
 var _ runtime.Runtime = (*Runtime)(nil)
 
@@ -61,7 +67,7 @@ func (f *Runtime) Create(_ context.Context, s runtime.Spec) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.desktops[s.ID] = &Desktop{Spec: s, Files: map[string]string{}}
+	f.desktops[s.ID] = &Desktop{Spec: s, Files: map[string]string{}, Home: FakeHome}
 	return nil
 }
 
@@ -119,7 +125,8 @@ func (f *Runtime) Inspect(_ context.Context, id string) (runtime.Instance, error
 	if !ok {
 		return runtime.Instance{}, runtime.ErrNotFound
 	}
-	return runtime.Instance{ID: id, Running: d.Running, StartedAt: time.Now()}, nil
+	home := d.Home
+	return runtime.Instance{ID: id, Running: d.Running, StartedAt: time.Now(), Home: &home}, nil
 }
 
 // List reports every desktop.

@@ -26,6 +26,7 @@ import (
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/client"
 
 	"atelier/desktop"
@@ -249,24 +250,39 @@ func WriteHomeFile(t testing.TB, id, name string, data []byte) error {
 }
 
 // HomeMountpoint returns where the engine's host keeps desktop id's home
-// volume; fs.ErrNotExist if there is none.
+// volume (for a home with a quota, the home in its own filesystem, which
+// the volume binds); fs.ErrNotExist if there is none.
 func HomeMountpoint(t testing.TB, id string) (string, error) {
 	t.Helper()
+	v, err := homeVolume(t, id)
+	if err != nil {
+		return "", err
+	}
+	if dev := v.Options["device"]; dev != "" {
+		return dev, nil
+	}
+	return v.Mountpoint, nil
+}
+
+// homeVolume inspects desktop id's home volume; fs.ErrNotExist if there is
+// none.
+func homeVolume(t testing.TB, id string) (volume.Volume, error) {
 	c, _ := Engine(t)
 	v, err := c.VolumeInspect(t.Context(), docker.VolumeName(id), client.VolumeInspectOptions{})
 	if cerrdefs.IsNotFound(err) {
-		return "", fmt.Errorf("home of %s: %w", id, fs.ErrNotExist)
+		return volume.Volume{}, fmt.Errorf("home of %s: %w", id, fs.ErrNotExist)
 	}
 	if err != nil {
-		return "", fmt.Errorf("home of %s: %w", id, err)
+		return volume.Volume{}, fmt.Errorf("home of %s: %w", id, err)
 	}
-	return v.Volume.Mountpoint, nil
+	return v.Volume, nil
 }
 
 // withHome runs fn on a container that mounts desktop id's home: the
 // desktop's own, running or not, or, when the desktop was removed and its
 // home kept, one made for fn from the desktop image and never started
-// (the engine copies in and out of a stopped container's volumes too).
+// (the engine copies in and out of a stopped container's volumes too),
+// with the home's filesystem mounted meanwhile if it has one.
 func withHome(t testing.TB, id string, fn func(ctx context.Context, c *client.Client, ctr string) error) error {
 	c, ref := Engine(t)
 	ctx := t.Context()
@@ -278,9 +294,21 @@ func withHome(t testing.TB, id string, fn func(ctx context.Context, c *client.Cl
 		return err
 	}
 	// Mounting a volume that does not exist would make an empty one.
-	if _, err := HomeMountpoint(t, id); err != nil {
+	v, err := homeVolume(t, id)
+	if err != nil {
 		return err
 	}
+	if v.Options["device"] == "" {
+		return withTempContainer(ctx, c, ref, id, fn)
+	}
+	return docker.Home(v.Labels[docker.LabelDataDir], id).WithMounted(ctx, func() error {
+		return withTempContainer(ctx, c, ref, id, fn)
+	})
+}
+
+// withTempContainer runs fn on a container made from image ref that
+// mounts desktop id's home volume, never started, and removed after.
+func withTempContainer(ctx context.Context, c *client.Client, ref, id string, fn func(ctx context.Context, c *client.Client, ctr string) error) error {
 	tmp, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Config: &container.Config{Image: ref, Labels: map[string]string{"dev.atelier.test": "home of " + id}},
 		HostConfig: &container.HostConfig{Mounts: []mount.Mount{
