@@ -54,7 +54,6 @@ type Server struct {
 	log      *slog.Logger
 	handler  http.Handler
 	patterns []string
-	viewMux  *http.ServeMux // the live view's routes; nil without one
 }
 
 // New returns a Server; its Handler serves every route.
@@ -63,10 +62,6 @@ func New(opts Options) *Server {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{sessions: opts.Sessions, opts: opts, log: opts.Logger}
-	if opts.View != nil {
-		s.viewMux = http.NewServeMux()
-		opts.View.Register(s.viewMux)
-	}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		h := rt.h

@@ -1,10 +1,6 @@
 package api
 
-import (
-	"net/http"
-
-	"atelier/internal/tasks"
-)
+import "net/http"
 
 // route is one entry of the API's surface.
 type route struct {
@@ -38,13 +34,13 @@ func (s *Server) routes() []route {
 		// The live view: these carry their own gate, the embed token in the
 		// URL (403 without a valid one); minting one needs the bearer token.
 		{pattern: "POST /sessions/{id}/embed-token", h: s.handleEmbedToken},
-		{pattern: "GET /sessions/{id}/embed", h: s.handleView, open: true},
-		{pattern: "GET /sessions/{id}/vnc", h: s.handleView, open: true},
-		{pattern: "GET /sessions/{id}/embed/control", h: s.handleView, open: true},
-		{pattern: "POST /sessions/{id}/embed/control", h: s.handleView, open: true},
-		{pattern: "GET /view/assets/", h: s.handleView, open: true},
-		{pattern: "GET /view/novnc/core/", h: s.handleView, open: true},
-		{pattern: "GET /view/novnc/vendor/", h: s.handleView, open: true},
+		{pattern: "GET /sessions/{id}/embed", h: s.viewRoute("GET /sessions/{id}/embed"), open: true},
+		{pattern: "GET /sessions/{id}/vnc", h: s.viewRoute("GET /sessions/{id}/vnc"), open: true},
+		{pattern: "GET /sessions/{id}/embed/control", h: s.viewRoute("GET /sessions/{id}/embed/control"), open: true},
+		{pattern: "POST /sessions/{id}/embed/control", h: s.viewRoute("POST /sessions/{id}/embed/control"), open: true},
+		{pattern: "GET /view/assets/", h: s.viewRoute("GET /view/assets/"), open: true},
+		{pattern: "GET /view/novnc/core/", h: s.viewRoute("GET /view/novnc/core/"), open: true},
+		{pattern: "GET /view/novnc/vendor/", h: s.viewRoute("GET /view/novnc/vendor/"), open: true},
 
 		{pattern: "POST /sessions/{id}/snapshot", h: s.handleTakeSnapshot},
 		{pattern: "GET /snapshots", h: s.handleListSnapshots},
@@ -52,12 +48,12 @@ func (s *Server) routes() []route {
 
 		{pattern: "GET /budget", h: s.handleBudget},
 
-		{pattern: "POST /sessions/{id}/task", h: s.taskRoute(tasks.SubmitHandler)},
-		{pattern: "GET /sessions/{id}/tasks", h: s.taskRoute(tasks.ListHandler)},
-		{pattern: "GET /tasks/{id}", h: s.taskRoute(tasks.GetHandler)},
-		{pattern: "GET /tasks/{id}/stream", h: s.taskRoute(tasks.StreamHandler)},
-		{pattern: "POST /tasks/{id}/cancel", h: s.taskRoute(tasks.CancelHandler)},
-		{pattern: "GET /tasks/{id}/steps/{step}/screenshot", h: s.taskRoute(tasks.ScreenshotHandler)},
+		{pattern: "POST /sessions/{id}/task", h: s.handleSubmitTask},
+		{pattern: "GET /sessions/{id}/tasks", h: s.handleListTasks},
+		{pattern: "GET /tasks/{id}", h: s.handleGetTask},
+		{pattern: "GET /tasks/{id}/stream", h: s.handleTaskStream},
+		{pattern: "POST /tasks/{id}/cancel", h: s.handleCancelTask},
+		{pattern: "GET /tasks/{id}/steps/{step}/screenshot", h: s.handleTaskScreenshot},
 
 		{pattern: "GET /sessions/{id}/audit", h: s.handleAudit},
 	}

@@ -20,21 +20,18 @@ const downBufSize = 256 << 10
 
 // serveVNC upgrades to a WebSocket and proxies it to the session's RFB
 // server until either side ends.
-func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	claims, err := h.tokens.Verify(r.URL.Query().Get("token"), id, ModeView)
 	if err != nil {
-		h.deny(w, r, err)
-		return
+		return h.deny(w, r, err)
 	}
 	viewer := r.URL.Query().Get("viewer")
 	if viewer != "" && !validViewer(viewer) {
-		writeError(w, http.StatusBadRequest, codeBadViewer, errBadViewer.Error())
-		return
+		return ErrBadViewer
 	}
 	if !h.track() {
-		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the fleet is shutting down")
-		return
+		return ErrClosed
 	}
 	defer h.wg.Done()
 
@@ -45,7 +42,7 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Accept has written the response (bad origin, not an upgrade).
 		h.log.Debug("websocket refused", "session", id, "err", err)
-		return
+		return nil
 	}
 	// Detached from the request: a hijacked connection's request context
 	// is not a reliable stop; the Handler's own context is.
@@ -58,7 +55,7 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.Info("view dial refused", "session", id, "err", err)
 		ws.Close(websocket.StatusTryAgainLater, "desktop not reachable")
-		return
+		return nil
 	}
 	t0 := time.Now()
 	h.log.Debug("viewer connected", "session", id, "mode", claims.Mode)
@@ -66,6 +63,7 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	err = proxy(ctx, ws, desk, claims.Mode, h.gate(id, claims.Mode, viewer))
 	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Duration: time.Since(t0)})
 	h.log.Debug("viewer gone", "session", id, "mode", claims.Mode, "took", time.Since(t0), "err", err)
+	return nil
 }
 
 // gate is what a viewer's input passes on the way to session's desktop:
