@@ -54,6 +54,7 @@ type Server struct {
 	log      *slog.Logger
 	handler  http.Handler
 	patterns []string
+	openapi  []byte // the OpenAPI document, GET /openapi.json
 }
 
 // New returns a Server; its Handler serves every route.
@@ -63,7 +64,13 @@ func New(opts Options) *Server {
 	}
 	s := &Server{sessions: opts.Sessions, opts: opts, log: opts.Logger}
 	mux := http.NewServeMux()
-	for _, rt := range s.routes() {
+	routes := s.routes()
+	doc, err := openAPI(routes, opts.Version)
+	if err != nil {
+		panic(err) // the route table is wrong: a fault of this package
+	}
+	s.openapi = doc
+	for _, rt := range routes {
 		h := rt.h
 		if !rt.open {
 			h = s.auth(h)

@@ -4,6 +4,7 @@ package apitype
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -63,6 +64,7 @@ const (
 	CodeMissingField  = "missing_field"  // a field the verb needs is absent
 	CodeBadCoordinate = "bad_coordinate" // outside the desktop's output
 	CodeBadKey        = "bad_key"        // an unknown key or modifier name
+	CodeTimeout       = "timeout"        // the desktop did not answer in time (an action's result)
 )
 
 // Health is the body of GET /health.
@@ -185,4 +187,20 @@ type Budget struct {
 	SpentUSD    float64 `json:"spent_usd"`
 	ReservedUSD float64 `json:"reserved_usd"`
 	CapUSD      float64 `json:"cap_usd"` // 0: no cap
+}
+
+// Codes lists every error code above, sorted. (A test parses this package
+// to keep the list whole.)
+func Codes() []string {
+	codes := []string{
+		CodeBadRequest, CodeBadID, CodeBadTheme, CodeBadResolution, CodeBadAction, CodeTooLarge, CodeUnauthorized,
+		CodeNotFound, CodeNotRunning, CodeNotReady, CodeBusy, CodeUnavailable, CodeMethod, CodeInternal,
+		CodeControlHeld, CodeBadLease, CodeNothingHeld, CodeShuttingDown, CodeTaskRunning, CodeTaskEnded,
+		CodeTokenMissing, CodeTokenInvalid, CodeTokenExpired, CodeTokenMode, CodeBadViewer, CodeBadOrigin,
+		CodeBadJSON, CodeBadVersion, CodeUnknownAction, CodeUnknownField, CodeBadField, CodeMissingField,
+		CodeBadCoordinate, CodeBadKey, CodeTimeout,
+		CodeSnapshotInUse, CodeBadSnapshot,
+	}
+	slices.Sort(codes)
+	return codes
 }
