@@ -38,9 +38,11 @@ type param struct {
 	typ string
 }
 
-func query(name, desc string) param     { return param{in: "query", name: name, desc: desc} }
-func header(name, desc string) param    { return param{in: "header", name: name, desc: desc} }
-func boolQuery(name, desc string) param { return param{in: "query", name: name, desc: desc, typ: "boolean"} }
+func query(name, desc string) param  { return param{in: "query", name: name, desc: desc} }
+func header(name, desc string) param { return param{in: "header", name: name, desc: desc} }
+func boolQuery(name, desc string) param {
+	return param{in: "query", name: name, desc: desc, typ: "boolean"}
+}
 
 // answer is an error status with the codes it carries ("" for a body that
 // is not the API's JSON error, such as a file server's 404).
