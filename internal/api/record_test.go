@@ -127,8 +127,6 @@ func undocumented() []string {
 		}
 		resp, ok := op.Responses[strconv.Itoa(a.status)]
 		switch {
-		case !ok && a.status == http.StatusMethodNotAllowed:
-			// A subtree pattern's other methods.
 		case !ok:
 			out = append(out, fmt.Sprintf("%s: status %d", a.pattern, a.status))
 		case a.code != "" && !slices.Contains(resp.Codes, a.code):
