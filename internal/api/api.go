@@ -62,8 +62,8 @@ type Server struct {
 	log      *slog.Logger
 	handler  http.Handler
 	patterns []string
-	viewMux  *http.ServeMux // the live view's routes; nil without one
 	streams  *streams
+	openapi  []byte // the OpenAPI document, GET /openapi.json
 }
 
 // New returns a Server; its Handler serves every route.
@@ -78,12 +78,14 @@ func New(opts Options) *Server {
 		opts.IdleTimeout = DefaultIdleTimeout
 	}
 	s := &Server{sessions: opts.Sessions, opts: opts, log: opts.Logger, streams: &streams{max: opts.MaxStreams, open: map[string]int{}}}
-	if opts.View != nil {
-		s.viewMux = http.NewServeMux()
-		opts.View.Register(s.viewMux)
-	}
 	mux := http.NewServeMux()
-	for _, rt := range s.routes() {
+	routes := s.routes()
+	doc, err := openAPI(routes, opts.Version)
+	if err != nil {
+		panic(err) // the route table is wrong: a fault of this package
+	}
+	s.openapi = doc
+	for _, rt := range routes {
 		h := rt.h
 		if !rt.open {
 			h = s.auth(h)

@@ -13,10 +13,14 @@ import (
 
 	"atelier/internal/api"
 	"atelier/internal/apitype"
+	"atelier/internal/budget"
 	"atelier/internal/control"
+	"atelier/internal/fleetwire"
+	"atelier/internal/model/scripted"
 	"atelier/internal/sessions"
 	"atelier/internal/sessions/sessionstest"
 	"atelier/internal/store"
+	"atelier/internal/tasks"
 	"atelier/internal/view"
 )
 
@@ -56,8 +60,20 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { vh.Close() })
 	leases := control.New(control.Options{})
 	t.Cleanup(leases.Close)
-	srv := api.New(api.Options{Sessions: m, Token: token, Version: "test", CapUSD: 5, View: vh, Control: leases})
-	hs := httptest.NewServer(srv.Handler())
+	b, err := budget.New(t.Context(), budget.Options{Store: st, CapUSD: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake runtime's desktops have no agent: a task fails at its first
+	// screenshot, which is enough to drive the task routes.
+	tm, err := tasks.New(t.Context(), tasks.Options{Store: st, Budget: b, Desktops: fleetwire.Desktops{Sessions: m}, DataDir: t.TempDir(),
+		Control: leases, Backends: map[string]tasks.Backend{"scripted": scripted.Backend{}}, DefaultBackend: "scripted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tm.Close() })
+	srv := api.New(api.Options{Sessions: m, Token: token, Version: "test", Budget: b, Tasks: tm, View: vh, Control: leases})
+	hs := httptest.NewServer(recording(srv))
 	t.Cleanup(func() { hs.Close(); m.Close(); st.Close() })
 	return &fixture{srv: srv, rt: rt, url: hs.URL, id: s.ID, leases: leases}
 }
@@ -335,7 +351,7 @@ func TestOpenWithoutToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	hs := httptest.NewServer(api.New(api.Options{Sessions: m}).Handler())
+	hs := httptest.NewServer(recording(api.New(api.Options{Sessions: m})))
 	defer hs.Close()
 	resp, err := http.Get(hs.URL + "/sessions")
 	if err != nil {

@@ -30,7 +30,7 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	encode(w, http.StatusOK, leases.State(se.ID))
+	encode(w, http.StatusOK, leases.State(se.ID).API())
 	return nil
 }
 
@@ -54,7 +54,7 @@ func (s *Server) handleTakeover(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	encode(w, http.StatusOK, lease)
+	encode(w, http.StatusOK, lease.API())
 	return nil
 }
 
@@ -84,7 +84,7 @@ func (s *Server) handleHandback(w http.ResponseWriter, r *http.Request) error {
 	if _, err := leases.HandBack(se.ID, audit.ActorFrom(r.Context()), lease, body.Message); err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, leases.State(se.ID))
+	encode(w, http.StatusOK, leases.State(se.ID).API())
 	return nil
 }
 
@@ -105,5 +105,6 @@ func holderOf(err error) *apitype.Holder {
 	if !ok {
 		return nil
 	}
-	return &apitype.Holder{Kind: string(he.Holder.Kind), Who: he.Holder.Who, Since: he.Holder.Since}
+	h := he.Holder.API()
+	return &h
 }

@@ -12,6 +12,8 @@ import (
 	"atelier/internal/sessions"
 	"atelier/internal/snapshot"
 	"atelier/internal/snapshot/archive"
+	"atelier/internal/tasks"
+	"atelier/internal/view"
 )
 
 // apiError is an error with its status and code decided where it arose
@@ -60,7 +62,7 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusBadRequest, apitype.CodeBadSnapshot, msg
 	case errors.Is(err, sessions.ErrBadInput):
 		return http.StatusBadRequest, apitype.CodeBadRequest, msg
-	case errors.Is(err, sessions.ErrNotRunning):
+	case errors.Is(err, sessions.ErrNotRunning), errors.Is(err, tasks.ErrNoDesktop):
 		return http.StatusConflict, apitype.CodeNotRunning, msg
 	case errors.Is(err, sessions.ErrBusy):
 		return http.StatusConflict, apitype.CodeBusy, msg
@@ -82,6 +84,19 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusConflict, apitype.CodeBadLease, msg
 	case errors.Is(err, control.ErrNothingHeld):
 		return http.StatusConflict, apitype.CodeNothingHeld, msg
+	case errors.Is(err, tasks.ErrBusy), errors.Is(err, control.ErrTaskRunning):
+		return http.StatusConflict, apitype.CodeTaskRunning, msg
+	case errors.Is(err, tasks.ErrInvalid):
+		return http.StatusBadRequest, apitype.CodeBadRequest, msg
+	case errors.Is(err, tasks.ErrNotFound):
+		return http.StatusNotFound, apitype.CodeNotFound, msg
+	case errors.Is(err, tasks.ErrNotRunning):
+		return http.StatusConflict, apitype.CodeTaskEnded, msg
+	case errors.Is(err, tasks.ErrClosed), errors.Is(err, view.ErrClosed):
+		return http.StatusServiceUnavailable, apitype.CodeShuttingDown, msg
+	}
+	if status, code, ok := classifyView(err); ok {
+		return status, code, msg
 	}
 	if pe, ok := errors.AsType[*agentapi.Error](err); ok {
 		if pe.Code == agentapi.CodeAgentOutdated {
@@ -117,4 +132,31 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 
 func writeErrorDetail(w http.ResponseWriter, status int, d apitype.ErrorDetail) {
 	encode(w, status, apitype.Error{Err: d})
+}
+
+// classifyView maps the live view's refusals: its token, its viewer id, a
+// control request's origin, a fleet without control leases.
+func classifyView(err error) (status int, code string, ok bool) {
+	if _, isToken := errors.AsType[*view.TokenError](err); isToken {
+		switch {
+		case errors.Is(err, view.ErrNoToken):
+			return http.StatusForbidden, apitype.CodeTokenMissing, true
+		case errors.Is(err, view.ErrExpiredToken):
+			return http.StatusForbidden, apitype.CodeTokenExpired, true
+		case errors.Is(err, view.ErrModeDenied):
+			return http.StatusForbidden, apitype.CodeTokenMode, true
+		}
+		return http.StatusForbidden, apitype.CodeTokenInvalid, true
+	}
+	switch {
+	case errors.Is(err, view.ErrBadViewer):
+		return http.StatusBadRequest, apitype.CodeBadViewer, true
+	case errors.Is(err, view.ErrBadOrigin):
+		return http.StatusForbidden, apitype.CodeBadOrigin, true
+	case errors.Is(err, view.ErrBadRequest):
+		return http.StatusBadRequest, apitype.CodeBadRequest, true
+	case errors.Is(err, view.ErrNoControl):
+		return http.StatusNotFound, apitype.CodeNotFound, true
+	}
+	return 0, "", false
 }

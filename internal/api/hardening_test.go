@@ -84,6 +84,7 @@ func newHardFleet(t *testing.T, maxSessions, maxStreams int) *hardFleet {
 		t.Fatal(err)
 	}
 	hs := srv.HTTPServer()
+	hs.Handler = recording(srv) // its answers are checked against the document too
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close(); vh.Close(); m.Close(); al.Close(); st.Close() })
 	return &hardFleet{url: "http://" + ln.Addr().String(), addr: ln.Addr().String(), st: st, rt: rt, view: vh, id: s.ID, audit: al}

@@ -35,7 +35,7 @@ func TestSnapshotInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(api.New(api.Options{Sessions: m, Token: token, Snapshots: snaps, Desktops: rt}).Handler())
+	hs := httptest.NewServer(recording(api.New(api.Options{Sessions: m, Token: token, Snapshots: snaps, Desktops: rt})))
 	t.Cleanup(func() { hs.Close(); m.Close(); st.Close() })
 	f := &fixture{url: hs.URL}
 

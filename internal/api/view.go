@@ -30,21 +30,28 @@ func (s *Server) viewLinks(ctx context.Context, id string) (embed, watch string)
 	return c.URL, v.URL
 }
 
-// handleView serves the live view's own routes (the page, its WebSocket,
-// its assets); the embed token in the URL is their gate.
-func (s *Server) handleView(w http.ResponseWriter, r *http.Request) error {
-	if s.viewMux == nil {
-		return &apiError{status: http.StatusNotFound, code: apitype.CodeNotFound, msg: "this fleet has no live view"}
+// noView answers the live view's routes on a fleet without one.
+var noView = &apiError{status: http.StatusNotFound, code: apitype.CodeNotFound, msg: "this fleet has no live view"}
+
+// viewRoute serves one of the live view's own routes (the page, its
+// WebSocket, its control, its assets); the embed token in the URL is
+// their gate, and their refusals are classified as every route's.
+func (s *Server) viewRoute(pattern string) handler {
+	if s.opts.View == nil {
+		return func(http.ResponseWriter, *http.Request) error { return noView }
 	}
-	s.viewMux.ServeHTTP(w, r)
-	return nil
+	h, ok := s.opts.View.Routes()[pattern]
+	if !ok {
+		panic("api: the live view has no route " + pattern)
+	}
+	return handler(h)
 }
 
 // handleEmbedToken serves POST /sessions/{id}/embed-token: 201 with a
 // fresh link for an existing session.
 func (s *Server) handleEmbedToken(w http.ResponseWriter, r *http.Request) error {
 	if s.opts.View == nil {
-		return &apiError{status: http.StatusNotFound, code: apitype.CodeNotFound, msg: "this fleet has no live view"}
+		return noView
 	}
 	body, err := decode[apitype.EmbedToken](w, r, maxBody)
 	if err != nil {

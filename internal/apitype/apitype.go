@@ -4,6 +4,7 @@ package apitype
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -19,26 +20,6 @@ type ErrorDetail struct {
 	// Holder says who holds the session's control, when that is why the
 	// request was refused (control_held).
 	Holder *Holder `json:"holder,omitempty"`
-}
-
-// Holder is who holds a session's control lease: a task (who is its id)
-// or a person (who is the actor that took control), and since when.
-type Holder struct {
-	Kind  string    `json:"kind"`
-	Who   string    `json:"who"`
-	Since time.Time `json:"since"`
-}
-
-// HeaderLease names the caller's control lease on input actions while a
-// person holds the session (POST /sessions/{id}/takeover returns it).
-const HeaderLease = "X-Atelier-Lease"
-
-// Handback is the body of POST /sessions/{id}/handback. Both fields are
-// optional: the lease may come in the X-Atelier-Lease header instead, and
-// none is needed to answer a task that asked for help.
-type Handback struct {
-	LeaseID string `json:"lease_id,omitempty"`
-	Message string `json:"message,omitempty"`
 }
 
 // Error codes of the fleet API. They never change meaning.
@@ -60,7 +41,32 @@ const (
 	CodeControlHeld   = "control_held"         // someone else holds the session's control lease
 	CodeBadLease      = "lease_invalid"        // the lease named is not (or no longer) held
 	CodeNothingHeld   = "nothing_to_hand_back" // a hand-back with nobody holding control
-	CodeAgentOutdated = "agent_outdated"       // the desktop's agent predates the verb: stop and start the session
+	CodeShuttingDown  = "shutting_down"        // the fleet is stopping and takes no new work
+
+	// Tasks.
+	CodeTaskRunning = "task_running" // the session already runs a task
+	CodeTaskEnded   = "task_ended"   // the task has already ended
+
+	// The live view: its embed token and its control requests.
+	CodeTokenMissing = "token_missing" // no embed token in the URL
+	CodeTokenInvalid = "token_invalid" // not a token of this fleet, or for another session
+	CodeTokenExpired = "token_expired" // the token's lifetime is over
+	CodeTokenMode    = "token_mode"    // a view token where control is needed
+	CodeBadViewer    = "bad_viewer"    // a malformed viewer id
+	CodeBadOrigin    = "bad_origin"    // a control request from another site's page
+
+	// Refusals of the desktop's agent, passed on unchanged (protocol v1).
+	CodeBadJSON       = "bad_json"       // an action that is not one JSON object
+	CodeBadVersion    = "bad_version"    // "v" missing or not supported
+	CodeUnknownAction = "unknown_action" // "action" missing or not a verb
+	CodeUnknownField  = "unknown_field"  // a field the protocol does not define
+	CodeBadField      = "bad_field"      // a field of the wrong type, or not used by the verb
+	CodeMissingField  = "missing_field"  // a field the verb needs is absent
+	CodeBadCoordinate = "bad_coordinate" // outside the desktop's output
+	CodeBadKey        = "bad_key"        // an unknown key or modifier name
+	CodeTimeout       = "timeout"        // the desktop did not answer in time (an action's result)
+	CodeAgentOutdated = "agent_outdated" // the desktop's agent predates the verb: stop and start the session
+
 	// Admission: 429s. Nothing was made or opened.
 	CodeTooManySessions = "too_many_sessions" // the fleet runs as many sessions as it admits
 	CodeTooManyStreams  = "too_many_streams"  // the token (or the session's views) holds as many streams as allowed
@@ -228,4 +234,21 @@ type Budget struct {
 	SpentUSD    float64 `json:"spent_usd"`
 	ReservedUSD float64 `json:"reserved_usd"`
 	CapUSD      float64 `json:"cap_usd"` // 0: no cap
+}
+
+// Codes lists every error code above, sorted. (A test parses this package
+// to keep the list whole.)
+func Codes() []string {
+	codes := []string{
+		CodeBadRequest, CodeBadID, CodeBadTheme, CodeBadResolution, CodeBadAction, CodeTooLarge, CodeUnauthorized,
+		CodeNotFound, CodeNotRunning, CodeNotReady, CodeBusy, CodeUnavailable, CodeMethod, CodeInternal,
+		CodeControlHeld, CodeBadLease, CodeNothingHeld, CodeShuttingDown, CodeTaskRunning, CodeTaskEnded,
+		CodeTokenMissing, CodeTokenInvalid, CodeTokenExpired, CodeTokenMode, CodeBadViewer, CodeBadOrigin,
+		CodeBadJSON, CodeBadVersion, CodeUnknownAction, CodeUnknownField, CodeBadField, CodeMissingField,
+		CodeBadCoordinate, CodeBadKey, CodeTimeout, CodeAgentOutdated,
+		CodeTooManySessions, CodeTooManyStreams, CodeRequestTimeout,
+		CodeSnapshotInUse, CodeBadSnapshot,
+	}
+	slices.Sort(codes)
+	return codes
 }

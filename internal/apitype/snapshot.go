@@ -40,3 +40,19 @@ type EmbedLink struct {
 	Mode      string    `json:"mode"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
+
+// Actions of POST /sessions/{id}/embed/control.
+const (
+	EmbedTakeOver = "takeover"
+	EmbedHandBack = "handback"
+)
+
+// EmbedControl is the body of POST /sessions/{id}/embed/control (the live
+// view's page): {"action":"takeover","viewer":id} answers with a Lease,
+// {"action":"handback","lease_id":id,"message":text} with a ControlState.
+type EmbedControl struct {
+	Action  string `json:"action"`
+	Viewer  string `json:"viewer"`
+	LeaseID string `json:"lease_id"`
+	Message string `json:"message"`
+}

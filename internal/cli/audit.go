@@ -1,22 +1,21 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"atelier/internal/audit"
+	"atelier/internal/client"
 	"atelier/internal/config"
 )
 
@@ -154,20 +153,26 @@ func runAuditShow(ctx context.Context, env *Env, args []string) error {
 		if *follow {
 			q.Set(audit.ParamFollow, "1")
 		}
-		path := "/sessions/" + url.PathEscape(pos[0]) + "/audit?" + q.Encode()
-		resp, err := api.Raw(ctx, http.MethodGet, path, nil, http.Header{"Accept": {"application/jsonl"}}, http.StatusOK)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		var last int64
+		n := 0
+		err := api.Audit(ctx, pos[0], q, func(line []byte) error {
+			var e struct{ Seq int64 }
+			if err := json.Unmarshal(line, &e); err != nil {
+				return fmt.Errorf("the fleet sent a line that is not JSON: %q", line)
 			}
-			return explain(err)
-		}
-		last, n, err := copyAudit(resp.Body, emit)
-		resp.Body.Close()
+			if err := emit(line); err != nil {
+				return err
+			}
+			last, n = e.Seq, n+1
+			return nil
+		})
 		seen += n
+		_, refused := errors.AsType[*client.Error](err)
 		switch {
 		case ctx.Err() != nil:
 			return nil // interrupted: the normal end of --follow
+		case refused || errors.Is(err, syscall.ECONNREFUSED):
+			return explain(err)
 		case err != nil:
 			return fmt.Errorf("audit of %s: %w", pos[0], err)
 		case !*follow || (filter.Limit > 0 && seen >= filter.Limit):
@@ -181,28 +186,6 @@ func runAuditShow(ctx context.Context, env *Env, args []string) error {
 			filter.Limit -= n
 		}
 	}
-}
-
-// copyAudit prints each line of r and returns the last seq seen and the
-// count of lines.
-func copyAudit(r io.Reader, emit func([]byte) error) (last int64, n int, err error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, audit.MaxLineBytes+1)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		var e struct{ Seq int64 }
-		if err := json.Unmarshal(line, &e); err != nil {
-			return last, n, fmt.Errorf("the fleet sent a line that is not JSON: %q", line)
-		}
-		if err := emit(line); err != nil {
-			return last, n, err
-		}
-		last, n = e.Seq, n+1
-	}
-	return last, n, sc.Err()
 }
 
 // printAuditLine prints an entry for people: time, seq, actor, kind, and

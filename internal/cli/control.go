@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"atelier/internal/control"
+	"atelier/internal/apitype"
 )
 
 // EnvLease names the control lease `atelier act` and `atelier handback`
@@ -81,7 +81,7 @@ func runControl(ctx context.Context, env *Env, args []string) error {
 	return printControl(env, st)
 }
 
-func printControl(env *Env, st control.State) error {
+func printControl(env *Env, st apitype.ControlState) error {
 	holder := "nobody"
 	if h := st.Holder; h != nil {
 		holder = fmt.Sprintf("%s %s since %s", h.Kind, h.Who, h.Since.Local().Format(time.TimeOnly))
@@ -90,7 +90,7 @@ func printControl(env *Env, st control.State) error {
 		{"session", st.Session},
 		{"holder", holder},
 		{"task", st.Task},
-		{"task state", string(st.TaskState)},
+		{"task state", st.TaskState},
 		{"question", st.Question},
 	})
 }

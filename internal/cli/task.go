@@ -7,14 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"atelier/internal/agentapi"
-	"atelier/internal/client"
+	"atelier/internal/apitype"
 	"atelier/internal/control"
 	"atelier/internal/tasks"
 )
@@ -32,49 +31,9 @@ func runTask(ctx context.Context, env *Env, args []string) error {
 	return dispatch(ctx, env, "task", taskCommands, args)
 }
 
-// follow streams a task's events to each, resuming with Last-Event-ID when
-// the connection drops, until the final event.
-func followTask(ctx context.Context, a *client.Client, id string, each func(tasks.Event)) (tasks.Event, error) {
-	last, drops := 0, 0
-	for {
-		h := http.Header{"Accept": {"text/event-stream"}}
-		if last > 0 {
-			h.Set("Last-Event-ID", strconv.Itoa(last))
-		}
-		resp, err := a.Raw(ctx, http.MethodGet, "/tasks/"+id+"/stream", nil, h, http.StatusOK)
-		if err != nil {
-			return tasks.Event{}, err
-		}
-		var end *tasks.Event
-		_, err = tasks.ReadSSE(resp.Body, func(ev tasks.Event) error {
-			last = ev.ID
-			each(ev)
-			if ev.Type == tasks.EventEnd {
-				end = &ev
-			}
-			return nil
-		})
-		resp.Body.Close()
-		if end != nil {
-			return *end, nil
-		}
-		if ctx.Err() != nil {
-			return tasks.Event{}, ctx.Err()
-		}
-		if drops++; drops > 5 {
-			return tasks.Event{}, fmt.Errorf("the stream of %s keeps dropping: %v", id, err)
-		}
-		select {
-		case <-time.After(time.Duration(drops) * time.Second):
-		case <-ctx.Done():
-			return tasks.Event{}, ctx.Err()
-		}
-	}
-}
-
 func runTaskRun(ctx context.Context, env *Env, args []string) error {
 	fs := newFlagSet(env, "task run", `SESSION "GOAL" [--follow] [--backend B] [--model M] [--max-steps N] [--max-usd X] [--script FILE] [--json]`)
-	var spec tasks.Spec
+	var spec apitype.TaskSpec
 	follow := fs.Bool("follow", false, "stream the steps until the task ends")
 	asJSON := fs.Bool("json", false, "print JSON (with --follow: one event per line)")
 	script := fs.String("script", "", "a JSON file of protocol-v1 actions to run (the scripted backend)")
@@ -97,19 +56,25 @@ func runTaskRun(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrUsage, err)
 		}
-		if err := json.Unmarshal(b, &spec.Script); err != nil {
+		var acts []agentapi.Request
+		if err := json.Unmarshal(b, &acts); err != nil {
 			return fmt.Errorf("%w: script %s: want a JSON list of actions: %v", ErrUsage, *script, err)
 		}
-		for i := range spec.Script {
-			spec.Script[i].V = agentapi.Version
+		for _, a := range acts {
+			a.V = agentapi.Version
+			raw, err := json.Marshal(a)
+			if err != nil {
+				return fmt.Errorf("%w: script %s: %v", ErrUsage, *script, err)
+			}
+			spec.Script = append(spec.Script, raw)
 		}
 	}
 	api, err := newAPIClient(env)
 	if err != nil {
 		return err
 	}
-	var sr tasks.SubmitResponse
-	if err := api.Call(ctx, http.MethodPost, "/sessions/"+pos[0]+"/task", spec, &sr, http.StatusAccepted); err != nil {
+	sr, err := api.SubmitTask(ctx, pos[0], spec)
+	if err != nil {
 		return explain(err)
 	}
 	if !*follow {
@@ -123,7 +88,7 @@ func runTaskRun(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "task %s on %s\n", sr.TaskID, pos[0])
 	}
 	p := newProgress(env)
-	end, err := followTask(ctx, api, sr.TaskID, func(ev tasks.Event) {
+	end, err := api.FollowTask(ctx, sr.TaskID, func(ev apitype.TaskEvent) {
 		if *asJSON {
 			json.NewEncoder(env.Stdout).Encode(ev)
 			return
@@ -137,7 +102,7 @@ func runTaskRun(ctx context.Context, env *Env, args []string) error {
 		}
 		return explain(err)
 	}
-	if end.Status != tasks.StatusDone {
+	if end.Status != apitype.TaskDone {
 		return fmt.Errorf("task %s ended %s: %s", sr.TaskID, end.Status, end.Error)
 	}
 	return nil
@@ -184,13 +149,13 @@ func (p *progress) clear() {
 	}
 }
 
-func (p *progress) event(ev tasks.Event) {
+func (p *progress) event(ev apitype.TaskEvent) {
 	p.clear()
 	switch ev.Type {
-	case tasks.EventStep:
+	case apitype.EventStep:
 		p.steps, p.usd = ev.Step, ev.TotalUSD
 		fmt.Fprintf(p.w, "step %d  %s\n", ev.Step, describeStep(ev))
-	case tasks.EventEnd:
+	case apitype.EventEnd:
 		p.usd = max(p.usd, ev.TotalUSD)
 		line := fmt.Sprintf("%s after %d steps, $%.4f", ev.Status, p.steps, p.usd)
 		if ev.Answer != "" {
@@ -200,7 +165,7 @@ func (p *progress) event(ev tasks.Event) {
 		}
 		fmt.Fprintln(p.w, line)
 		return
-	case tasks.EventPaused, tasks.EventNeedsHelp, tasks.EventResumed:
+	case apitype.EventPaused, apitype.EventNeedsHelp, apitype.EventResumed:
 		fmt.Fprintln(p.w, describeControl(ev))
 	}
 	if p.tty {
@@ -210,9 +175,14 @@ func (p *progress) event(ev tasks.Event) {
 
 // describeStep is one step for people: what was done, how it went, what
 // the model thought.
-func describeStep(ev tasks.Event) string {
+func describeStep(ev apitype.TaskEvent) string {
 	var parts []string
-	for i, a := range ev.Actions {
+	for i, raw := range ev.Actions {
+		var a agentapi.Request
+		if json.Unmarshal(raw, &a) != nil {
+			parts = append(parts, string(raw))
+			continue
+		}
 		s := a.String()
 		if a.Text != "" {
 			s += fmt.Sprintf(" %q", a.Text)
@@ -249,12 +219,11 @@ func runTaskList(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var list struct {
-		Tasks []tasks.Task `json:"tasks"`
-	}
-	if err := api.Call(ctx, http.MethodGet, "/sessions/"+pos[0]+"/tasks", nil, &list, http.StatusOK); err != nil {
+	ts, err := api.Tasks(ctx, pos[0])
+	if err != nil {
 		return explain(err)
 	}
+	list := apitype.TaskList{Tasks: ts}
 	if *asJSON {
 		return printJSON(env.Stdout, list)
 	}
@@ -271,8 +240,8 @@ func runTaskShow(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var t tasks.Task
-	if err := api.Call(ctx, http.MethodGet, "/tasks/"+pos[0], nil, &t, http.StatusOK); err != nil {
+	t, err := api.Task(ctx, pos[0])
+	if err != nil {
 		return explain(err)
 	}
 	if *asJSON {
@@ -286,9 +255,9 @@ func runTaskShow(ctx context.Context, env *Env, args []string) error {
 	})
 	for _, ev := range t.Events {
 		switch ev.Type {
-		case tasks.EventStep:
+		case apitype.EventStep:
 			fmt.Fprintf(env.Stdout, "step %d  %s\n", ev.Step, describeStep(ev))
-		case tasks.EventPaused, tasks.EventNeedsHelp, tasks.EventResumed:
+		case apitype.EventPaused, apitype.EventNeedsHelp, apitype.EventResumed:
 			fmt.Fprintln(env.Stdout, describeControl(ev))
 		}
 	}
@@ -297,15 +266,15 @@ func runTaskShow(ctx context.Context, env *Env, args []string) error {
 
 // describeControl is a control event for people: a pause, a question, a
 // resumption.
-func describeControl(ev tasks.Event) string {
+func describeControl(ev apitype.TaskEvent) string {
 	switch ev.Type {
-	case tasks.EventPaused:
+	case apitype.EventPaused:
 		who := "a person"
 		if ev.Holder != nil {
 			who = ev.Holder.Who
 		}
 		return "paused: " + who + " took control"
-	case tasks.EventNeedsHelp:
+	case apitype.EventNeedsHelp:
 		if ev.Question == "" {
 			return "needs help: waiting for an answer (atelier handback SESSION --message ANSWER)"
 		}
@@ -331,8 +300,7 @@ func runTaskCancel(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var out map[string]string
-	if err := api.Call(ctx, http.MethodPost, "/tasks/"+pos[0]+"/cancel", nil, &out, http.StatusAccepted); err != nil {
+	if _, err := api.CancelTask(ctx, pos[0]); err != nil {
 		return explain(err)
 	}
 	fmt.Fprintf(env.Stdout, "%s cancelling\n", pos[0])

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"atelier/desktop"
 	"atelier/internal/agent"
 	"atelier/internal/agentapi"
+	"atelier/internal/api"
 	"atelier/internal/budget"
 	"atelier/internal/cli"
 	"atelier/internal/desktoptest"
@@ -49,13 +49,7 @@ func taskFleet(t *testing.T, sock string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	mux := http.NewServeMux()
-	mux.Handle("POST /sessions/{id}/task", tasks.SubmitHandler(m))
-	mux.Handle("GET /sessions/{id}/tasks", tasks.ListHandler(m))
-	mux.Handle("GET /tasks/{id}", tasks.GetHandler(m))
-	mux.Handle("GET /tasks/{id}/stream", tasks.StreamHandler(m))
-	mux.Handle("POST /tasks/{id}/cancel", tasks.CancelHandler(m))
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(api.New(api.Options{Tasks: m}).Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

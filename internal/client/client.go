@@ -48,27 +48,6 @@ type Error struct {
 // Error reports the message, the status and the code.
 func (e *Error) Error() string { return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code) }
 
-// Raw sends a request with extra headers and returns the response if its
-// status is want, otherwise the fleet's error as an *Error. It serves the
-// streaming routes (SSE, JSONL); the caller closes the body.
-func (c *Client) Raw(ctx context.Context, method, path string, body any, header http.Header, want int) (*http.Response, error) {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", method, path, err)
-		}
-		r = bytes.NewReader(b)
-	}
-	return c.do(ctx, method, path, nil, r, header, want)
-}
-
-// Call sends in (if not nil) as JSON to path, which may carry a query, and
-// decodes the answer into out (if not nil).
-func (c *Client) Call(ctx context.Context, method, path string, in, out any, want int) error {
-	return c.call(ctx, method, path, nil, in, out, want)
-}
-
 // do sends a request and returns the response if its status is want;
 // otherwise the fleet's error. The caller closes the body.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, header http.Header, want int) (*http.Response, error) {

@@ -19,7 +19,6 @@ import (
 	"atelier/internal/control"
 	"atelier/internal/fleettest"
 	"atelier/internal/model/modeltest"
-	"atelier/internal/tasks"
 )
 
 // holoStep is one Holo3 reply of a transcript: a thought and one tool call.
@@ -40,13 +39,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func getTask(t *testing.T, ctx context.Context, f *fleettest.Fleet, id string) tasks.Task {
+func getTask(t *testing.T, ctx context.Context, f *fleettest.Fleet, id string) apitype.Task {
 	t.Helper()
-	var task tasks.Task
-	if err := f.Client.Call(ctx, http.MethodGet, "/tasks/"+id, nil, &task, http.StatusOK); err != nil {
+	task, err := f.Client.Task(ctx, id)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return task
+}
+
+// taskSpec is a task's spec on the wire, with its script's actions.
+func taskSpec(goal string, script ...agentapi.Request) apitype.TaskSpec {
+	spec := apitype.TaskSpec{Goal: goal}
+	for _, a := range script {
+		b, _ := json.Marshal(a)
+		spec.Script = append(spec.Script, b)
+	}
+	return spec
 }
 
 // requestText is every text part of a chat completion request, joined.
@@ -90,8 +99,8 @@ func TestTakeoverAndHandBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sub tasks.SubmitResponse
-	if err := f.Client.Call(ctx, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "look around"}, &sub, http.StatusAccepted); err != nil {
+	sub, err := f.Client.SubmitTask(ctx, s.ID, taskSpec("look around"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the model's second request", func() bool { return len(srv.Requests()) == 2 })
@@ -100,14 +109,14 @@ func TestTakeoverAndHandBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lease.ID == "" || lease.PausedTask != sub.TaskID || lease.Holder.Kind != control.KindPerson || lease.Holder.Who != audit.ActorToken+"api" {
+	if lease.ID == "" || lease.PausedTask != sub.TaskID || lease.Holder.Kind != string(control.KindPerson) || lease.Holder.Who != audit.ActorToken+"api" {
 		t.Fatalf("lease %+v: want a person's lease pausing %s", lease, sub.TaskID)
 	}
 	if _, err := f.Client.TakeOver(ctx, s.ID); !isCode(err, apitype.CodeControlHeld) {
 		t.Errorf("a second takeover: %v; want 409 control_held", err)
 	}
 	var busy apitype.Error
-	st, body := apiCall(t, ctx, f, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "another"})
+	st, body := apiCall(t, ctx, f, http.MethodPost, "/sessions/"+s.ID+"/task", taskSpec("another"))
 	if json.Unmarshal(body, &busy); st != http.StatusConflict || busy.Err.Code != "task_running" {
 		t.Errorf("a task submitted while paused: %d %s; want 409 task_running", st, body)
 	}
@@ -116,19 +125,19 @@ func TestTakeoverAndHandBack(t *testing.T) {
 	// follows while the person holds the desktop.
 	waitFor(t, "step 2's event", func() bool { return len(getTask(t, ctx, f, sub.TaskID).Events) >= 3 })
 	task := getTask(t, ctx, f, sub.TaskID)
-	if task.Status != tasks.StatusPausedForHuman {
-		t.Errorf("task status %s; want %s", task.Status, tasks.StatusPausedForHuman)
+	if task.Status != apitype.TaskPausedForHuman {
+		t.Errorf("task status %s; want %s", task.Status, apitype.TaskPausedForHuman)
 	}
-	var paused, step2 *tasks.Event
+	var paused, step2 *apitype.TaskEvent
 	for i, ev := range task.Events {
 		switch {
-		case ev.Type == tasks.EventPaused:
+		case ev.Type == apitype.EventPaused:
 			paused = &task.Events[i]
-		case ev.Type == tasks.EventStep && ev.Step == 2:
+		case ev.Type == apitype.EventStep && ev.Step == 2:
 			step2 = &task.Events[i]
 		}
 	}
-	if paused == nil || paused.Holder == nil || paused.Holder.Kind != control.KindPerson {
+	if paused == nil || paused.Holder == nil || paused.Holder.Kind != string(control.KindPerson) {
 		t.Errorf("events %+v: want a paused_for_human event naming the person", task.Events)
 	}
 	if step2 == nil || len(step2.Results) != 1 || step2.Results[0].OK || !step2.Results[0].Skipped {
@@ -158,11 +167,11 @@ func TestTakeoverAndHandBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ctl.Holder == nil || ctl.Holder.Kind != control.KindTask || ctl.Holder.Who != sub.TaskID {
+	if ctl.Holder == nil || ctl.Holder.Kind != string(control.KindTask) || ctl.Holder.Who != sub.TaskID {
 		t.Errorf("control after the hand-back: %+v; want the task", ctl)
 	}
 	task = followToEnd(t, ctx, f, sub.TaskID)
-	if task.Status != tasks.StatusDone {
+	if task.Status != apitype.TaskDone {
 		t.Fatalf("task ended %s (%s); want done", task.Status, task.Error)
 	}
 	reqs := srv.Requests()
@@ -183,22 +192,17 @@ func TestTakeoverAndHandBack(t *testing.T) {
 }
 
 // followToEnd reads a task's stream to its end and returns the task.
-func followToEnd(t *testing.T, ctx context.Context, f *fleettest.Fleet, id string) tasks.Task {
+func followToEnd(t *testing.T, ctx context.Context, f *fleettest.Fleet, id string) apitype.Task {
 	t.Helper()
-	resp, err := f.Client.Raw(ctx, http.MethodGet, "/tasks/"+id+"/stream", nil, nil, http.StatusOK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if _, err := tasks.ReadSSE(resp.Body, nil); err != nil {
+	if err := f.Client.TaskEvents(ctx, id, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the task's final record", func() bool { return !isLive(getTask(t, ctx, f, id).Status) })
 	return getTask(t, ctx, f, id)
 }
 
-func isLive(s tasks.Status) bool {
-	return s == tasks.StatusRunning || s == tasks.StatusPausedForHuman || s == tasks.StatusNeedsHelp
+func isLive(s apitype.TaskStatus) bool {
+	return s == apitype.TaskRunning || s == apitype.TaskPausedForHuman || s == apitype.TaskNeedsHelp
 }
 
 // checkControlAudit checks a session's audit around one person's control
@@ -278,8 +282,7 @@ func TestTakeoverRaces(t *testing.T) {
 	}
 	wg.Go(func() {
 		<-start
-		var sub tasks.SubmitResponse
-		err := f.Client.Call(ctx, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "move", Script: script}, &sub, http.StatusAccepted)
+		sub, err := f.Client.SubmitTask(ctx, s.ID, taskSpec("move", script...))
 		mu.Lock()
 		defer mu.Unlock()
 		if err == nil {
@@ -313,7 +316,7 @@ func TestTakeoverRaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ctl.Holder == nil || ctl.Holder.Kind != control.KindPerson {
+	if ctl.Holder == nil || ctl.Holder.Kind != string(control.KindPerson) {
 		t.Fatalf("control %+v: want the person holding it", ctl)
 	}
 	if refused == 0 {
@@ -362,8 +365,8 @@ func TestIdleLeaseReturnsThroughCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := []agentapi.Request{{Action: agentapi.Wait, Duration: 0.5}, {Action: agentapi.Wait, Duration: 0.5}, {Action: agentapi.MouseMove, Coordinate: &agentapi.Point{X: 50, Y: 50}}}
-	var sub tasks.SubmitResponse
-	if err := f.Client.Call(ctx, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "wait", Script: script}, &sub, http.StatusAccepted); err != nil {
+	sub, err := f.Client.SubmitTask(ctx, s.ID, taskSpec("wait", script...))
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -395,12 +398,12 @@ func TestIdleLeaseReturnsThroughCLI(t *testing.T) {
 	}
 
 	task := followToEnd(t, ctx, f, sub.TaskID)
-	if task.Status != tasks.StatusDone {
+	if task.Status != apitype.TaskDone {
 		t.Fatalf("task ended %s (%s); want done", task.Status, task.Error)
 	}
-	var resumed *tasks.Event
+	var resumed *apitype.TaskEvent
 	for i, ev := range task.Events {
-		if ev.Type == tasks.EventResumed {
+		if ev.Type == apitype.EventResumed {
 			resumed = &task.Events[i]
 		}
 	}
@@ -450,17 +453,17 @@ func TestAskForHelp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sub tasks.SubmitResponse
-	if err := f.Client.Call(ctx, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "sign in"}, &sub, http.StatusAccepted); err != nil {
+	sub, err := f.Client.SubmitTask(ctx, s.ID, taskSpec("sign in"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "needs_help", func() bool { return getTask(t, ctx, f, sub.TaskID).Status == tasks.StatusNeedsHelp })
+	waitFor(t, "needs_help", func() bool { return getTask(t, ctx, f, sub.TaskID).Status == apitype.TaskNeedsHelp })
 	task := getTask(t, ctx, f, sub.TaskID)
-	if ev := task.Events[len(task.Events)-1]; ev.Type != tasks.EventNeedsHelp || ev.Question != question {
+	if ev := task.Events[len(task.Events)-1]; ev.Type != apitype.EventNeedsHelp || ev.Question != question {
 		t.Errorf("last event %+v: want needs_help with the question", ev)
 	}
 	ctl, err := f.Client.Control(ctx, s.ID)
-	if err != nil || ctl.TaskState != control.TaskNeedsHelp || ctl.Question != question {
+	if err != nil || ctl.TaskState != string(control.TaskNeedsHelp) || ctl.Question != question {
 		t.Errorf("control %+v, %v: want the task needing help, with its question", ctl, err)
 	}
 	// Waiting for help, the task still holds the desktop.
@@ -471,7 +474,7 @@ func TestAskForHelp(t *testing.T) {
 		t.Fatal(err)
 	}
 	task = followToEnd(t, ctx, f, sub.TaskID)
-	if task.Status != tasks.StatusDone {
+	if task.Status != apitype.TaskDone {
 		t.Fatalf("task ended %s (%s); want done", task.Status, task.Error)
 	}
 	reqs := srv.Requests()
@@ -480,15 +483,15 @@ func TestAskForHelp(t *testing.T) {
 	}
 
 	// A task waiting for an answer ends when cancelled.
-	if err := f.Client.Call(ctx, http.MethodPost, "/sessions/"+s.ID+"/task", tasks.Spec{Goal: "check in"}, &sub, http.StatusAccepted); err != nil {
+	if sub, err = f.Client.SubmitTask(ctx, s.ID, taskSpec("check in")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "needs_help", func() bool { return getTask(t, ctx, f, sub.TaskID).Status == tasks.StatusNeedsHelp })
+	waitFor(t, "needs_help", func() bool { return getTask(t, ctx, f, sub.TaskID).Status == apitype.TaskNeedsHelp })
 	handBack := checkViewerTakeover(t, ctx, f, s.ID)
-	if err := f.Client.Call(ctx, http.MethodPost, "/tasks/"+sub.TaskID+"/cancel", nil, nil, http.StatusAccepted); err != nil {
+	if _, err := f.Client.CancelTask(ctx, sub.TaskID); err != nil {
 		t.Fatal(err)
 	}
-	if task := followToEnd(t, ctx, f, sub.TaskID); task.Status != tasks.StatusCancelled {
+	if task := followToEnd(t, ctx, f, sub.TaskID); task.Status != apitype.TaskCancelled {
 		t.Errorf("cancelled while waiting for help: ended %s; want cancelled", task.Status)
 	}
 	handBack()
@@ -503,33 +506,32 @@ func TestAskForHelp(t *testing.T) {
 // viewer's hand-back, which leaves nobody holding control.
 func checkViewerTakeover(t *testing.T, ctx context.Context, f *fleettest.Fleet, sessionID string) (handBack func()) {
 	t.Helper()
-	viewerCall := func(mode, method string, body any, out any, want int) error {
+	token := func(mode string) string {
 		link, err := f.Client.EmbedLink(ctx, sessionID, mode, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return client.New(f.URL, "", nil).Call(ctx, method, "/sessions/"+sessionID+"/embed/control?token="+link.Token, body, out, want)
+		return link.Token
 	}
+	// The page sends no bearer token: the embed token is its gate.
+	page := client.New(f.URL, "", nil)
 	for _, mode := range []string{"view", "control"} {
-		var st control.State
-		if err := viewerCall(mode, http.MethodGet, nil, &st, http.StatusOK); err != nil || st.TaskState != control.TaskNeedsHelp || st.Question == "" {
+		if st, err := page.EmbedControl(ctx, sessionID, token(mode)); err != nil || st.TaskState != string(control.TaskNeedsHelp) || st.Question == "" {
 			t.Errorf("the %s viewer's control state: %+v, %v; want the task needing help, with its question", mode, st, err)
 		}
 	}
-	takeover := map[string]string{"action": "takeover", "viewer": "viewer-1"}
-	if err := viewerCall("view", http.MethodPost, takeover, nil, http.StatusOK); !isStatus(err, http.StatusForbidden) {
+	if _, err := page.EmbedTakeOver(ctx, sessionID, token("view"), "viewer-1"); !isStatus(err, http.StatusForbidden) {
 		t.Errorf("a view token takes control: %v; want 403", err)
 	}
-	var lease control.Lease
-	if err := viewerCall("control", http.MethodPost, takeover, &lease, http.StatusOK); err != nil || lease.Holder.Who != audit.ActorViewer+"control" {
+	lease, err := page.EmbedTakeOver(ctx, sessionID, token("control"), "viewer-1")
+	if err != nil || lease.Holder.Who != audit.ActorViewer+"control" {
 		t.Fatalf("a control token takes control: %+v, %v", lease, err)
 	}
 	if ctl, err := f.Client.Control(ctx, sessionID); err != nil || ctl.Holder == nil || ctl.Holder.Who != audit.ActorViewer+"control" {
 		t.Errorf("control after the viewer took it: %+v, %v", ctl, err)
 	}
 	return func() {
-		var st control.State
-		if err := viewerCall("control", http.MethodPost, map[string]string{"action": "handback", "lease_id": lease.ID}, &st, http.StatusOK); err != nil || st.Holder != nil {
+		if st, err := page.EmbedHandBack(ctx, sessionID, token("control"), lease.ID, ""); err != nil || st.Holder != nil {
 			t.Errorf("the viewer hands back: %+v, %v; want nobody holding", st, err)
 		}
 	}

@@ -17,7 +17,6 @@ import (
 	"atelier/internal/audit"
 	"atelier/internal/cli"
 	"atelier/internal/fleettest"
-	"atelier/internal/tasks"
 )
 
 // apiCall sends one request with the fleet's token and returns the status
@@ -75,12 +74,13 @@ func testTasksAndAudit(t *testing.T, runtime string) {
 		{Action: agentapi.Wait, Duration: 1},
 		{Action: agentapi.Type, Text: "echo ok > ~/done\n"},
 	}
-	spec := tasks.Spec{Goal: "write ok to ~/done", Backend: "scripted", Script: script}
+	spec := taskSpec("write ok to ~/done", script...)
+	spec.Backend = "scripted"
 	status, body := apiCall(t, ctx, f, http.MethodPost, "/sessions/"+s.ID+"/task", spec)
 	if status != http.StatusAccepted {
 		t.Fatalf("submit: %d %s, want 202", status, body)
 	}
-	var sub tasks.SubmitResponse
+	var sub apitype.TaskSubmitted
 	if err := json.Unmarshal(body, &sub); err != nil {
 		t.Fatalf("submit answer %s: %v", body, err)
 	}
@@ -107,7 +107,7 @@ func testTasksAndAudit(t *testing.T, runtime string) {
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
 		t.Fatalf("stream: %d %s, want 200 text/event-stream", resp.StatusCode, ct)
 	}
-	evs, err := tasks.ReadSSE(resp.Body, nil)
+	evs, err := apitype.ReadEvents(resp.Body, nil)
 	resp.Body.Close()
 	if err != nil {
 		t.Fatalf("read stream: %v (events so far %+v)", err, evs)
@@ -117,11 +117,11 @@ func testTasksAndAudit(t *testing.T, runtime string) {
 	f.Home(s.ID).WaitFile(t, "done", "ok\n")
 
 	status, body = apiCall(t, ctx, f, http.MethodGet, "/tasks/"+sub.TaskID, nil)
-	var task tasks.Task
+	var task apitype.Task
 	if status != http.StatusOK || json.Unmarshal(body, &task) != nil {
 		t.Fatalf("get task: %d %s", status, body)
 	}
-	if task.Status != tasks.StatusDone || task.Steps != len(script)+1 || task.EndedAt.IsZero() || task.SessionID != s.ID || len(task.Events) != len(evs) {
+	if task.Status != apitype.TaskDone || task.Steps != len(script)+1 || task.EndedAt.IsZero() || task.SessionID != s.ID || len(task.Events) != len(evs) {
 		t.Errorf("task after its end: status %s, %d steps, ended %v, session %s, %d events; want done, %d steps, ended, %s, %d events",
 			task.Status, task.Steps, task.EndedAt, task.SessionID, len(task.Events), len(script)+1, s.ID, len(evs))
 	}
@@ -165,7 +165,7 @@ func testTasksAndAudit(t *testing.T, runtime string) {
 // one step per script action carrying that action, the step in which the
 // script, having seen the last result, finishes without acting, then one
 // final event.
-func checkEvents(t *testing.T, evs []tasks.Event, script []agentapi.Request) {
+func checkEvents(t *testing.T, evs []apitype.TaskEvent, script []agentapi.Request) {
 	t.Helper()
 	if len(evs) != len(script)+2 {
 		t.Fatalf("stream has %d events, want %d steps and an end: %+v", len(evs), len(script)+1, evs)
@@ -176,18 +176,18 @@ func checkEvents(t *testing.T, evs []tasks.Event, script []agentapi.Request) {
 		}
 		switch i {
 		case len(script):
-			if ev.Type != tasks.EventStep || ev.Step != i+1 || len(ev.Actions) != 0 {
+			if ev.Type != apitype.EventStep || ev.Step != i+1 || len(ev.Actions) != 0 {
 				t.Errorf("event %d = %+v, want step %d without actions", i+1, ev, i+1)
 			}
 			continue
 		case len(script) + 1:
-			if ev.Type != tasks.EventEnd || ev.Status != tasks.StatusDone {
+			if ev.Type != apitype.EventEnd || ev.Status != apitype.TaskDone {
 				t.Errorf("final event %+v, want end with status done", ev)
 			}
 			continue
 		}
 		want := script[i]
-		if ev.Type != tasks.EventStep || ev.Step != i+1 || len(ev.Actions) != 1 || ev.Actions[0].Action != want.Action || ev.Actions[0].Text != want.Text {
+		if ev.Type != apitype.EventStep || ev.Step != i+1 || len(ev.Actions) != 1 || !sameAction(ev.Actions[0], want) {
 			t.Errorf("event %d = %+v, want step %d doing %s", i+1, ev, i+1, want.String())
 			continue
 		}
@@ -246,7 +246,7 @@ func checkAudit(t *testing.T, entries []audit.Entry, sessionID, taskID string, s
 			}
 		case e.Kind == audit.KindTask && e.Detail["event"] == "end":
 			end++
-			if e.Actor != taskActor || e.Detail["status"] != string(tasks.StatusDone) || len(taskActions) != len(script) {
+			if e.Actor != taskActor || e.Detail["status"] != string(apitype.TaskDone) || len(taskActions) != len(script) {
 				t.Errorf("task end %+v after %d actions: want status done by %s after %d", e, len(taskActions), taskActor, len(script))
 			}
 		case e.Kind == audit.KindAction && e.Actor == taskActor:
@@ -281,4 +281,11 @@ func checkAudit(t *testing.T, entries []audit.Entry, sessionID, taskID string, s
 		t.Errorf("audit has %d created, %d task starts, %d ends, %d API actions, task actions %v; want 1, 1, 1, 1, %v\n%+v",
 			created, start, end, apiAction, taskActions, want, entries)
 	}
+}
+
+// sameAction reports whether an event's action (as the wire carries it)
+// is want's verb and text.
+func sameAction(raw json.RawMessage, want agentapi.Request) bool {
+	var got agentapi.Request
+	return json.Unmarshal(raw, &got) == nil && got.Action == want.Action && got.Text == want.Text
 }

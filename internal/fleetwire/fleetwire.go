@@ -34,7 +34,7 @@ type Desktops struct{ Sessions *sessions.Manager }
 func (d Desktops) Agent(ctx context.Context, id string) (*agentapi.Client, error) {
 	c, err := d.Sessions.Agent(ctx, id)
 	if errors.Is(err, sessions.ErrNoSession) || errors.Is(err, sessions.ErrNotRunning) || errors.Is(err, sessions.ErrBadID) {
-		return nil, fmt.Errorf("%w: %v", tasks.ErrNoDesktop, err)
+		return nil, fmt.Errorf("%w: %w", tasks.ErrNoDesktop, err)
 	}
 	return c, err
 }

@@ -194,7 +194,7 @@ func (m *Manager) Submit(ctx context.Context, sessionID string, s Spec) (Task, e
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.ctx.Err() != nil {
-		return Task{}, errors.New("the fleet is shutting down")
+		return Task{}, ErrClosed
 	}
 	if _, busy := m.bySession[sessionID]; busy {
 		return Task{}, ErrBusy

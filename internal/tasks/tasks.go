@@ -53,9 +53,11 @@ var (
 	// ErrNoDesktop is what a Desktops implementation wraps when the session
 	// does not exist or its desktop is not running.
 	ErrNoDesktop = errors.New("no running desktop for this session")
+	// ErrClosed: the manager is closing (the fleet is shutting down).
+	ErrClosed = errors.New("the fleet is shutting down")
 )
 
-// Spec is what a client asks for: POST /sessions/{id}/task's body.
+// Spec is what a client asks for (apitype.TaskSpec on the wire).
 type Spec struct {
 	Goal     string  `json:"goal"`
 	Backend  string  `json:"backend,omitempty"`
@@ -66,7 +68,7 @@ type Spec struct {
 	Script []agentapi.Request `json:"script,omitempty"`
 }
 
-// Task is a task's record, as GET /tasks/{id} reports it.
+// Task is a task's record (apitype.Task on the wire).
 type Task struct {
 	ID        string    `json:"id"`
 	SessionID string    `json:"session_id"`
@@ -96,7 +98,8 @@ const (
 	EventResumed   = "resumed"
 )
 
-// Event is one SSE event of a task: a step, or the final event.
+// Event is one event of a task: a step, a control event, or the final
+// event (apitype.TaskEvent on the wire).
 type Event struct {
 	// ID numbers a task's events from 1; it is the SSE id, so a client
 	// resumes with Last-Event-ID.

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"atelier/internal/agentapi"
+	fleetapi "atelier/internal/api"
+	"atelier/internal/apitype"
 	"atelier/internal/budget"
 	"atelier/internal/model"
 	"atelier/internal/model/anthropic"
@@ -192,16 +194,13 @@ func TestAnthropicOpensTerminalAndTypes(t *testing.T) {
 func TestFiftySubmitsOneAccepted(t *testing.T) {
 	d := startDesktop(t)
 	f := newFixture(t, desktops{byID: map[string]*agentapi.Client{"s1": d.client}}, 0, nil)
-	mux := http.NewServeMux()
-	mux.Handle("POST /sessions/{id}/task", tasks.SubmitHandler(f.m))
-	mux.Handle("POST /tasks/{id}/cancel", tasks.CancelHandler(f.m))
-	api := httptest.NewServer(mux)
+	api := httptest.NewServer(fleetapi.New(fleetapi.Options{Tasks: f.m}).Handler())
 	defer api.Close()
 
 	body := `{"goal":"hold still","script":[{"action":"wait","duration":0.01},{"action":"wait","duration":30}]}`
 	var (
 		mu       sync.Mutex
-		accepted []tasks.SubmitResponse
+		accepted []apitype.TaskSubmitted
 		codes    = map[int]int{}
 		wg       sync.WaitGroup
 	)
@@ -220,7 +219,7 @@ func TestFiftySubmitsOneAccepted(t *testing.T) {
 			codes[resp.StatusCode]++
 			switch resp.StatusCode {
 			case http.StatusAccepted:
-				var sr tasks.SubmitResponse
+				var sr apitype.TaskSubmitted
 				json.NewDecoder(resp.Body).Decode(&sr)
 				accepted = append(accepted, sr)
 			case http.StatusConflict:
@@ -240,7 +239,7 @@ func TestFiftySubmitsOneAccepted(t *testing.T) {
 		t.Fatalf("status codes %v: want one 202 and 49 409s", codes)
 	}
 	sr := accepted[0]
-	if sr.Status != tasks.StatusRunning || sr.StreamURL != "/tasks/"+sr.TaskID+"/stream" {
+	if sr.Status != apitype.TaskRunning || sr.StreamURL != "/tasks/"+sr.TaskID+"/stream" {
 		t.Errorf("202 body = %+v", sr)
 	}
 	rows, _ := f.st.ListTasks(t.Context(), "s1", 100)
@@ -437,12 +436,7 @@ func TestRestartInterruptsRunningTasks(t *testing.T) {
 func TestStreamResumes(t *testing.T) {
 	d := startDesktop(t)
 	f := newFixture(t, desktops{byID: map[string]*agentapi.Client{"s1": d.client}}, 0, nil)
-	mux := http.NewServeMux()
-	mux.Handle("GET /tasks/{id}/stream", tasks.StreamHandler(f.m))
-	mux.Handle("GET /tasks/{id}", tasks.GetHandler(f.m))
-	mux.Handle("GET /sessions/{id}/tasks", tasks.ListHandler(f.m))
-	mux.Handle("GET /tasks/{id}/steps/{step}/screenshot", tasks.ScreenshotHandler(f.m))
-	api := httptest.NewServer(mux)
+	api := httptest.NewServer(fleetapi.New(fleetapi.Options{Tasks: f.m}).Handler())
 	defer api.Close()
 
 	script := []agentapi.Request{{Action: agentapi.MouseMove, Coordinate: &agentapi.Point{X: 10, Y: 10}}, {Action: agentapi.Wait, Duration: 0.05}}
@@ -452,7 +446,7 @@ func TestStreamResumes(t *testing.T) {
 	}
 	// Follow live from the start.
 	live := readSSE(t, api.URL+"/tasks/"+task.ID+"/stream", "")
-	if len(live) != 4 || live[3].Type != tasks.EventEnd || live[3].Status != tasks.StatusDone {
+	if len(live) != 4 || live[3].Type != apitype.EventEnd || live[3].Status != apitype.TaskDone {
 		t.Fatalf("live stream = %+v, want 3 steps and the end", live)
 	}
 	for i, ev := range live {
@@ -486,7 +480,7 @@ func TestStreamResumes(t *testing.T) {
 	}
 }
 
-func readSSE(t *testing.T, url, lastID string) []tasks.Event {
+func readSSE(t *testing.T, url, lastID string) []apitype.TaskEvent {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if lastID != "" {
@@ -500,7 +494,7 @@ func readSSE(t *testing.T, url, lastID string) []tasks.Event {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("content type %q", ct)
 	}
-	evs, err := tasks.ReadSSE(resp.Body, nil)
+	evs, err := apitype.ReadEvents(resp.Body, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,25 +542,6 @@ func TestSubmitRefusesBadSpecs(t *testing.T) {
 	}
 	if err := f.m.Cancel(t.Context(), "task_0000000000000000"); !errors.Is(err, tasks.ErrNotFound) {
 		t.Errorf("Cancel unknown: %v", err)
-	}
-}
-
-// TestSubmitHandlerRefusesBadBodies checks the HTTP layer's own refusals.
-func TestSubmitHandlerRefusesBadBodies(t *testing.T) {
-	f := newFixture(t, desktops{}, 0, nil)
-	h := tasks.SubmitHandler(f.m)
-	for _, body := range []string{`{`, `{"goal":"g","colour":"red"}`, `{"goal":"g"} {}`, `[]`, `{"goal":"g","script":[{"action":"wait","duration":"soon"}]}`} {
-		req := httptest.NewRequest(http.MethodPost, "/sessions/s1/task", strings.NewReader(body))
-		req.SetPathValue("id", "s1")
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		var e struct {
-			Error struct{ Code, Message string }
-		}
-		json.Unmarshal(rec.Body.Bytes(), &e)
-		if rec.Code != http.StatusBadRequest || e.Error.Code != "bad_request" || e.Error.Message == "" {
-			t.Errorf("body %s: %d %s", body, rec.Code, rec.Body)
-		}
 	}
 }
 

@@ -2,7 +2,7 @@ package view
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,9 +27,6 @@ const viewerActor = "viewer:" + string(ModeControl)
 // maxViewerID bounds a viewer id (the page sends a UUID, 36 characters).
 const maxViewerID = 64
 
-// errBadViewer refuses a malformed viewer id (code bad_viewer).
-var errBadViewer = errors.New("viewer: want 1 to 64 characters of A-Z, a-z, 0-9, _ and -")
-
 // validViewer reports whether id is a well-formed viewer id.
 func validViewer(id string) bool {
 	if id == "" || len(id) > maxViewerID {
@@ -44,131 +41,89 @@ func validViewer(id string) bool {
 	return true
 }
 
-// Actions of POST /sessions/{id}/embed/control.
-const (
-	actionTakeOver = "takeover"
-	actionHandBack = "handback"
-)
-
-// controlRequest is the body of POST /sessions/{id}/embed/control:
-// {"action":"takeover","viewer":id} or {"action":"handback","lease_id":id,
-// "message":text}.
-type controlRequest struct {
-	Action  string `json:"action"`
-	Viewer  string `json:"viewer"`
-	LeaseID string `json:"lease_id"`
-	Message string `json:"message"`
-}
-
 // maxControlBody bounds a control request; the hand-back message is most
 // of it.
 const maxControlBody = 8 << 10
 
-func (req controlRequest) check() error {
+// checkControl refuses a control request that is malformed for its action.
+func checkControl(req apitype.EmbedControl) error {
 	switch req.Action {
-	case actionTakeOver:
+	case apitype.EmbedTakeOver:
 		if !validViewer(req.Viewer) {
-			return errBadViewer
+			return ErrBadViewer
 		}
 		if req.LeaseID != "" || req.Message != "" {
-			return errors.New("takeover: lease_id and message belong to a handback")
+			return fmt.Errorf("%w: takeover: lease_id and message belong to a handback", ErrBadRequest)
 		}
-	case actionHandBack:
+	case apitype.EmbedHandBack:
 		if req.Viewer != "" {
-			return errors.New("handback: name the lease (lease_id), not the viewer")
+			return fmt.Errorf("%w: handback: name the lease (lease_id), not the viewer", ErrBadRequest)
 		}
 	default:
-		return errors.New(`action: want "takeover" or "handback"`)
+		return fmt.Errorf(`%w: action: want "takeover" or "handback"`, ErrBadRequest)
 	}
 	return nil
 }
 
 // serveControlState serves GET /sessions/{id}/embed/control: the
-// session's control.State, for a view or control token.
-func (h *Handler) serveControlState(w http.ResponseWriter, r *http.Request) {
-	if id, ctl := h.controlGate(w, r, ModeView); ctl != nil {
-		writeJSON(w, http.StatusOK, ctl.State(id))
+// session's control state, for a view or control token.
+func (h *Handler) serveControlState(w http.ResponseWriter, r *http.Request) error {
+	id, ctl, err := h.controlGate(w, r, ModeView)
+	if err != nil || ctl == nil {
+		return err
 	}
+	writeJSON(w, http.StatusOK, ctl.State(id).API())
+	return nil
 }
 
 // serveControlAction serves POST /sessions/{id}/embed/control for a
-// control token: a takeover answers with the control.Lease, a handback
-// with the new control.State.
-func (h *Handler) serveControlAction(w http.ResponseWriter, r *http.Request) {
-	id, ctl := h.controlGate(w, r, ModeControl)
-	if ctl == nil {
-		return
+// control token: a takeover answers with the lease, a handback with the
+// new control state.
+func (h *Handler) serveControlAction(w http.ResponseWriter, r *http.Request) error {
+	id, ctl, err := h.controlGate(w, r, ModeControl)
+	if err != nil || ctl == nil {
+		return err
 	}
-	var req controlRequest
+	var req apitype.EmbedControl
 	if err := decodeBody(w, r, maxControlBody, &req); err != nil {
-		badBody(w, err)
-		return
+		return err
 	}
-	if err := req.check(); err != nil {
-		code := codeBadRequest
-		if errors.Is(err, errBadViewer) {
-			code = codeBadViewer
-		}
-		writeError(w, http.StatusBadRequest, code, err.Error())
-		return
+	if err := checkControl(req); err != nil {
+		return err
 	}
-	if req.Action == actionTakeOver {
+	if req.Action == apitype.EmbedTakeOver {
 		lease, err := ctl.TakeOver(r.Context(), id, viewerActor, req.Viewer)
 		if err != nil {
-			controlError(w, err)
-			return
+			return err
 		}
-		writeJSON(w, http.StatusOK, lease)
-		return
+		writeJSON(w, http.StatusOK, lease.API())
+		return nil
 	}
 	if _, err := ctl.HandBack(id, viewerActor, req.LeaseID, req.Message); err != nil {
-		controlError(w, err)
-		return
+		return err
 	}
-	writeJSON(w, http.StatusOK, ctl.State(id))
+	writeJSON(w, http.StatusOK, ctl.State(id).API())
+	return nil
 }
 
 // controlGate checks a control route's request: its token grants want,
 // a POST comes from the fleet's own origin, and the fleet has a control
-// lease. It answers a refusal itself and returns a nil Control.
-func (h *Handler) controlGate(w http.ResponseWriter, r *http.Request, want Mode) (string, Control) {
+// lease. A nil Control with a nil error means a browser was answered
+// with the refusal page.
+func (h *Handler) controlGate(w http.ResponseWriter, r *http.Request, want Mode) (string, Control, error) {
 	id := r.PathValue("id")
 	w.Header().Set("Cache-Control", "no-store")
 	if _, err := h.verify(r, id, want); err != nil {
-		h.deny(w, r, err)
-		return id, nil
+		return id, nil, h.deny(w, r, err)
 	}
 	if r.Method == http.MethodPost && !sameOrigin(r) {
 		h.log.Info("control refused: cross-origin", "session", id, "origin", r.Header.Get("Origin"))
-		writeError(w, http.StatusForbidden, "bad_origin", "control requests must come from the viewer's own origin")
-		return id, nil
+		return id, nil, ErrBadOrigin
 	}
 	if h.opts.Control == nil {
-		writeError(w, http.StatusNotFound, "not_found", "this fleet has no control lease")
-		return id, nil
+		return id, nil, ErrNoControl
 	}
-	return id, h.opts.Control
-}
-
-// controlError answers a refused takeover or handback.
-func controlError(w http.ResponseWriter, err error) {
-	if held, ok := errors.AsType[*control.HeldError](err); ok {
-		h := held.Holder
-		writeErrorDetail(w, http.StatusConflict, apitype.ErrorDetail{Code: apitype.CodeControlHeld, Message: err.Error(),
-			Holder: &apitype.Holder{Kind: string(h.Kind), Who: h.Who, Since: h.Since}})
-		return
-	}
-	// The codes are the fleet API's, so a page and a script read the same.
-	switch {
-	case errors.Is(err, control.ErrBadMessage):
-		writeError(w, http.StatusBadRequest, apitype.CodeBadRequest, err.Error())
-	case errors.Is(err, control.ErrNoLease):
-		writeError(w, http.StatusConflict, apitype.CodeBadLease, err.Error())
-	case errors.Is(err, control.ErrNothingHeld):
-		writeError(w, http.StatusConflict, apitype.CodeNothingHeld, err.Error())
-	default:
-		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
-	}
+	return id, h.opts.Control, nil
 }
 
 // sameOrigin reports whether a browser sent r from the fleet's own

@@ -15,7 +15,7 @@ import (
 
 // controlMux is a view with a real control lease, on which session s-1
 // has task t-1.
-func controlMux(t *testing.T) (*http.ServeMux, *control.Leases, *view.Tokens) {
+func controlMux(t *testing.T) (http.Handler, *control.Leases, *view.Tokens) {
 	t.Helper()
 	leases := control.New(control.Options{})
 	t.Cleanup(leases.Close)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -204,9 +203,7 @@ func newFleetWith(t testing.TB, opts view.Options) *fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	h.Register(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(throughAPI(h))
 	t.Cleanup(func() {
 		h.Close()
 		srv.Close()

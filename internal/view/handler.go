@@ -33,8 +33,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"atelier/internal/apitype"
 )
 
 // Dialer connects to a running session's RFB server. sessions.Manager
@@ -176,6 +174,11 @@ func NewHandler(opts Options) (*Handler, error) {
 	}, nil
 }
 
+// Route is one of the viewer's routes: it writes a success itself and
+// returns a refusal for the fleet's API to classify and write (the errors
+// of this package, the control lease's, *http.MaxBytesError).
+type Route func(w http.ResponseWriter, r *http.Request) error
+
 // Routes returns the viewer's routes, pattern → handler:
 //
 //	GET  /sessions/{id}/embed           the viewer page (?token=)
@@ -185,27 +188,27 @@ func NewHandler(opts Options) (*Handler, error) {
 //	GET  /view/assets/…                 the page's script and style
 //	GET  /view/novnc/…                  noVNC's modules (core/, vendor/)
 //
-// These routes carry their own gate (the embed token): mount them outside
-// the API's bearer-token check. The route minting tokens (HandleMint) is
-// not among them: it must sit behind that check.
-func (h *Handler) Routes() map[string]http.Handler {
+// These routes carry their own gate (the embed token): the API mounts them
+// outside its bearer-token check.
+func (h *Handler) Routes() map[string]Route {
 	sub, _ := fs.Sub(assets, "assets")
-	novnc := http.StripPrefix("/view/novnc/", files(http.Dir(h.opts.NoVNCDir)))
-	return map[string]http.Handler{
-		"GET /sessions/{id}/embed":          http.HandlerFunc(h.serveEmbed),
-		"GET /sessions/{id}/vnc":            http.HandlerFunc(h.serveVNC),
-		"GET /sessions/{id}/embed/control":  http.HandlerFunc(h.serveControlState),
-		"POST /sessions/{id}/embed/control": http.HandlerFunc(h.serveControlAction),
-		"GET /view/assets/":                 http.StripPrefix("/view/assets/", files(http.FS(sub))),
+	novnc := plain(http.StripPrefix("/view/novnc/", files(http.Dir(h.opts.NoVNCDir))))
+	return map[string]Route{
+		"GET /sessions/{id}/embed":          h.serveEmbed,
+		"GET /sessions/{id}/vnc":            h.serveVNC,
+		"GET /sessions/{id}/embed/control":  h.serveControlState,
+		"POST /sessions/{id}/embed/control": h.serveControlAction,
+		"GET /view/assets/":                 plain(http.StripPrefix("/view/assets/", files(http.FS(sub)))),
 		"GET /view/novnc/core/":             novnc,
 		"GET /view/novnc/vendor/":           novnc,
 	}
 }
 
-// Register mounts Routes on mux.
-func (h *Handler) Register(mux *http.ServeMux) {
-	for pattern, handler := range h.Routes() {
-		mux.Handle(pattern, handler)
+// plain adapts a handler that refuses nothing of its own (a file server).
+func plain(h http.Handler) Route {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		h.ServeHTTP(w, r)
+		return nil
 	}
 }
 
@@ -245,7 +248,7 @@ func (h *Handler) track() bool {
 	return true
 }
 
-func (h *Handler) serveEmbed(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveEmbed(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	hdr := w.Header()
 	hdr.Set("Referrer-Policy", "no-referrer")
@@ -253,8 +256,7 @@ func (h *Handler) serveEmbed(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	claims, err := h.verify(r, id, ModeView)
 	if err != nil {
-		h.deny(w, r, err)
-		return
+		return h.deny(w, r, err)
 	}
 	hdr.Set("Content-Security-Policy", h.csp)
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
@@ -263,31 +265,42 @@ func (h *Handler) serveEmbed(w http.ResponseWriter, r *http.Request) {
 		Mode    Mode
 		Control bool
 	}{id, claims.Mode, h.opts.Control != nil})
+	return nil
 }
 
-// deny answers a token problem with 403: a small page for a browser that
-// asks for HTML, JSON otherwise.
-func (h *Handler) deny(w http.ResponseWriter, r *http.Request, err error) {
-	code := "token_invalid"
+// TokenError is a refusal of the embed token (403): it wraps the error
+// Verify returned and says what to do, for people.
+type TokenError struct {
+	Err error
+	msg string
+}
+
+func (e *TokenError) Error() string { return e.msg }
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// deny refuses a request for its token: a browser that asks for HTML gets
+// a small page (and deny returns nil); anyone else gets a *TokenError to
+// be written as the API's JSON error.
+func (h *Handler) deny(w http.ResponseWriter, r *http.Request, err error) error {
 	msg := "this link is not valid for this desktop"
 	switch {
 	case errors.Is(err, ErrNoToken):
-		code, msg = "token_missing", "this link has no embed token (?token=)"
+		msg = "this link has no embed token (?token=)"
 	case errors.Is(err, ErrExpiredToken):
-		code, msg = "token_expired", "this link has expired; ask for a new one"
+		msg = "this link has expired; ask for a new one"
 	case errors.Is(err, ErrModeDenied):
-		code, msg = "token_mode", "this link does not allow that"
+		msg = "this link does not allow that"
 	}
-	h.log.Info("view refused", "session", r.PathValue("id"), "code", code)
+	h.log.Info("view refused", "session", r.PathValue("id"), "err", err)
 	w.Header().Set("Cache-Control", "no-store")
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 		w.WriteHeader(http.StatusForbidden)
 		denied.Execute(w, msg)
-		return
+		return nil
 	}
-	writeError(w, http.StatusForbidden, code, msg)
+	return &TokenError{Err: err, msg: msg}
 }
 
 var denied = template.Must(template.New("denied").Parse(`<!doctype html>
@@ -296,22 +309,22 @@ var denied = template.Must(template.New("denied").Parse(`<!doctype html>
 <p>{{.}}</p></body></html>
 `))
 
-// Error codes of the view's own routes, beside the token's.
-const (
-	codeBadRequest = "bad_request"
-	codeTooLarge   = "too_large"
-	codeBadViewer  = "bad_viewer"
+// Refusals of the view's routes besides the token's; the API gives each
+// its status and code.
+var (
+	// ErrBadRequest: a control request's body is malformed.
+	ErrBadRequest = errors.New("bad control request")
+	// ErrBadViewer: a malformed viewer id.
+	ErrBadViewer = errors.New("viewer: want 1 to 64 characters of A-Z, a-z, 0-9, _ and -")
+	// ErrBadOrigin: a control request from another site's page.
+	ErrBadOrigin = errors.New("control requests must come from the viewer's own origin")
+	// ErrNoControl: the fleet has no control lease.
+	ErrNoControl = errors.New("this fleet has no control lease")
+	// ErrClosed: the Handler is closed (the fleet is shutting down).
+	ErrClosed = errors.New("the fleet is shutting down")
 )
 
-// writeError writes the fleet's JSON error shape.
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeErrorDetail(w, status, apitype.ErrorDetail{Code: code, Message: msg})
-}
-
-func writeErrorDetail(w http.ResponseWriter, status int, d apitype.ErrorDetail) {
-	writeJSON(w, status, apitype.Error{Err: d})
-}
-
+// writeJSON writes a success answer.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -319,24 +332,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeBody decodes r's body into v: one JSON object of at most limit
-// bytes, with no fields v does not have.
+// bytes, with no fields v does not have. A body over the limit is a
+// *http.MaxBytesError; any other problem wraps ErrBadRequest.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("body: %w", err)
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return err
+		}
+		return fmt.Errorf("%w: body: %v", ErrBadRequest, err)
 	}
 	if dec.More() {
-		return errors.New("body: one JSON object only")
+		return fmt.Errorf("%w: body: one JSON object only", ErrBadRequest)
 	}
 	return nil
-}
-
-// badBody answers a body decodeBody refused: 413 over the limit, else 400.
-func badBody(w http.ResponseWriter, err error) {
-	if e, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the body is over its limit of %d bytes", e.Limit))
-		return
-	}
-	writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
 }

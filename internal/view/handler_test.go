@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"atelier/internal/api"
 	"atelier/internal/view"
 )
 
@@ -54,7 +55,13 @@ func serveBody(h http.Handler, method, target string, body io.Reader, headers ..
 	return rec
 }
 
-func newMux(t testing.TB, opts view.Options) (*http.ServeMux, *view.Handler, *view.Tokens) {
+// throughAPI serves h's routes as the fleet does: through the API, which
+// writes their refusals.
+func throughAPI(h *view.Handler) http.Handler {
+	return api.New(api.Options{View: h}).Handler()
+}
+
+func newMux(t testing.TB, opts view.Options) (http.Handler, *view.Handler, *view.Tokens) {
 	t.Helper()
 	if opts.Tokens == nil {
 		tk, _ := newTokens(t)
@@ -68,10 +75,7 @@ func newMux(t testing.TB, opts view.Options) (*http.ServeMux, *view.Handler, *vi
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	mux := http.NewServeMux()
-	h.Register(mux)
-	mux.HandleFunc("POST /sessions/{id}/embed-token", h.HandleMint)
-	return mux, h, opts.Tokens
+	return throughAPI(h), h, opts.Tokens
 }
 
 func TestEmbedPage(t *testing.T) {
@@ -171,49 +175,6 @@ func TestAssets(t *testing.T) {
 		}
 		if tc.contentType != "" && rec.Header().Get("Content-Type") != tc.contentType {
 			t.Errorf("%s: content type %q, want %q", tc.path, rec.Header().Get("Content-Type"), tc.contentType)
-		}
-	}
-}
-
-func TestMint(t *testing.T) {
-	mux, _, tk := newMux(t, view.Options{PublicURL: "https://fleet.example/", DefaultTTL: 5 * time.Minute})
-	now := tk.Now()
-	for _, tc := range []struct {
-		body string
-		mode view.Mode
-		ttl  time.Duration
-	}{
-		{`{"mode":"view"}`, view.ModeView, 5 * time.Minute},
-		{`{"mode":"control","ttl_seconds":60}`, view.ModeControl, time.Minute},
-	} {
-		req := httptest.NewRequest(http.MethodPost, "/sessions/s-1/embed-token", strings.NewReader(tc.body))
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, req)
-		if rec.Code != http.StatusCreated {
-			t.Fatalf("%s: status %d %s", tc.body, rec.Code, rec.Body)
-		}
-		var link view.Link
-		if err := json.Unmarshal(rec.Body.Bytes(), &link); err != nil {
-			t.Fatal(err)
-		}
-		if want := "https://fleet.example/sessions/s-1/embed?token=" + link.Token; link.URL != want {
-			t.Errorf("url %q, want %q", link.URL, want)
-		}
-		if !link.ExpiresAt.Equal(now.Add(tc.ttl)) || link.Mode != tc.mode {
-			t.Errorf("link %+v, want mode %s expiring %v", link, tc.mode, now.Add(tc.ttl))
-		}
-		c, err := tk.Verify(link.Token, "s-1", 0, tc.mode)
-		if err != nil || c.Mode != tc.mode {
-			t.Errorf("minted token: %+v %v", c, err)
-		}
-	}
-	for _, body := range []string{``, `{}`, `{"mode":"admin"}`, `{"mode":"view","ttl_seconds":-1}`,
-		`{"mode":"view","ttl_seconds":99999999}`, `{"mode":"view","extra":1}`, `{"mode":"view"}{}`, `[1]`} {
-		req := httptest.NewRequest(http.MethodPost, "/sessions/s-1/embed-token", strings.NewReader(body))
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, req)
-		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `"code":"bad_request"`) {
-			t.Errorf("%q: status %d %s, want 400 bad_request", body, rec.Code, rec.Body)
 		}
 	}
 }

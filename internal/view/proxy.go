@@ -10,7 +10,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"atelier/internal/apitype"
 	"atelier/internal/control"
 )
 
@@ -23,21 +22,18 @@ const downBufSize = 256 << 10
 // server until either side ends, the token expires, or the session's
 // tokens are revoked; the last two close the view with a close frame
 // saying so (1008, policy violation).
-func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	claims, err := h.verify(r, id, ModeView)
 	if err != nil {
-		h.deny(w, r, err)
-		return
+		return h.deny(w, r, err)
 	}
 	viewer := r.URL.Query().Get("viewer")
 	if viewer != "" && !validViewer(viewer) {
-		writeError(w, http.StatusBadRequest, codeBadViewer, errBadViewer.Error())
-		return
+		return ErrBadViewer
 	}
 	if !h.track() {
-		writeError(w, http.StatusServiceUnavailable, "shutting_down", "the fleet is shutting down")
-		return
+		return ErrClosed
 	}
 	defer h.wg.Done()
 	// Detached from the request: a hijacked connection's request context
@@ -46,13 +42,11 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	v := &openView{gen: claims.Generation, close: cancel}
 	switch err := h.open(id, v); {
-	case errors.Is(err, errTooManyViews):
+	case errors.Is(err, ErrTooManyViews):
 		w.Header().Set("Retry-After", retryViews)
-		writeError(w, http.StatusTooManyRequests, apitype.CodeTooManyStreams, err.Error())
-		return
+		return err
 	case err != nil:
-		h.deny(w, r, ErrBadToken)
-		return
+		return h.deny(w, r, ErrBadToken)
 	}
 	defer h.closed(id, v)
 	expiry := time.AfterFunc(time.Until(claims.Expires), func() { cancel(errViewExpired) })
@@ -65,7 +59,7 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Accept has written the response (bad origin, not an upgrade).
 		h.log.Debug("websocket refused", "session", id, "err", err)
-		return
+		return nil
 	}
 
 	dialCtx, dialCancel := context.WithTimeout(ctx, h.opts.DialTimeout)
@@ -74,7 +68,7 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.Info("view dial refused", "session", id, "err", err)
 		ws.Close(websocket.StatusTryAgainLater, "desktop not reachable")
-		return
+		return nil
 	}
 	// A view the fleet ends (token expired or revoked) is told why with a
 	// close frame before the proxy stops: stopping it first would drop
@@ -94,6 +88,7 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) {
 	err = proxy(pctx, ws, desk, claims.Mode, h.gate(id, claims.Mode, viewer))
 	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Duration: time.Since(t0), Why: endedBy(ctx)})
 	h.log.Debug("viewer gone", "session", id, "mode", claims.Mode, "took", time.Since(t0), "err", err)
+	return nil
 }
 
 // retryViews is the Retry-After of a refused view: viewers come and go

@@ -217,8 +217,7 @@ func TestProxyRefusesBadTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	h.Register(mux)
+	mux := throughAPI(h)
 	good := mint(t, tk, "s-1", view.ModeControl, time.Minute)
 	for _, tc := range []struct {
 		name, path string

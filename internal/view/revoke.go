@@ -52,8 +52,8 @@ type openView struct {
 	close context.CancelCauseFunc
 }
 
-// errTooManyViews refuses a view past Options.MaxViews.
-var errTooManyViews = errors.New("too many live views of this session")
+// ErrTooManyViews refuses a view past Options.MaxViews (429 too_many_streams).
+var ErrTooManyViews = errors.New("too many live views of this session")
 
 // open registers a view of session at generation gen, unless the session
 // has MaxViews open already or gen was revoked meanwhile.
@@ -62,7 +62,7 @@ func (h *Handler) open(session string, v *openView) error {
 	defer h.mu.Unlock()
 	views := h.views[session]
 	if h.opts.MaxViews > 0 && len(views) >= h.opts.MaxViews {
-		return fmt.Errorf("%w: %d open; close one, or revoke the session's links", errTooManyViews, len(views))
+		return fmt.Errorf("%w: %d open; close one, or revoke the session's links", ErrTooManyViews, len(views))
 	}
 	if v.gen < h.revoked[session] {
 		return errViewRevoked

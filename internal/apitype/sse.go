@@ -1,4 +1,4 @@
-package tasks
+package apitype
 
 import (
 	"bufio"
@@ -8,9 +8,9 @@ import (
 	"io"
 )
 
-// WriteSSE writes ev as one Server-Sent Event: its id (for Last-Event-ID),
-// its type as the event name, and its JSON as data.
-func WriteSSE(w io.Writer, ev Event) error {
+// WriteEvent writes ev as one Server-Sent Event of a task's stream: its id
+// (for Last-Event-ID), its type as the event name, and its JSON as data.
+func WriteEvent(w io.Writer, ev TaskEvent) error {
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode event %d: %w", ev.ID, err)
@@ -19,11 +19,11 @@ func WriteSSE(w io.Writer, ev Event) error {
 	return err
 }
 
-// ReadSSE reads a task's event stream (as WriteSSE writes it) until EOF and
-// returns its events; each, if set, is called as every event arrives and
-// may stop the reading by returning an error.
-func ReadSSE(r io.Reader, each func(Event) error) ([]Event, error) {
-	var evs []Event
+// ReadEvents reads a task's event stream (as WriteEvent writes it) until
+// EOF and returns its events; each, if set, is called as every event
+// arrives and may stop the reading by returning an error.
+func ReadEvents(r io.Reader, each func(TaskEvent) error) ([]TaskEvent, error) {
+	var evs []TaskEvent
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	var data []byte
@@ -34,7 +34,7 @@ func ReadSSE(r io.Reader, each func(Event) error) ([]Event, error) {
 			if len(data) == 0 {
 				continue
 			}
-			var ev Event
+			var ev TaskEvent
 			if err := json.Unmarshal(data, &ev); err != nil {
 				return evs, fmt.Errorf("decode event: %w", err)
 			}
