@@ -17,6 +17,10 @@ import "fmt"
 //
 //	1 (2026-11): screenshot, cursor_position, pointer and button verbs, drag,
 //	             scroll, type, key, hold_key, wait, status.
+//	1 (2026-12, additive): settle (quiet, duration): wait until the screen
+//	             shows no change for quiet seconds, at most duration seconds;
+//	             its response carries "settle". An older agent answers it
+//	             unknown_action.
 const Version = 1
 
 // SupportedVersions lists every version this build accepts; errors name them.
@@ -44,6 +48,7 @@ const (
 	Key            Verb = "key"
 	HoldKey        Verb = "hold_key"
 	Wait           Verb = "wait"
+	Settle         Verb = "settle"
 	StatusVerb     Verb = "status"
 )
 

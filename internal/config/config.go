@@ -138,6 +138,7 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	if err := c.loadExtras(getenv, fs); err != nil {
 		return Config{}, err
 	}
+	c.Model.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -169,6 +170,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s is %d characters: use at least 16 (openssl rand -hex 32)", EnvToken, len(c.APIToken)))
 	}
 	errs = append(errs, c.validateExtras()...)
+	errs = append(errs, c.Model.validate()...)
 	return errors.Join(errs...)
 }
 

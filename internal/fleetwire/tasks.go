@@ -59,9 +59,11 @@ func Tasks(ctx context.Context, p TaskParts) (*budget.Budget, *tasks.Manager, fu
 	files.Budget = b
 	opts := tasks.Options{Store: p.Store, Budget: b, Desktops: Desktops{p.Sessions}, DataDir: p.DataDir, Retention: p.StepRetention,
 		DefaultBackend: p.Model.Backend, Prices: p.Model.Prices, Logger: p.Logger,
+		SettleQuiet: p.Model.SettleQuiet, SettleMax: p.Model.SettleMax,
 		Backends: map[string]tasks.Backend{
-			"holo":      holo.New(holo.Options{Endpoint: p.Model.HoloEndpoint}),
-			"anthropic": anthropic.New(anthropic.Options{APIKey: p.Model.AnthropicKey}),
+			"holo": holo.New(holo.Options{Endpoint: p.Model.HoloEndpoint, APIKey: p.Model.HoloKey,
+				Model: p.Model.HoloModel, Output: p.Model.HoloOutput}),
+			"anthropic": anthropic.New(anthropic.Options{APIKey: p.Model.AnthropicKey, BaseURL: p.Model.AnthropicBaseURL}),
 			"scripted":  scripted.Backend{},
 		}}
 	if p.Audit != nil {

@@ -44,15 +44,43 @@ type Options struct {
 	APIKey    string // HAI_API_KEY for H's API; vLLM needs none
 	Model     string
 	MaxTokens int64
-	// StructuredOutputs sends the schema as H's top-level
-	// structured_outputs field instead of OpenAI's response_format.
-	StructuredOutputs bool
+	// Output is how the step format is asked for; "" means
+	// OutputResponseFormat.
+	Output OutputMode
 	// MaxImages is how many screenshots a request carries; a vLLM started
 	// with --limit-mm-per-prompt '{"image": 1}' needs 1. 0 means 3.
 	MaxImages int
 	// MaxRetries is the SDK's retry count on 408/409/429/5xx and connection
 	// errors, with exponential backoff; 0 means 2, negative means none.
 	MaxRetries int
+}
+
+// OutputMode is how a request constrains the model's output.
+type OutputMode string
+
+// Output modes. H's docs say to pick one and stay in it: tools must not be
+// combined with structured outputs (research/models.md §1.2, §1.6).
+const (
+	// OutputResponseFormat sends the step schema as OpenAI's
+	// response_format json_schema (vLLM honours it).
+	OutputResponseFormat OutputMode = "response_format"
+	// OutputStructured sends it as H's top-level structured_outputs field.
+	OutputStructured OutputMode = "structured_outputs"
+	// OutputTools declares each tool as an OpenAI function and takes the
+	// reply's tool_calls: native function calling, Holo3.1 only.
+	OutputTools OutputMode = "tools"
+)
+
+// OutputModes lists the accepted output modes.
+var OutputModes = []OutputMode{OutputResponseFormat, OutputStructured, OutputTools}
+
+// Models lists the Holo models this backend knows (H's model ids, which a
+// self-hosted server should serve under); model.DefaultPrices prices each.
+// Native function calling (OutputTools) is Holo3.1's alone.
+var Models = map[string]struct{ ToolCalls bool }{
+	"holo3-1-35b-a3b": {ToolCalls: true},
+	"holo3-122b-a10b": {},
+	"holo3-35b-a3b":   {},
 }
 
 // Backend starts Holo conversations.
@@ -67,6 +95,7 @@ func New(opts Options) *Backend {
 	opts.Model = cmp.Or(opts.Model, DefaultModel)
 	opts.MaxTokens = cmp.Or(opts.MaxTokens, DefaultMaxTokens)
 	opts.MaxImages = cmp.Or(opts.MaxImages, DefaultMaxImages)
+	opts.Output = cmp.Or(opts.Output, OutputResponseFormat)
 	retries := cmp.Or(opts.MaxRetries, 2)
 	reqOpts := []option.RequestOption{option.WithBaseURL(opts.Endpoint), option.WithMaxRetries(max(retries, 0))}
 	// The SDK refuses to send without a key; a local vLLM ignores it.
@@ -79,7 +108,11 @@ func (b *Backend) Start(_ context.Context, s model.Start) (model.Conversation, e
 	if len(s.Script) > 0 {
 		return nil, fmt.Errorf("%w: holo takes a goal, not a script", model.ErrBadStart)
 	}
-	return &Conversation{b: b, model: cmp.Or(s.Model, b.opts.Model)}, nil
+	m := cmp.Or(s.Model, b.opts.Model)
+	if known, ok := Models[m]; ok && !known.ToolCalls && b.opts.Output == OutputTools {
+		return nil, fmt.Errorf("%w: %s has no native function calling (Holo3.1 has); use structured outputs", model.ErrBadStart, m)
+	}
+	return &Conversation{b: b, model: m}, nil
 }
 
 // Conversation is one task's chat with Holo.
@@ -195,7 +228,7 @@ func (c *Conversation) Next(ctx context.Context, t model.Turn) (model.Reply, err
 		ReasoningEffort: shared.ReasoningEffortMedium,
 	}
 	extra := map[string]any{"chat_template_kwargs": map[string]any{"enable_thinking": true}}
-	if c.b.opts.StructuredOutputs {
+	if c.b.opts.Output == OutputStructured {
 		extra["structured_outputs"] = map[string]any{"json": schema}
 	} else {
 		params.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{

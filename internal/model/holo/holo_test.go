@@ -176,7 +176,7 @@ func TestStructuredOutputsField(t *testing.T) {
 	srv := modeltest.OpenAISteps(t, []modeltest.OpenAIStep{{
 		Content: json.RawMessage(`{"note":null,"thought":"t","tool_call":{"tool_name":"answer","content":"ok"}}`), ReasoningContent: true, Reasoning: "r",
 	}})
-	b := holo.New(holo.Options{Endpoint: srv.URL, StructuredOutputs: true, Model: "holo3-122b-a10b"})
+	b := holo.New(holo.Options{Endpoint: srv.URL, Output: holo.OutputStructured, Model: "holo3-122b-a10b"})
 	c, _ := b.Start(t.Context(), model.Start{Goal: "g"})
 	if _, err := c.Next(t.Context(), model.Turn{Step: 1, Screenshot: shot}); err != nil {
 		t.Fatal(err)
