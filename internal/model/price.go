@@ -53,6 +53,8 @@ func DefaultPrices() Prices {
 		// as its successor of the same size, so a cap bounds it. Declare
 		// it free when self-hosted: MODEL_PRICES=holo3-35b-a3b=free.
 		"holo3-35b-a3b": holoPrice(0.25, 1.80),
+		// The scripted backend (scripted.ModelName) calls no model.
+		"scripted": Free,
 	}
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +25,8 @@ CREATE TABLE IF NOT EXISTS ledger (
 	output_tokens      INTEGER NOT NULL,
 	cache_read_tokens  INTEGER NOT NULL,
 	cache_write_tokens INTEGER NOT NULL,
-	nano_usd           INTEGER NOT NULL
+	nano_usd           INTEGER NOT NULL,
+	basis              TEXT NOT NULL DEFAULT 'usage'
 );
 CREATE INDEX IF NOT EXISTS ledger_day ON ledger(day);
 CREATE TABLE IF NOT EXISTS budget_reservations (
@@ -35,6 +37,10 @@ CREATE TABLE IF NOT EXISTS budget_reservations (
 	nano_usd   INTEGER NOT NULL,
 	created_at TEXT NOT NULL
 );`
+
+// ledgerBasis is the ledger's basis column, for databases made before it
+// (their entries are all priced by usage).
+var ledgerBasis = column{"ledger", "basis", "TEXT NOT NULL DEFAULT 'usage'"}
 
 // ErrOverCap is returned by ReserveBudget when the reservation would take
 // the day's spend and reservations above the cap.
@@ -53,6 +59,8 @@ type LedgerEntry struct {
 	CacheReadTokens  int64
 	CacheWriteTokens int64
 	USD              float64
+	// Basis says how USD was arrived at (budget.Basis*); "" is "usage".
+	Basis string
 }
 
 // BudgetTotals is one day's money: settled spend and open reservations.
@@ -112,9 +120,9 @@ func (s *Store) SettleBudget(ctx context.Context, id int64, e LedgerEntry) error
 		return fmt.Errorf("settle budget: %w", err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO ledger (day, at, task_id, session_id, step, model, input_tokens, output_tokens,
-		cache_read_tokens, cache_write_tokens, nano_usd) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+		cache_read_tokens, cache_write_tokens, nano_usd, basis) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 		e.Day, encodeTaskTime(e.At), e.TaskID, e.SessionID, e.Step, e.Model, e.InputTokens, e.OutputTokens,
-		e.CacheReadTokens, e.CacheWriteTokens, toNano(e.USD))
+		e.CacheReadTokens, e.CacheWriteTokens, toNano(e.USD), cmp.Or(e.Basis, "usage"))
 	if err != nil {
 		return fmt.Errorf("settle budget: %w", err)
 	}
@@ -154,7 +162,7 @@ func (s *Store) BudgetDay(ctx context.Context, day string) (BudgetTotals, error)
 // Ledger returns day's ledger entries in the order they were recorded.
 func (s *Store) Ledger(ctx context.Context, day string) ([]LedgerEntry, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT day, at, task_id, session_id, step, model, input_tokens, output_tokens,
-		cache_read_tokens, cache_write_tokens, nano_usd FROM ledger WHERE day=? ORDER BY id`, day)
+		cache_read_tokens, cache_write_tokens, nano_usd, basis FROM ledger WHERE day=? ORDER BY id`, day)
 	if err != nil {
 		return nil, fmt.Errorf("ledger of %s: %w", day, err)
 	}
@@ -165,7 +173,7 @@ func (s *Store) Ledger(ctx context.Context, day string) ([]LedgerEntry, error) {
 		var at string
 		var nano int64
 		if err := rows.Scan(&e.Day, &at, &e.TaskID, &e.SessionID, &e.Step, &e.Model, &e.InputTokens, &e.OutputTokens,
-			&e.CacheReadTokens, &e.CacheWriteTokens, &nano); err != nil {
+			&e.CacheReadTokens, &e.CacheWriteTokens, &nano, &e.Basis); err != nil {
 			return nil, fmt.Errorf("ledger of %s: %w", day, err)
 		}
 		e.At, e.USD = decodeTaskTime(at), fromNano(nano)

@@ -41,7 +41,31 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			return nil, fmt.Errorf("apply schema to %s: %w", path, err)
 		}
 	}
+	for _, c := range addedColumns {
+		if err := addColumn(ctx, db, c); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("apply schema to %s: %w", path, err)
+		}
+	}
 	return &Store{db: db}, nil
+}
+
+// column is a column added to a table after its first release: databases
+// made before it get it at Open.
+type column struct{ table, name, decl string }
+
+// addedColumns lists them; each domain's file declares its own.
+var addedColumns = []column{ledgerBasis}
+
+// addColumn adds c to its table unless the table has it already.
+func addColumn(ctx context.Context, db *sql.DB, c column) error {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name=?`, c.table, c.name).Scan(&n)
+	if err != nil || n > 0 {
+		return err
+	}
+	_, err = db.ExecContext(ctx, "ALTER TABLE "+c.table+" ADD COLUMN "+c.name+" "+c.decl)
+	return err
 }
 
 // Close closes the database.

@@ -35,8 +35,9 @@ type SubmitResponse struct {
 }
 
 // SubmitHandler serves POST /sessions/{id}/task: 202 with a SubmitResponse,
-// 409 task_running while the session runs a task, 400 for a bad spec, 404
-// without a running desktop.
+// 409 task_running while the session runs a task, 409 model_unpriced for a
+// model without a price while a cap is set (the same spec runs without
+// one), 400 for a bad spec, 404 without a running desktop.
 func SubmitHandler(m *Manager) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var spec Spec
@@ -174,6 +175,8 @@ func (m *Manager) writeErr(w http.ResponseWriter, err error) {
 			return
 		}
 		writeJSON(w, http.StatusConflict, map[string]any{"error": map[string]any{"code": "control_held", "message": err.Error(), "holder": he.Holder}})
+	case errors.Is(err, ErrUnpriced):
+		writeError(w, http.StatusConflict, "model_unpriced", err.Error())
 	case errors.Is(err, ErrInvalid):
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 	case errors.Is(err, ErrNotFound):

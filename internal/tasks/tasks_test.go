@@ -46,7 +46,7 @@ func newFixture(t *testing.T, d tasks.Desktops, capUSD float64, mutate func(*tas
 		t.Fatal(err)
 	}
 	opts := tasks.Options{
-		Store: st, Budget: b, Desktops: d, DataDir: dir, Settle: 300 * time.Millisecond,
+		Store: st, Budget: b, Desktops: d, DataDir: dir,
 		Backends:       map[string]tasks.Backend{"scripted": scripted.Backend{}},
 		DefaultBackend: "scripted",
 	}
@@ -306,7 +306,7 @@ func TestTasksAcrossSessionsNeverOvershootCap(t *testing.T) {
 	const capUSD = 0.25
 	f := newFixture(t, desktops{fallback: d.client}, capUSD, func(o *tasks.Options) {
 		o.Backends["anthropic"] = anthropic.New(anthropic.Options{APIKey: "k", BaseURL: srv.URL, MaxTokens: 1024})
-		o.Settle = 10 * time.Millisecond
+		o.SettleMax = 10 * time.Millisecond
 	})
 	var ids []string
 	for i := range 20 {
