@@ -60,7 +60,9 @@ func TestCapRefusesUnpricedModel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var body struct{ Error struct{ Code, Message string } }
+		var body struct {
+			Error struct{ Code, Message string }
+		}
 		json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusConflict || body.Error.Code != "model_unpriced" || !strings.Contains(body.Error.Message, "MODEL_PRICES") {
