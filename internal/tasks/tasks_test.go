@@ -33,7 +33,7 @@ type fixture struct {
 	dir    string
 }
 
-func newFixture(t *testing.T, d tasks.Desktops, capUSD float64, mutate func(*tasks.Options)) *fixture {
+func newFixture(t testing.TB, d tasks.Desktops, capUSD float64, mutate func(*tasks.Options)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(t.Context(), filepath.Join(dir, "fleet.db"))
@@ -62,7 +62,7 @@ func newFixture(t *testing.T, d tasks.Desktops, capUSD float64, mutate func(*tas
 }
 
 // wait follows a task to its end and returns its final record.
-func (f *fixture) wait(t *testing.T, id string) tasks.Task {
+func (f *fixture) wait(t testing.TB, id string) tasks.Task {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
