@@ -259,6 +259,18 @@ func (s *Server) do(ctx context.Context, req *agentapi.Request, resp *agentapi.R
 		return sleep(ctx, req.WaitDuration())
 	case agentapi.CursorPosition:
 		return nil // every response carries the cursor
+	case agentapi.Settle:
+		d, _, err := s.display(ctx)
+		if err != nil {
+			return err
+		}
+		began := time.Now()
+		still, frames, err := d.WaitStill(ctx, req.QuietPeriod(), req.WaitDuration())
+		if errors.Is(err, wayland.ErrNoDamage) {
+			return agentapi.Errorf(agentapi.CodeUnavailable, "settle: %v", err)
+		}
+		resp.Settle = &agentapi.SettleResult{Still: still, Waited: time.Since(began).Seconds(), Frames: frames}
+		return wlErr(d, err)
 	case agentapi.StatusVerb:
 		var st agentapi.Status
 		if s.opts.Status != nil {

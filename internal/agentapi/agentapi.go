@@ -19,6 +19,10 @@ import "fmt"
 //	             scroll, type, key, hold_key, wait, status.
 //	  2026-12-04: status reports agent_version and verbs; clients turn an
 //	             unknown_action for a verb they know into agent_outdated.
+//	  2026-12-04: settle (quiet, duration): wait until the screen shows no
+//	             change for quiet seconds, at most duration seconds; its
+//	             response carries "settle". An older agent answers it
+//	             unknown_action (a client: agent_outdated).
 //
 // CHANGELOG.md keeps the dated history of every change.
 const Version = 1
@@ -48,6 +52,7 @@ const (
 	Key            Verb = "key"
 	HoldKey        Verb = "hold_key"
 	Wait           Verb = "wait"
+	Settle         Verb = "settle"
 	StatusVerb     Verb = "status"
 )
 

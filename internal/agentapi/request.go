@@ -21,6 +21,10 @@ const (
 	MaxScrollAmount = 100              // wheel steps in one scroll
 	MaxDuration     = 60 * time.Second // wait and hold_key
 	MaxImageBytes   = 64 << 20         // one image in a response
+	MaxQuiet        = time.Second      // settle's quiet period
+	// DefaultQuiet is settle's quiet period when the request names none:
+	// two frames at 60 Hz, and a margin.
+	DefaultQuiet = 35 * time.Millisecond
 )
 
 // Point is a pixel of the desktop's output. On the wire it is [x, y].
@@ -78,8 +82,11 @@ type Request struct {
 	ScrollDirection string `json:"scroll_direction,omitempty"`
 	ScrollAmount    int    `json:"scroll_amount,omitempty"`
 
-	// Duration in seconds, for wait and hold_key.
+	// Duration in seconds, for wait and hold_key; settle's ceiling.
 	Duration float64 `json:"duration,omitempty"`
+	// Quiet is how long, in seconds, the screen must show no change for
+	// settle to end early; 0 means DefaultQuiet.
+	Quiet float64 `json:"quiet,omitempty"`
 
 	// Screenshot: an optional region, format png (default) or jpeg, JPEG
 	// quality 1–100 (default 80), and a scale in (0, 1] (default 1).
@@ -107,6 +114,7 @@ const (
 	fDirection  = "scroll_direction"
 	fAmount     = "scroll_amount"
 	fDuration   = "duration"
+	fQuiet      = "quiet"
 	fRegion     = "region"
 	fFormat     = "format"
 	fQuality    = "quality"
@@ -138,6 +146,7 @@ var verbRules = map[Verb]verbRule{
 	Key:            {required: []string{fText}},
 	HoldKey:        {required: []string{fText, fDuration}},
 	Wait:           {required: []string{fDuration}},
+	Settle:         {required: []string{fDuration}, optional: []string{fQuiet}},
 }
 
 // Verbs returns every verb of protocol v1, sorted.
@@ -159,11 +168,22 @@ func knownVerb(v Verb) bool {
 // keyboard), as opposed to observing it or waiting.
 func (v Verb) IsInput() bool {
 	switch v {
-	case Screenshot, CursorPosition, StatusVerb, Wait:
+	case Screenshot, CursorPosition, StatusVerb, Wait, Settle:
 		return false
 	}
 	_, ok := verbRules[v]
 	return ok
+}
+
+// IsPointer reports whether v moves or presses the pointer, or reads its
+// position: the verbs whose result is worth the pointer's position.
+func (v Verb) IsPointer() bool {
+	switch v {
+	case MouseMove, LeftClick, RightClick, MiddleClick, DoubleClick, TripleClick,
+		LeftMouseDown, LeftMouseUp, LeftClickDrag, Scroll, CursorPosition:
+		return true
+	}
+	return false
 }
 
 // set returns the wire names of the optional fields set in r.
@@ -181,6 +201,7 @@ func (r *Request) set() []string {
 	add(r.ScrollDirection != "", fDirection)
 	add(r.ScrollAmount != 0, fAmount)
 	add(r.Duration != 0, fDuration)
+	add(r.Quiet != 0, fQuiet)
 	add(r.Region != nil, fRegion)
 	add(r.Format != "", fFormat)
 	add(r.Quality != 0, fQuality)
@@ -277,6 +298,9 @@ func (r *Request) Validate() error {
 	if r.Duration < 0 || math.IsNaN(r.Duration) || r.Duration > MaxDuration.Seconds() {
 		return Errorf(CodeBadField, "duration %v: want seconds from 0 to %v", r.Duration, MaxDuration.Seconds())
 	}
+	if r.Quiet < 0 || math.IsNaN(r.Quiet) || r.Quiet > MaxQuiet.Seconds() || (r.Quiet > r.Duration && r.Duration > 0) {
+		return Errorf(CodeBadField, "quiet %v: want seconds from 0 to %v, at most the duration", r.Quiet, MaxQuiet.Seconds())
+	}
 	if r.Format != "" && r.Format != FormatPNG && r.Format != FormatJPEG {
 		return Errorf(CodeBadField, "format %q: want %q or %q", r.Format, FormatPNG, FormatJPEG)
 	}
@@ -295,6 +319,14 @@ func (r *Request) Validate() error {
 // WaitDuration returns Duration as a time.Duration.
 func (r *Request) WaitDuration() time.Duration {
 	return time.Duration(r.Duration * float64(time.Second))
+}
+
+// QuietPeriod returns Quiet as a time.Duration, DefaultQuiet if unset.
+func (r *Request) QuietPeriod() time.Duration {
+	if r.Quiet == 0 {
+		return DefaultQuiet
+	}
+	return time.Duration(r.Quiet * float64(time.Second))
 }
 
 // CheckBounds reports CodeBadCoordinate when a coordinate or the region of r

@@ -28,6 +28,8 @@ func TestDecodeValid(t *testing.T) {
 		{"jpeg region", `{"v":1,"action":"screenshot","format":"jpeg","quality":70,"scale":0.5,"region":{"x":0,"y":0,"width":10,"height":10}}`,
 			agentapi.Request{V: 1, Action: agentapi.Screenshot, Format: "jpeg", Quality: 70, Scale: 0.5, Region: &agentapi.Region{Width: 10, Height: 10}}},
 		{"wait", `{"v":1,"action":"wait","duration":0.25}`, agentapi.Request{V: 1, Action: agentapi.Wait, Duration: 0.25}},
+		{"settle", `{"v":1,"action":"settle","quiet":0.05,"duration":3}`, agentapi.Request{V: 1, Action: agentapi.Settle, Quiet: 0.05, Duration: 3}},
+		{"settle default quiet", `{"v":1,"action":"settle","duration":1}`, agentapi.Request{V: 1, Action: agentapi.Settle, Duration: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +60,11 @@ func TestDecodeErrors(t *testing.T) {
 		{"unknown verb", `{"v":1,"action":"explode"}`, agentapi.CodeUnknownAction},
 		{"unknown field", `{"v":1,"action":"status","colour":"red"}`, agentapi.CodeUnknownField},
 		{"bad type", `{"v":1,"action":"type","text":42}`, agentapi.CodeBadField},
+		{"settle without ceiling", `{"v":1,"action":"settle","quiet":0.05}`, agentapi.CodeMissingField},
+		{"settle quiet over ceiling", `{"v":1,"action":"settle","quiet":0.5,"duration":0.1}`, agentapi.CodeBadField},
+		{"settle quiet over 1 s", `{"v":1,"action":"settle","quiet":2,"duration":10}`, agentapi.CodeBadField},
+		{"settle quiet negative", `{"v":1,"action":"settle","quiet":-1,"duration":1}`, agentapi.CodeBadField},
+		{"quiet on wait", `{"v":1,"action":"wait","quiet":0.1,"duration":1}`, agentapi.CodeBadField},
 		{"bad point", `{"v":1,"action":"mouse_move","coordinate":[1]}`, agentapi.CodeBadField},
 		{"float point", `{"v":1,"action":"mouse_move","coordinate":[1.5,2]}`, agentapi.CodeBadField},
 		{"missing coordinate", `{"v":1,"action":"mouse_move"}`, agentapi.CodeMissingField},
@@ -128,6 +135,7 @@ func FuzzDecode(f *testing.F) {
 		`{"v":1,"action":"key","text":"ctrl+a"}`,
 		`{"v":1,"action":"scroll","scroll_direction":"up","scroll_amount":3,"coordinate":[5,5]}`,
 		`{"v":2}`, `{}`, `[]`, `{"v":1,"action":"wait","duration":1e308}`,
+		`{"v":1,"action":"settle","quiet":0.035,"duration":3}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -19,6 +19,17 @@ type Response struct {
 	// Image describes the screenshot whose bytes follow the line.
 	Image  *Image  `json:"image,omitempty"`
 	Status *Status `json:"status,omitempty"`
+	// Settle reports how a settle went.
+	Settle *SettleResult `json:"settle,omitempty"`
+}
+
+// SettleResult is the outcome of a settle: whether the screen went still
+// (or the ceiling came first), how long it took in seconds, and how many
+// changed frames were seen meanwhile.
+type SettleResult struct {
+	Still  bool    `json:"still"`
+	Waited float64 `json:"waited"`
+	Frames int     `json:"frames"`
 }
 
 // Image is a screenshot. Width and Height are the image's own pixels; Scale

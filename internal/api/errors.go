@@ -86,6 +86,8 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusConflict, apitype.CodeNothingHeld, msg
 	case errors.Is(err, tasks.ErrBusy), errors.Is(err, control.ErrTaskRunning):
 		return http.StatusConflict, apitype.CodeTaskRunning, msg
+	case errors.Is(err, tasks.ErrUnpriced):
+		return http.StatusConflict, apitype.CodeModelUnpriced, msg
 	case errors.Is(err, tasks.ErrInvalid):
 		return http.StatusBadRequest, apitype.CodeBadRequest, msg
 	case errors.Is(err, tasks.ErrNotFound):

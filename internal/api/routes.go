@@ -100,7 +100,7 @@ func (s *Server) routes() []route {
 
 		{pattern: "POST /sessions/{id}/task", h: s.handleSubmitTask, doc: doc{summary: "give the session a goal (or a script); 202 once it runs",
 			in: apitype.TaskSpec{}, out: apitype.TaskSubmitted{}, status: http.StatusAccepted,
-			errs: []answer{badID, notFound, errs(409, apitype.CodeTaskRunning, apitype.CodeNotRunning, apitype.CodeControlHeld),
+			errs: []answer{badID, notFound, errs(409, apitype.CodeTaskRunning, apitype.CodeNotRunning, apitype.CodeControlHeld, apitype.CodeModelUnpriced),
 				errs(503, apitype.CodeUnavailable, apitype.CodeShuttingDown)}}},
 		{pattern: "GET /sessions/{id}/tasks", h: s.handleListTasks, doc: doc{summary: "the session's tasks, newest first",
 			out: apitype.TaskList{}, errs: []answer{noTasks}}},

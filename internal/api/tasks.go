@@ -200,7 +200,7 @@ func taskToAPI(t tasks.Task) apitype.Task {
 
 func eventToAPI(ev tasks.Event) apitype.TaskEvent {
 	out := apitype.TaskEvent{ID: ev.ID, Type: ev.Type, Time: ev.Time, Step: ev.Step, Thought: ev.Thought, Note: ev.Note,
-		Error: ev.Error, Usage: usageToAPI(ev.Usage), StepUSD: ev.StepUSD, TotalUSD: ev.TotalUSD, Screenshot: ev.Screenshot,
+		Error: ev.Error, Usage: usageToAPI(ev.Usage), StepUSD: ev.StepUSD, Basis: ev.Basis, TotalUSD: ev.TotalUSD, Screenshot: ev.Screenshot,
 		Status: apitype.TaskStatus(ev.Status), Answer: ev.Answer, Reason: ev.Reason, Question: ev.Question, Message: ev.Message}
 	for _, a := range ev.Actions {
 		// A request marshals always: its fields are plain values.

@@ -46,6 +46,10 @@ const (
 	// Tasks.
 	CodeTaskRunning = "task_running" // the session already runs a task
 	CodeTaskEnded   = "task_ended"   // the task has already ended
+	// CodeModelUnpriced refuses a task whose model has no price while a
+	// cap (daily or the task's max_usd) is set: its spend could not be held
+	// to it. MODEL_PRICES prices it (or declares it free).
+	CodeModelUnpriced = "model_unpriced"
 
 	// The live view: its embed token and its control requests.
 	CodeTokenMissing = "token_missing" // no embed token in the URL
@@ -242,7 +246,7 @@ func Codes() []string {
 	codes := []string{
 		CodeBadRequest, CodeBadID, CodeBadTheme, CodeBadResolution, CodeBadAction, CodeTooLarge, CodeUnauthorized,
 		CodeNotFound, CodeNotRunning, CodeNotReady, CodeBusy, CodeUnavailable, CodeMethod, CodeInternal,
-		CodeControlHeld, CodeBadLease, CodeNothingHeld, CodeShuttingDown, CodeTaskRunning, CodeTaskEnded,
+		CodeControlHeld, CodeBadLease, CodeNothingHeld, CodeShuttingDown, CodeTaskRunning, CodeTaskEnded, CodeModelUnpriced,
 		CodeTokenMissing, CodeTokenInvalid, CodeTokenExpired, CodeTokenMode, CodeBadViewer, CodeBadOrigin,
 		CodeBadJSON, CodeBadVersion, CodeUnknownAction, CodeUnknownField, CodeBadField, CodeMissingField,
 		CodeBadCoordinate, CodeBadKey, CodeTimeout, CodeAgentOutdated,

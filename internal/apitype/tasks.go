@@ -100,9 +100,14 @@ type TaskEvent struct {
 	Results []TaskActionResult `json:"results,omitempty"`
 	// Error is a step error: unusable model output or an invalid action,
 	// fed back to the model.
-	Error      string  `json:"error,omitempty"`
-	Usage      *Usage  `json:"usage,omitempty"`
-	StepUSD    float64 `json:"step_usd"`
+	Error   string  `json:"error,omitempty"`
+	Usage   *Usage  `json:"usage,omitempty"`
+	StepUSD float64 `json:"step_usd"`
+	// Basis says how StepUSD was found when not from the usage at the
+	// model's price: "unpriced" (a model without a price, recorded at 0)
+	// or "reservation" (a call abandoned by a cancel, charged what was
+	// reserved for it).
+	Basis      string  `json:"basis,omitempty"`
 	TotalUSD   float64 `json:"total_usd"`
 	Screenshot string  `json:"screenshot,omitempty"` // URL path of the step's screenshot
 	// Final and control event fields.

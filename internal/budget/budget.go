@@ -99,13 +99,25 @@ func (b *Budget) Reserve(ctx context.Context, taskID, sessionID string, estimate
 	return Reservation{id: id, Day: day, TaskID: taskID, SessionID: sessionID, USD: estimateUSD}, nil
 }
 
-// Settle records the real cost of the call r was taken for (step of its
-// task, with usage) and releases r.
-func (b *Budget) Settle(ctx context.Context, r Reservation, step int, actualUSD float64, usage model.Usage) error {
+// Bases: how a ledger entry's cost was arrived at.
+const (
+	// BasisUsage: the tokens the call used, at its model's price.
+	BasisUsage = "usage"
+	// BasisUnpriced: the model has no price, so the call is recorded at
+	// 0 USD (allowed only without a cap).
+	BasisUnpriced = "unpriced"
+	// BasisReservation: the call was abandoned (a cancel) before its
+	// usage was known, so it is charged what was reserved for it.
+	BasisReservation = "reservation"
+)
+
+// Settle records the cost of the call r was taken for (step of its task,
+// with usage, its cost found on basis) and releases r.
+func (b *Budget) Settle(ctx context.Context, r Reservation, step int, usd float64, usage model.Usage, basis string) error {
 	err := b.st.SettleBudget(ctx, r.id, store.LedgerEntry{
 		Day: r.Day, At: b.now(), TaskID: r.TaskID, SessionID: r.SessionID, Step: step, Model: usage.Model,
 		InputTokens: usage.InputTokens, OutputTokens: usage.OutputTokens,
-		CacheReadTokens: usage.CacheReadTokens, CacheWriteTokens: usage.CacheWriteTokens, USD: actualUSD,
+		CacheReadTokens: usage.CacheReadTokens, CacheWriteTokens: usage.CacheWriteTokens, USD: usd, Basis: basis,
 	})
 	if err != nil {
 		return err

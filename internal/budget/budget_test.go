@@ -43,7 +43,7 @@ func TestReserveSettleAndCap(t *testing.T) {
 	if _, err := b.Reserve(ctx, "task_b", "s2", 0.5); !errors.Is(err, budget.ErrBudgetExhausted) {
 		t.Fatalf("0.6 reserved + 0.5 under a cap of 1: got %v, want ErrBudgetExhausted", err)
 	}
-	if err := b.Settle(ctx, r1, 1, 0.3, model.Usage{Model: "claude-sonnet-4-5", InputTokens: 90000, OutputTokens: 2000}); err != nil {
+	if err := b.Settle(ctx, r1, 1, 0.3, model.Usage{Model: "claude-sonnet-4-5", InputTokens: 90000, OutputTokens: 2000}, budget.BasisUsage); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Reserve(ctx, "task_b", "s2", 0.5); err != nil {
@@ -135,7 +135,7 @@ func TestConcurrentTasksNeverOvershoot(t *testing.T) {
 					errs <- err
 					return
 				}
-				if err := b.Settle(t.Context(), r, step, actual, model.Usage{Model: "m", InputTokens: 1}); err != nil {
+				if err := b.Settle(t.Context(), r, step, actual, model.Usage{Model: "m", InputTokens: 1}, budget.BasisUsage); err != nil {
 					errs <- err
 					return
 				}

@@ -165,6 +165,7 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	if err := c.loadHome(getenv, fs); err != nil {
 		return Config{}, err
 	}
+	c.Model.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -215,6 +216,7 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateExtras()...)
 	errs = append(errs, c.validateLimits()...)
 	errs = append(errs, c.validateHome()...)
+	errs = append(errs, c.Model.validate()...)
 	return errors.Join(errs...)
 }
 

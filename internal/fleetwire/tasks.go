@@ -40,6 +40,15 @@ type TaskParts struct {
 	Logger        *slog.Logger
 }
 
+// Backends returns the task backends as m configures them.
+func Backends(m config.Model) map[string]tasks.Backend {
+	return map[string]tasks.Backend{
+		"holo":      holo.New(holo.Options{Endpoint: m.HoloEndpoint, APIKey: m.HoloKey, Model: m.HoloModel, Output: m.HoloOutput}),
+		"anthropic": anthropic.New(anthropic.Options{APIKey: m.AnthropicKey, BaseURL: m.AnthropicBaseURL}),
+		"scripted":  scripted.Backend{},
+	}
+}
+
 // Tasks builds the budget and the task manager, and keeps the budget file
 // current in every running desktop. stop ends the refresh and closes the
 // manager (running tasks end interrupted).
@@ -60,11 +69,7 @@ func Tasks(ctx context.Context, p TaskParts) (*budget.Budget, *tasks.Manager, fu
 	files.Budget = b
 	opts := tasks.Options{Store: p.Store, Budget: b, Desktops: Desktops{p.Sessions}, DataDir: p.DataDir, Retention: p.StepRetention,
 		DefaultBackend: p.Model.Backend, Prices: p.Model.Prices, Logger: p.Logger,
-		Backends: map[string]tasks.Backend{
-			"holo":      holo.New(holo.Options{Endpoint: p.Model.HoloEndpoint}),
-			"anthropic": anthropic.New(anthropic.Options{APIKey: p.Model.AnthropicKey}),
-			"scripted":  scripted.Backend{},
-		}}
+		SettleQuiet: p.Model.SettleQuiet, SettleMax: p.Model.SettleMax, Backends: Backends(p.Model)}
 	if p.Audit != nil {
 		opts.Recorder = Audit{p.Audit}
 	}

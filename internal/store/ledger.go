@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,8 @@ type LedgerEntry struct {
 	CacheReadTokens  int64
 	CacheWriteTokens int64
 	USD              float64
+	// Basis says how USD was arrived at (budget.Basis*); "" is "usage".
+	Basis string
 }
 
 // BudgetTotals is one day's money: settled spend and open reservations.
@@ -113,9 +116,9 @@ func (s *Store) SettleBudget(ctx context.Context, id int64, e LedgerEntry) error
 		return fmt.Errorf("settle budget: %w", err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO ledger (day, at, task_id, session_id, step, model, input_tokens, output_tokens,
-		cache_read_tokens, cache_write_tokens, nano_usd) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+		cache_read_tokens, cache_write_tokens, nano_usd, basis) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 		e.Day, encodeTaskTime(e.At), e.TaskID, e.SessionID, e.Step, e.Model, e.InputTokens, e.OutputTokens,
-		e.CacheReadTokens, e.CacheWriteTokens, toNano(e.USD))
+		e.CacheReadTokens, e.CacheWriteTokens, toNano(e.USD), cmp.Or(e.Basis, "usage"))
 	if err != nil {
 		return fmt.Errorf("settle budget: %w", err)
 	}
@@ -155,7 +158,7 @@ func (s *Store) BudgetDay(ctx context.Context, day string) (BudgetTotals, error)
 // Ledger returns day's ledger entries in the order they were recorded.
 func (s *Store) Ledger(ctx context.Context, day string) ([]LedgerEntry, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT day, at, task_id, session_id, step, model, input_tokens, output_tokens,
-		cache_read_tokens, cache_write_tokens, nano_usd FROM ledger WHERE day=? ORDER BY id`, day)
+		cache_read_tokens, cache_write_tokens, nano_usd, basis FROM ledger WHERE day=? ORDER BY id`, day)
 	if err != nil {
 		return nil, fmt.Errorf("ledger of %s: %w", day, err)
 	}
@@ -166,7 +169,7 @@ func (s *Store) Ledger(ctx context.Context, day string) ([]LedgerEntry, error) {
 		var at string
 		var nano int64
 		if err := rows.Scan(&e.Day, &at, &e.TaskID, &e.SessionID, &e.Step, &e.Model, &e.InputTokens, &e.OutputTokens,
-			&e.CacheReadTokens, &e.CacheWriteTokens, &nano); err != nil {
+			&e.CacheReadTokens, &e.CacheWriteTokens, &nano, &e.Basis); err != nil {
 			return nil, fmt.Errorf("ledger of %s: %w", day, err)
 		}
 		e.At, e.USD = decodeTaskTime(at), fromNano(nano)

@@ -20,6 +20,9 @@ var migrations = []string{
 	`ALTER TABLE sessions ADD COLUMN embed_generation INTEGER NOT NULL DEFAULT 0;`,
 	// 3: a session's own egress policy (JSON); '' follows the fleet's.
 	`ALTER TABLE sessions ADD COLUMN egress TEXT NOT NULL DEFAULT '';`,
+	// 4: what a ledger entry's cost rests on: usage, unpriced, reservation
+	// (a call abandoned by a cancel). Older entries were all priced by usage.
+	`ALTER TABLE ledger ADD COLUMN basis TEXT NOT NULL DEFAULT 'usage';`,
 }
 
 // SchemaVersion is the version this build migrates databases to.

@@ -28,12 +28,12 @@ type realDesktop struct {
 	stop   func() // ends the agent, as a crashed desktop would
 }
 
-func startDesktop(t *testing.T) *realDesktop {
+func startDesktop(t testing.TB) *realDesktop {
 	t.Helper()
 	return startDesktopAt(t, desktop.DefaultResolution.Width, desktop.DefaultResolution.Height)
 }
 
-func startDesktopAt(t *testing.T, w, h int) *realDesktop {
+func startDesktopAt(t testing.TB, w, h int) *realDesktop {
 	t.Helper()
 	sw := desktoptest.StartSway(t, desktop.Resolution{Width: w, Height: h})
 	// The atelier user has no login shell: the terminal runs sh.

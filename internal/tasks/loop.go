@@ -112,7 +112,8 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		turn := model.Turn{Goal: t.Goal, Step: step, Screenshot: shot, Results: results, Error: feedback,
 			Notes: handbackNotes(resumed), Answered: resumed.Answered, Answer: resumed.Answer}
 
-		estimate := m.opts.Prices.Cost(conv.Estimate(turn))
+		estUsage := conv.Estimate(turn)
+		estimate, _ := m.opts.Prices.Cost(estUsage)
 		if t.MaxUSD > 0 && total+estimate > t.MaxUSD {
 			return outcome{status: StatusBudgetExhausted, err: fmt.Sprintf("the next step could cost %.4f USD, over the task's max_usd %.4f", estimate, t.MaxUSD)}
 		}
@@ -128,6 +129,19 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		reply, err := conv.Next(mctx, turn)
 		timedOut := errors.Is(mctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
+		wctx := context.WithoutCancel(ctx)
+		if err != nil && ctx.Err() != nil {
+			// Cancelled (or the fleet stopping) mid-call: the model may
+			// have done the work, but its usage will never be known, so
+			// the call is charged what was reserved for it.
+			total += res.USD
+			if serr := m.opts.Budget.Settle(wctx, res, step, res.USD, estUsage, budget.BasisReservation); serr != nil {
+				m.log.Error("settle budget", "task", t.ID, "err", serr)
+			}
+			m.emitStep(ctx, r, Event{Type: EventStep, Step: step, Screenshot: shotURL, StepUSD: res.USD, TotalUSD: total, Basis: budget.BasisReservation,
+				Usage: &estUsage, Error: "the model call was abandoned when the task stopped; charged its reservation"}, step, total)
+			return failed("stopped")
+		}
 		usage := reply.Usage
 		if oe, ok := errors.AsType[*model.OutputError](err); ok {
 			usage = oe.Usage
@@ -135,11 +149,14 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		if usage.Model == "" {
 			usage.Model = conv.Model()
 		}
-		cost := m.opts.Prices.Cost(usage)
+		cost, priced := m.opts.Prices.Cost(usage)
+		basis := budget.BasisUsage
+		if !priced {
+			basis = budget.BasisUnpriced
+		}
 		total += cost
-		wctx := context.WithoutCancel(ctx)
 		if err == nil || errors.Is(err, model.ErrOutput) {
-			if serr := m.opts.Budget.Settle(wctx, res, step, cost, usage); serr != nil {
+			if serr := m.opts.Budget.Settle(wctx, res, step, cost, usage, basis); serr != nil {
 				m.log.Error("settle budget", "task", t.ID, "err", serr)
 			}
 		} else if rerr := m.opts.Budget.Release(wctx, res); rerr != nil {
@@ -147,6 +164,9 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		}
 
 		ev := Event{Type: EventStep, Step: step, Screenshot: shotURL, StepUSD: cost, TotalUSD: total}
+		if basis != budget.BasisUsage {
+			ev.Basis = basis
+		}
 		if usage.InputTokens+usage.OutputTokens > 0 {
 			ev.Usage = &usage
 		}
@@ -198,10 +218,7 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 			return outcome{status: StatusDone, answer: reply.Answer}
 		}
 		if len(reply.Actions) > 0 {
-			select {
-			case <-time.After(m.opts.Settle):
-			case <-ctx.Done():
-			}
+			m.settle(ctx, agent)
 		}
 	}
 }
@@ -261,7 +278,9 @@ func (m *Manager) act(ctx context.Context, agent *agentapi.Client, t Task, acts 
 			continue
 		}
 		resp, err := agent.Do(ctx, a)
-		results[i].Cursor = resp.Cursor
+		if a.Action.IsPointer() { // a key press says nothing of the pointer
+			results[i].Cursor = resp.Cursor
+		}
 		outs[i] = ActionResult{OK: err == nil}
 		if err != nil {
 			results[i].Error, outs[i].Error = err.Error(), err.Error()
@@ -278,6 +297,26 @@ func (m *Manager) act(ctx context.Context, agent *agentapi.Client, t Task, acts 
 		}
 	}
 	return results, outs, fatal
+}
+
+// legacyPause is the fixed pause after a step's actions for a desktop whose
+// agent predates the settle verb (a re-adopted one).
+const legacyPause = 500 * time.Millisecond
+
+// settle lets the desktop react to a step's actions before the next
+// screenshot: it returns once the screen has shown no change for the
+// quiet period, or at the ceiling. A failure here is not the step's: the
+// next screenshot reports an unreachable desktop.
+func (m *Manager) settle(ctx context.Context, agent *agentapi.Client) {
+	_, err := agent.Do(ctx, agentapi.Request{Action: agentapi.Settle, Quiet: m.opts.SettleQuiet.Seconds(), Duration: m.opts.SettleMax.Seconds()})
+	if pe, ok := errors.AsType[*agentapi.Error](err); ok && pe.Code == agentapi.CodeUnknownAction {
+		select {
+		case <-time.After(min(legacyPause, m.opts.SettleMax)):
+		case <-ctx.Done():
+		}
+	} else if err != nil {
+		m.log.Debug("settle", "err", err)
+	}
 }
 
 // recordAction hands one action's outcome to the recorder, if any.

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"atelier/internal/agentapi"
 	"atelier/internal/budget"
 	"atelier/internal/control"
 	"atelier/internal/model"
@@ -36,9 +38,10 @@ type Options struct {
 	DataDir string
 	// Retention is how long step screenshots are kept; 0 means 7 days.
 	Retention time.Duration
-	// Settle is the pause after a step's actions before the next
-	// screenshot, so the desktop can redraw; 0 means 500ms.
-	Settle time.Duration
+	// After a step's actions, the next screenshot waits until the screen
+	// has shown no change for SettleQuiet, SettleMax at most (0 means
+	// agentapi.DefaultQuiet and 3s).
+	SettleQuiet, SettleMax time.Duration
 	// ModelTimeout bounds one model call, retries included; 0 means 3 minutes.
 	ModelTimeout time.Duration
 	// Control is the sessions' control lease; nil means a lease of the
@@ -82,9 +85,8 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.Retention == 0 {
 		opts.Retention = 7 * 24 * time.Hour
 	}
-	if opts.Settle == 0 {
-		opts.Settle = 500 * time.Millisecond
-	}
+	opts.SettleQuiet = cmp.Or(opts.SettleQuiet, agentapi.DefaultQuiet)
+	opts.SettleMax = cmp.Or(opts.SettleMax, 3*time.Second)
 	if opts.ModelTimeout == 0 {
 		opts.ModelTimeout = 3 * time.Minute
 	}
@@ -165,7 +167,8 @@ func (m *Manager) check(s *Spec) error {
 
 // Submit starts a task on a session. It returns ErrBusy if the session
 // already runs one, a *control.HeldError while a person holds the
-// session's control, ErrInvalid for a bad spec, and an error wrapping
+// session's control, ErrInvalid for a bad spec, ErrUnpriced for a model
+// without a price while a cap is set, and an error wrapping
 // ErrNoDesktop if the session has no running desktop. Nothing is recorded
 // when it fails.
 func (m *Manager) Submit(ctx context.Context, sessionID string, s Spec) (Task, error) {
@@ -185,6 +188,11 @@ func (m *Manager) Submit(ctx context.Context, sessionID string, s Spec) (Task, e
 	conv, err := m.opts.Backends[s.Backend].Start(ctx, model.Start{Goal: s.Goal, Model: s.Model, Script: s.Script})
 	if err != nil {
 		return Task{}, fmt.Errorf("%w: backend %s: %v", ErrInvalid, s.Backend, err)
+	}
+	// A cap cannot bound what has no price.
+	if capped := m.opts.Budget.Cap() > 0 || s.MaxUSD > 0; capped && !m.opts.Prices.Priced(conv.Model()) {
+		return Task{}, fmt.Errorf("%w: model %s has no price and a spending cap is set; price it with %s (model=in/out USD per million tokens, or model=free)",
+			ErrUnpriced, conv.Model(), "MODEL_PRICES")
 	}
 
 	t := Task{

@@ -46,6 +46,9 @@ var (
 	ErrBusy = errors.New("a task is already running on this session")
 	// ErrInvalid: the spec is refused (empty goal, unknown backend, …).
 	ErrInvalid = errors.New("invalid task")
+	// ErrUnpriced: the model has no price while a spending cap (the
+	// fleet's daily cap or the task's max_usd) is set.
+	ErrUnpriced = errors.New("the model has no price")
 	// ErrNotFound: no task has this id.
 	ErrNotFound = errors.New("task not found")
 	// ErrNotRunning: the task has already ended.
@@ -114,11 +117,16 @@ type Event struct {
 	Results []ActionResult     `json:"results,omitempty"`
 	// Error is a step error: unusable model output or an invalid action,
 	// fed back to the model.
-	Error      string       `json:"error,omitempty"`
-	Usage      *model.Usage `json:"usage,omitempty"`
-	StepUSD    float64      `json:"step_usd"`
-	TotalUSD   float64      `json:"total_usd"`
-	Screenshot string       `json:"screenshot,omitempty"` // URL path of the step's screenshot
+	Error   string       `json:"error,omitempty"`
+	Usage   *model.Usage `json:"usage,omitempty"`
+	StepUSD float64      `json:"step_usd"`
+	// Basis says how StepUSD was found when not from the usage at the
+	// model's price: "unpriced" (a model without a price, recorded at 0)
+	// or "reservation" (a call abandoned by a cancel, charged what was
+	// reserved for it); as in the ledger (budget.Basis*).
+	Basis      string  `json:"basis,omitempty"`
+	TotalUSD   float64 `json:"total_usd"`
+	Screenshot string  `json:"screenshot,omitempty"` // URL path of the step's screenshot
 	// Final and control event fields.
 	Status Status `json:"status,omitempty"`
 	Answer string `json:"answer,omitempty"`

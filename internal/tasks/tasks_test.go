@@ -35,7 +35,7 @@ type fixture struct {
 	dir    string
 }
 
-func newFixture(t *testing.T, d tasks.Desktops, capUSD float64, mutate func(*tasks.Options)) *fixture {
+func newFixture(t testing.TB, d tasks.Desktops, capUSD float64, mutate func(*tasks.Options)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(t.Context(), filepath.Join(dir, "fleet.db"))
@@ -48,7 +48,7 @@ func newFixture(t *testing.T, d tasks.Desktops, capUSD float64, mutate func(*tas
 		t.Fatal(err)
 	}
 	opts := tasks.Options{
-		Store: st, Budget: b, Desktops: d, DataDir: dir, Settle: 300 * time.Millisecond,
+		Store: st, Budget: b, Desktops: d, DataDir: dir,
 		Backends:       map[string]tasks.Backend{"scripted": scripted.Backend{}},
 		DefaultBackend: "scripted",
 	}
@@ -64,7 +64,7 @@ func newFixture(t *testing.T, d tasks.Desktops, capUSD float64, mutate func(*tas
 }
 
 // wait follows a task to its end and returns its final record.
-func (f *fixture) wait(t *testing.T, id string) tasks.Task {
+func (f *fixture) wait(t testing.TB, id string) tasks.Task {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -305,7 +305,7 @@ func TestTasksAcrossSessionsNeverOvershootCap(t *testing.T) {
 	const capUSD = 0.25
 	f := newFixture(t, desktops{fallback: d.client}, capUSD, func(o *tasks.Options) {
 		o.Backends["anthropic"] = anthropic.New(anthropic.Options{APIKey: "k", BaseURL: srv.URL, MaxTokens: 1024})
-		o.Settle = 10 * time.Millisecond
+		o.SettleMax = 10 * time.Millisecond
 	})
 	var ids []string
 	for i := range 20 {
@@ -599,5 +599,52 @@ func TestCoordinatesLandOnTheDesktop(t *testing.T) {
 	}
 	if declared != 1 {
 		t.Errorf("tools %+v: want one computer tool", body.Tools)
+	}
+}
+
+// TestPointerPositionOnlyForPointerActions: the tool_result Claude gets
+// for a key or a wait says nothing of the pointer; a pointer action's
+// reports where the pointer is, in the declared display's pixels.
+func TestPointerPositionOnlyForPointerActions(t *testing.T) {
+	d := startDesktop(t)
+	use := func(id, input string) json.RawMessage {
+		return json.RawMessage(`{"type":"tool_use","id":"` + id + `","name":"computer","input":` + input + `}`)
+	}
+	srv := modeltest.AnthropicSteps(t, []modeltest.AnthropicStep{
+		{Content: []json.RawMessage{use("toolu_1", `{"action":"key","text":"shift"}`), use("toolu_2", `{"action":"wait","duration":0.1}`),
+			use("toolu_3", `{"action":"mouse_move","coordinate":[100,60]}`)}, Usage: modeltest.AnthropicUsage{InputTokens: 100, OutputTokens: 10}},
+		claudeDone("done"),
+	})
+	f := newFixture(t, desktops{byID: map[string]*agentapi.Client{"s1": d.client}}, 0, func(o *tasks.Options) {
+		o.Backends["anthropic"] = anthropic.New(anthropic.Options{APIKey: "sk-ant-test", BaseURL: srv.URL})
+	})
+	task, err := f.m.Submit(t.Context(), "s1", tasks.Spec{Goal: "g", Backend: "anthropic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.wait(t, task.ID); got.Status != tasks.StatusDone {
+		t.Fatalf("task = %s (%s), want done", got.Status, got.Error)
+	}
+	results := map[string]string{}
+	var body struct {
+		Messages []struct {
+			Content []struct {
+				Type      string `json:"type"`
+				ToolUseID string `json:"tool_use_id"`
+				Content   []struct{ Type, Text string }
+			} `json:"content"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal(srv.Requests()[1].Raw, &body); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range body.Messages[len(body.Messages)-1].Content {
+		results[b.ToolUseID] += ""
+		for _, c := range b.Content {
+			results[b.ToolUseID] += c.Text
+		}
+	}
+	if len(results) != 3 || strings.Contains(results["toolu_1"], "X=") || strings.Contains(results["toolu_2"], "X=") || results["toolu_3"] != "X=100,Y=60" {
+		t.Errorf("tool_result texts = %q; want none for key and wait, X=100,Y=60 for mouse_move", results)
 	}
 }

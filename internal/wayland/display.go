@@ -31,6 +31,9 @@ type Display struct {
 	pendW, pendH  int // mode announced, applied on wl_output.done
 
 	capture capturer
+	// settle is WaitStill's one-pixel buffer, apart from capture's, so a
+	// settle never holds up a screenshot.
+	settle capturer
 }
 
 type global struct {

@@ -7,6 +7,7 @@ import (
 	"image"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,9 +55,80 @@ func (d *Display) Capture(ctx context.Context, r image.Rectangle, fn func(*Frame
 	c := &d.capture
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	f, err := d.copyFrame(ctx, c, r, false)
+	if err != nil {
+		return err
+	}
+	defer f.destroy()
+	yInvert, err := f.ready(ctx, nil)
+	if err != nil {
+		return err
+	}
+	fr := Frame{Width: c.w, Height: c.h, Stride: c.stride, Format: c.format, YInvert: yInvert, Pix: c.mem[:c.stride*c.h]}
+	return fn(&fr)
+}
 
-	events := make(chan frameEvent, 16)
-	frame := d.NewObject(func(e *Event) {
+// ErrNoDamage is WaitStill's error when the compositor's screencopy is too
+// old (version 1) to report damage.
+var ErrNoDamage = errors.New("the compositor's screencopy does not report damage (version 1)")
+
+// WaitStill returns once the output has shown no change for quiet, or
+// when ceiling has passed, whichever comes first. still says which;
+// frames counts the changed frames seen. It asks for frames with damage:
+// the compositor answers one only once something on the output changed
+// since the last such frame (anything that changed before the call
+// counts, so a change just made is waited out). The frame is one pixel,
+// so the copy costs nothing; the damage is the whole output's.
+func (d *Display) WaitStill(ctx context.Context, quiet, ceiling time.Duration) (still bool, frames int, err error) {
+	if d.screencopyVersion < 2 {
+		return false, 0, ErrNoDamage
+	}
+	c := &d.settle
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	deadline := time.Now().Add(ceiling)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, frames, nil
+		}
+		f, err := d.copyFrame(ctx, c, image.Rect(0, 0, 1, 1), true)
+		if err != nil {
+			return false, frames, err
+		}
+		t := time.NewTimer(min(quiet, left))
+		_, err = f.ready(ctx, t.C)
+		t.Stop()
+		f.destroy()
+		if errors.Is(err, errGaveUp) {
+			// No change for the whole quiet period, unless the ceiling
+			// cut it short.
+			return quiet <= left, frames, nil
+		}
+		if err != nil {
+			return false, frames, err
+		}
+		frames++
+	}
+}
+
+// frame is one screencopy frame whose copy has been asked for.
+type frame struct {
+	d      *Display
+	id     uint32
+	events chan frameEvent
+}
+
+// errGaveUp is frame.ready's error when a timer given fired first.
+var errGaveUp = errors.New("gave up waiting for the frame")
+
+// copyFrame asks for a frame of the output (or of its region r), waits
+// for the compositor's buffer parameters, makes c's buffer match, and
+// asks for the copy (with damage: only once the output changed). c.mu is
+// held by the caller.
+func (d *Display) copyFrame(ctx context.Context, c *capturer, r image.Rectangle, withDamage bool) (*frame, error) {
+	f := &frame{d: d, events: make(chan frameEvent, 16)}
+	f.id = d.NewObject(func(e *Event) {
 		fe := frameEvent{opcode: e.Opcode}
 		switch e.Opcode {
 		case 0: // buffer: format, width, height, stride
@@ -68,32 +140,26 @@ func (d *Display) Capture(ctx context.Context, r image.Rectangle, fn func(*Frame
 			return
 		}
 		select {
-		case events <- fe:
+		case f.events <- fe:
 		default: // more events than a frame ever sends: drop, the waiter has what it needs
 		}
 	})
 	var m *Message
 	if r.Empty() {
-		m = NewMessage(d.screencopy, 0).Uint(frame).Int(0).Uint(d.output)
+		m = NewMessage(d.screencopy, 0).Uint(f.id).Int(0).Uint(d.output)
 	} else {
-		m = NewMessage(d.screencopy, 1).Uint(frame).Int(0).Uint(d.output).
+		m = NewMessage(d.screencopy, 1).Uint(f.id).Int(0).Uint(d.output).
 			Int(int32(r.Min.X)).Int(int32(r.Min.Y)).Int(int32(r.Dx())).Int(int32(r.Dy()))
 	}
 	if err := d.Send(m); err != nil {
-		return fmt.Errorf("capture output: %w", err)
+		return nil, fmt.Errorf("capture output: %w", err)
 	}
-	defer d.Send(NewMessage(frame, 1)) // destroy the frame, used or not
-
 	var shm frameEvent
-	var f Frame
 	for {
-		var ev frameEvent
-		select {
-		case ev = <-events:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-d.Done():
-			return d.closedErr()
+		ev, err := f.next(ctx)
+		if err != nil {
+			f.destroy()
+			return nil, err
 		}
 		switch ev.opcode {
 		case 0:
@@ -101,28 +167,74 @@ func (d *Display) Capture(ctx context.Context, r image.Rectangle, fn func(*Frame
 			if d.screencopyVersion >= 3 {
 				continue // wait for buffer_done
 			}
-			fallthrough
 		case 6:
-			if shm.w == 0 {
-				return errors.New("compositor offers no shm buffer for screencopy")
-			}
-			if err := c.ensure(d, shm); err != nil {
-				return err
-			}
-			if err := d.Send(NewMessage(frame, 0).Uint(c.buffer)); err != nil {
-				return fmt.Errorf("copy frame: %w", err)
-			}
-		case 1:
-			f.YInvert = ev.flags&1 != 0
 		case 3:
-			return errors.New("compositor failed to copy the frame")
+			f.destroy()
+			return nil, errors.New("compositor failed to copy the frame")
+		default:
+			continue
+		}
+		if shm.w == 0 {
+			f.destroy()
+			return nil, errors.New("compositor offers no shm buffer for screencopy")
+		}
+		if err := c.ensure(d, shm); err != nil {
+			f.destroy()
+			return nil, err
+		}
+		op := uint16(0) // copy
+		if withDamage {
+			op = 2 // copy_with_damage
+		}
+		if err := d.Send(NewMessage(f.id, op).Uint(c.buffer)); err != nil {
+			f.destroy()
+			return nil, fmt.Errorf("copy frame: %w", err)
+		}
+		return f, nil
+	}
+}
+
+// next returns the frame's next event.
+func (f *frame) next(ctx context.Context) (frameEvent, error) {
+	select {
+	case ev := <-f.events:
+		return ev, nil
+	case <-ctx.Done():
+		return frameEvent{}, ctx.Err()
+	case <-f.d.Done():
+		return frameEvent{}, f.d.closedErr()
+	}
+}
+
+// ready waits until the copy is in the buffer and reports whether its
+// rows are stored bottom-up. It gives up with errGaveUp when giveUp
+// fires (a nil channel never does).
+func (f *frame) ready(ctx context.Context, giveUp <-chan time.Time) (yInvert bool, err error) {
+	for {
+		var ev frameEvent
+		select {
+		case ev = <-f.events:
+		case <-giveUp:
+			return false, errGaveUp
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-f.d.Done():
+			return false, f.d.closedErr()
+		}
+		switch ev.opcode {
+		case 1:
+			yInvert = ev.flags&1 != 0
 		case 2:
-			f.Width, f.Height, f.Stride, f.Format = c.w, c.h, c.stride, c.format
-			f.Pix = c.mem[:c.stride*c.h]
-			return fn(&f)
+			return yInvert, nil
+		case 3:
+			return false, errors.New("compositor failed to copy the frame")
 		}
 	}
 }
+
+// destroy tells the compositor the frame is no longer wanted, copied or
+// not.
+func (f *frame) destroy() { f.d.Send(NewMessage(f.id, 1)) }
 
 // ensure makes the shm buffer match the frame's geometry, reusing the
 // current one when it does.
@@ -178,8 +290,10 @@ func (d *Display) Close() error {
 	// The connection ends first, so a capture waiting on it returns and
 	// gives up the buffer.
 	err := d.Conn.Close()
-	d.capture.mu.Lock()
-	d.capture.release(d)
-	d.capture.mu.Unlock()
+	for _, c := range []*capturer{&d.capture, &d.settle} {
+		c.mu.Lock()
+		c.release(d)
+		c.mu.Unlock()
+	}
 	return err
 }

@@ -89,16 +89,29 @@ var (
 	Computer20251124 = ToolVersion{"computer_20251124", sdk.AnthropicBetaComputerUse2025_11_24}
 )
 
-// olderModels take computer_20250124; newer ones (Opus 4.5+, Sonnet 4.6+)
-// take computer_20251124, which older models are not guaranteed to accept.
-var olderModels = []string{"claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1", "claude-sonnet-4-0", "claude-sonnet-4-2", "claude-opus-4-0", "claude-opus-4-2", "claude-3-7-sonnet"}
+// Models maps every Claude model this backend knows (by family id; dated
+// snapshots and aliases resolve through model.Family) to the computer
+// tool version it takes (research/models.md §2.1): Opus 4.5+ and Sonnet
+// 4.6+ take computer_20251124, which older models are not guaranteed to
+// accept. model.DefaultPrices prices each of them.
+var Models = map[string]ToolVersion{
+	"claude-3-7-sonnet": Computer20250124,
+	"claude-sonnet-4":   Computer20250124,
+	"claude-opus-4":     Computer20250124,
+	"claude-opus-4-1":   Computer20250124,
+	"claude-sonnet-4-5": Computer20250124,
+	"claude-haiku-4-5":  Computer20250124,
+	"claude-opus-4-5":   Computer20251124,
+	"claude-opus-4-6":   Computer20251124,
+	"claude-sonnet-4-6": Computer20251124,
+	"claude-opus-4-7":   Computer20251124,
+}
 
-// ToolFor returns the tool version matching a model id.
+// ToolFor returns the tool version matching a model id; a model this
+// backend does not know is taken to be newer, with the newest tool.
 func ToolFor(modelID string) ToolVersion {
-	for _, p := range olderModels {
-		if strings.HasPrefix(modelID, p) {
-			return Computer20250124
-		}
+	if v, ok := Models[model.Family(modelID)]; ok {
+		return v
 	}
 	return Computer20251124
 }

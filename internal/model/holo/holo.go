@@ -44,15 +44,43 @@ type Options struct {
 	APIKey    string // HAI_API_KEY for H's API; vLLM needs none
 	Model     string
 	MaxTokens int64
-	// StructuredOutputs sends the schema as H's top-level
-	// structured_outputs field instead of OpenAI's response_format.
-	StructuredOutputs bool
+	// Output is how the step format is asked for; "" means
+	// OutputResponseFormat.
+	Output OutputMode
 	// MaxImages is how many screenshots a request carries; a vLLM started
 	// with --limit-mm-per-prompt '{"image": 1}' needs 1. 0 means 3.
 	MaxImages int
 	// MaxRetries is the SDK's retry count on 408/409/429/5xx and connection
 	// errors, with exponential backoff; 0 means 2, negative means none.
 	MaxRetries int
+}
+
+// OutputMode is how a request constrains the model's output.
+type OutputMode string
+
+// Output modes. H's docs say to pick one and stay in it: tools must not be
+// combined with structured outputs (research/models.md §1.2, §1.6).
+const (
+	// OutputResponseFormat sends the step schema as OpenAI's
+	// response_format json_schema (vLLM honours it).
+	OutputResponseFormat OutputMode = "response_format"
+	// OutputStructured sends it as H's top-level structured_outputs field.
+	OutputStructured OutputMode = "structured_outputs"
+	// OutputTools declares each tool as an OpenAI function and takes the
+	// reply's tool_calls: native function calling, Holo3.1 only.
+	OutputTools OutputMode = "tools"
+)
+
+// OutputModes lists the accepted output modes.
+var OutputModes = []OutputMode{OutputResponseFormat, OutputStructured, OutputTools}
+
+// Models lists the Holo models this backend knows (H's model ids, which a
+// self-hosted server should serve under); model.DefaultPrices prices each.
+// Native function calling (OutputTools) is Holo3.1's alone.
+var Models = map[string]struct{ ToolCalls bool }{
+	"holo3-1-35b-a3b": {ToolCalls: true},
+	"holo3-122b-a10b": {},
+	"holo3-35b-a3b":   {},
 }
 
 // Backend starts Holo conversations.
@@ -67,6 +95,7 @@ func New(opts Options) *Backend {
 	opts.Model = cmp.Or(opts.Model, DefaultModel)
 	opts.MaxTokens = cmp.Or(opts.MaxTokens, DefaultMaxTokens)
 	opts.MaxImages = cmp.Or(opts.MaxImages, DefaultMaxImages)
+	opts.Output = cmp.Or(opts.Output, OutputResponseFormat)
 	retries := cmp.Or(opts.MaxRetries, 2)
 	reqOpts := []option.RequestOption{option.WithBaseURL(opts.Endpoint), option.WithMaxRetries(max(retries, 0))}
 	// The SDK refuses to send without a key; a local vLLM ignores it.
@@ -79,7 +108,11 @@ func (b *Backend) Start(_ context.Context, s model.Start) (model.Conversation, e
 	if len(s.Script) > 0 {
 		return nil, fmt.Errorf("%w: holo takes a goal, not a script", model.ErrBadStart)
 	}
-	return &Conversation{b: b, model: cmp.Or(s.Model, b.opts.Model)}, nil
+	m := cmp.Or(s.Model, b.opts.Model)
+	if known, ok := Models[m]; ok && !known.ToolCalls && b.opts.Output == OutputTools {
+		return nil, fmt.Errorf("%w: %s has no native function calling (Holo3.1 has); use structured outputs", model.ErrBadStart, m)
+	}
+	return &Conversation{b: b, model: m}, nil
 }
 
 // Conversation is one task's chat with Holo.
@@ -92,11 +125,20 @@ type Conversation struct {
 }
 
 // turn is one exchange: what we sent (text around one screenshot) and the
-// assistant's content as it is sent back (the parsed JSON only).
+// assistant's content as it is sent back (the parsed JSON only, or with
+// native function calling its text and its one function call, whose
+// result the next turn's tool message carries).
 type turn struct {
 	before, after string
 	image         model.Screenshot
 	assistant     string
+	call          *call
+}
+
+// call is a function call of an assistant turn (OutputTools).
+type call struct {
+	id, name, args string
+	result         string // the tool message answering it
 }
 
 // Model returns the model id.
@@ -115,34 +157,39 @@ func (c *Conversation) Estimate(t model.Turn) model.Usage {
 
 // systemPrompt states the job and the output format: H trained Holo3 with
 // the schema both in the constraint and in the prompt.
-func systemPrompt(schema []byte) string {
-	return "You operate a Linux desktop (sway) to accomplish the user's task. Each turn you get an " +
-		"observation with a screenshot. Reply with exactly one JSON object: a short thought, an optional " +
-		"note of facts to remember (your reasoning is not kept between turns), and one tool_call. " +
+// With native function calling, the tools are declared as functions
+// instead, and the reply's text is its thought.
+func systemPrompt(schema []byte, mode OutputMode) string {
+	format := "Reply with exactly one JSON object: a short thought, an optional note of facts to remember " +
+		"(your reasoning is not kept between turns), and one tool_call. "
+	if mode == OutputTools {
+		format = "Reply with a one-line plan, including any fact you must remember (your reasoning is not " +
+			"kept between turns), and call exactly one tool. "
+	}
+	prompt := "You operate a Linux desktop (sway) to accomplish the user's task. Each turn you get an " +
+		"observation with a screenshot. " + format +
 		"Coordinates x and y are integers from 0 to 1000, relative to the screenshot's width and height, " +
 		"origin at the top-left. Keys use xdotool names (Return, Escape, ctrl+l, super+Return). " +
 		"When the task is done, call answer; if it cannot be done, call fail. Call ask_user only when you " +
 		"cannot go on without a person: credentials you were not given, or a choice only the user can " +
-		"make. Ask one clear question; the person's reply comes in the next observation as <user_reply>.\n" +
-		"<output_format>\n" + string(schema) + "\n</output_format>"
+		"make. Ask one clear question; the person's reply comes in the next observation as <user_reply>."
+	if mode == OutputTools {
+		return prompt
+	}
+	return prompt + "\n<output_format>\n" + string(schema) + "\n</output_format>"
 }
 
-// observation writes the text around turn t's screenshot.
-func observation(t model.Turn) (before, after string) {
+// observation writes the text around turn t's screenshot. With native
+// function calling the results go in the tool message instead
+// (toolResult).
+func observation(t model.Turn, mode OutputMode) (before, after string) {
 	var sb strings.Builder
 	if t.Step == 1 {
 		fmt.Fprintf(&sb, "<task>%s</task>\n", t.Goal)
 	}
 	fmt.Fprintf(&sb, "<observation step=%d>\n", t.Step)
-	if t.Error != "" {
-		fmt.Fprintf(&sb, "<error>your previous reply could not be carried out: %s</error>\n", t.Error)
-	}
-	for i, r := range t.Results {
-		if r.Error != "" {
-			fmt.Fprintf(&sb, "<tool_result index=%d>error: %s</tool_result>\n", i+1, r.Error)
-		} else {
-			fmt.Fprintf(&sb, "<tool_result index=%d>ok</tool_result>\n", i+1)
-		}
+	if mode != OutputTools {
+		sb.WriteString(results(t))
 	}
 	if t.Answered {
 		if t.Answer != "" {
@@ -158,11 +205,42 @@ func observation(t model.Turn) (before, after string) {
 	return sb.String(), "</screenshot>\n</observation>"
 }
 
+// results reports the previous reply's outcome: why it could not be
+// carried out, or each action's result.
+func results(t model.Turn) string {
+	var sb strings.Builder
+	if t.Error != "" {
+		fmt.Fprintf(&sb, "<error>your previous reply could not be carried out: %s</error>\n", t.Error)
+	}
+	for i, r := range t.Results {
+		if r.Error != "" {
+			fmt.Fprintf(&sb, "<tool_result index=%d>error: %s</tool_result>\n", i+1, r.Error)
+		} else {
+			fmt.Fprintf(&sb, "<tool_result index=%d>ok</tool_result>\n", i+1)
+		}
+	}
+	return sb.String()
+}
+
+// toolResult is the tool message answering the previous reply's function
+// call.
+func toolResult(t model.Turn) string {
+	if r := strings.TrimSpace(results(t)); r != "" {
+		return r
+	}
+	return "done; see the next observation"
+}
+
 // messages lays out the chat: system, then user/assistant turns, the newest
 // MaxImages keeping their screenshots.
 func (c *Conversation) messages(schema []byte) []openai.ChatCompletionMessageParamUnion {
-	msgs := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(systemPrompt(schema))}
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(systemPrompt(schema, c.b.opts.Output))}
 	for i, t := range c.turns {
+		if i > 0 && c.turns[i-1].call != nil {
+			// Every function call is answered before the next observation.
+			prev := c.turns[i-1].call
+			msgs = append(msgs, openai.ToolMessage(prev.result, prev.id))
+		}
 		parts := []openai.ChatCompletionContentPartUnionParam{openai.TextContentPart(t.before)}
 		if i >= len(c.turns)-c.b.opts.MaxImages {
 			url := "data:" + t.image.MediaType() + ";base64," + base64.StdEncoding.EncodeToString(t.image.Data)
@@ -172,7 +250,17 @@ func (c *Conversation) messages(schema []byte) []openai.ChatCompletionMessagePar
 		}
 		parts = append(parts, openai.TextContentPart(t.after))
 		msgs = append(msgs, openai.UserMessage(parts))
-		if t.assistant != "" {
+		switch {
+		case t.call != nil:
+			a := openai.ChatCompletionAssistantMessageParam{ToolCalls: []openai.ChatCompletionMessageToolCallUnionParam{{
+				OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{ID: t.call.id,
+					Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{Name: t.call.name, Arguments: t.call.args}},
+			}}}
+			if t.assistant != "" {
+				a.Content.OfString = openai.String(t.assistant)
+			}
+			msgs = append(msgs, openai.ChatCompletionMessageParamUnion{OfAssistant: &a})
+		case t.assistant != "":
 			msgs = append(msgs, openai.AssistantMessage(t.assistant))
 		}
 	}
@@ -181,7 +269,11 @@ func (c *Conversation) messages(schema []byte) []openai.ChatCompletionMessagePar
 
 // Next sends the observation and parses the step.
 func (c *Conversation) Next(ctx context.Context, t model.Turn) (model.Reply, error) {
-	before, after := observation(t)
+	mode := c.b.opts.Output
+	if n := len(c.turns); n > 0 && c.turns[n-1].call != nil {
+		c.turns[n-1].call.result = toolResult(t)
+	}
+	before, after := observation(t, mode)
 	c.turns = append(c.turns, turn{before: before, after: after, image: t.Screenshot})
 	schema := stepSchema()
 	schemaJSON, err := json.Marshal(schema)
@@ -195,9 +287,14 @@ func (c *Conversation) Next(ctx context.Context, t model.Turn) (model.Reply, err
 		ReasoningEffort: shared.ReasoningEffortMedium,
 	}
 	extra := map[string]any{"chat_template_kwargs": map[string]any{"enable_thinking": true}}
-	if c.b.opts.StructuredOutputs {
+	switch mode {
+	case OutputStructured:
 		extra["structured_outputs"] = map[string]any{"json": schema}
-	} else {
+	case OutputTools:
+		params.Tools = functionTools()
+		params.ToolChoice = openai.ChatCompletionToolChoiceOptionUnionParam{OfAuto: openai.String("required")}
+		params.ParallelToolCalls = openai.Bool(false)
+	default:
 		params.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
 			JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: "step", Schema: schema, Strict: openai.Bool(true)},
 		}}
@@ -222,24 +319,61 @@ func (c *Conversation) Next(ctx context.Context, t model.Turn) (model.Reply, err
 		return model.Reply{}, model.OutputErrorf(usage, "the server returned no choices")
 	}
 	ch := resp.Choices[0]
-	content := ch.Message.Content
-	if ch.FinishReason == "length" {
-		c.turns[len(c.turns)-1].assistant = content
-		return model.Reply{}, model.OutputErrorf(usage, "the reply was cut off at max_tokens (%d)", c.b.opts.MaxTokens)
+	last := &c.turns[len(c.turns)-1]
+	var st step
+	if mode == OutputTools {
+		st, err = c.parseToolReply(ch, last)
+	} else {
+		st, err = c.parseContentReply(ch, last)
 	}
-	st, err := parseStep(content)
 	if err != nil {
-		c.turns[len(c.turns)-1].assistant = content
 		return model.Reply{}, model.OutputErrorf(usage, "%v", err)
 	}
-	// Only the parsed JSON goes back: reasoning is never resent.
-	c.turns[len(c.turns)-1].assistant = st.canonical
 	reply, err := st.toReply(t.Screenshot)
 	if err != nil {
 		return model.Reply{}, model.OutputErrorf(usage, "%v", err)
 	}
 	reply.Usage = usage
 	return reply, nil
+}
+
+// parseContentReply parses a step object from the reply's content and
+// records, as the assistant turn, only that object (reasoning is never
+// resent), or the content as it came when it is unusable.
+func (c *Conversation) parseContentReply(ch openai.ChatCompletionChoice, last *turn) (step, error) {
+	content := ch.Message.Content
+	last.assistant = content
+	if ch.FinishReason == "length" {
+		return step{}, fmt.Errorf("the reply was cut off at max_tokens (%d)", c.b.opts.MaxTokens)
+	}
+	st, err := parseStep(content)
+	if err != nil {
+		return st, err
+	}
+	last.assistant = st.canonical
+	return st, nil
+}
+
+// parseToolReply parses the reply's first function call (parallel calls
+// are off; any others are dropped from the history) and records it, with
+// the reply's text as its thought. A call that cannot be used is still
+// recorded, so the next turn's tool message answers it with the error.
+func (c *Conversation) parseToolReply(ch openai.ChatCompletionChoice, last *turn) (step, error) {
+	last.assistant = strings.TrimSpace(ch.Message.Content)
+	if ch.FinishReason == "length" && len(ch.Message.ToolCalls) == 0 {
+		return step{}, fmt.Errorf("the reply was cut off at max_tokens (%d)", c.b.opts.MaxTokens)
+	}
+	if len(ch.Message.ToolCalls) == 0 {
+		return step{}, errors.New("the reply called no tool: call exactly one")
+	}
+	tc := ch.Message.ToolCalls[0]
+	last.call = &call{id: tc.ID, name: tc.Function.Name, args: tc.Function.Arguments}
+	st, err := parseCall(tc.Function.Name, tc.Function.Arguments)
+	if err != nil {
+		return st, err
+	}
+	st.Thought, last.call.args = last.assistant, st.canonical
+	return st, nil
 }
 
 // step is one parsed reply.
@@ -270,29 +404,59 @@ func parseStep(content string) (step, error) {
 	if err := json.Unmarshal(st.ToolCall, &st.call); err != nil || st.call == nil {
 		return st, errors.New("tool_call is not an object")
 	}
-	var name string
-	if err := json.Unmarshal(st.call["tool_name"], &name); err != nil {
-		return st, errors.New("tool_call has no tool_name")
-	}
-	i := slices.IndexFunc(tools, func(t tool) bool { return t.name == name })
-	if i < 0 {
-		return st, fmt.Errorf("unknown tool %q", name)
-	}
-	for arg := range st.call {
-		if _, ok := tools[i].props[arg]; !ok && arg != "tool_name" {
-			return st, fmt.Errorf("tool %s has no argument %q", name, arg)
-		}
-	}
-	for _, arg := range slices.Sorted(maps.Keys(tools[i].props)) {
-		if _, ok := st.call[arg]; !ok && !optional[arg] {
-			return st, fmt.Errorf("tool %s needs %q", name, arg)
-		}
+	if err := st.checkCall(); err != nil {
+		return st, err
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, []byte(s)); err == nil {
 		st.canonical = buf.String()
 	}
 	return st, nil
+}
+
+// parseCall parses a native function call strictly: a known tool with a
+// JSON object of exactly its arguments. Its canonical form is the
+// arguments, compacted.
+func parseCall(name, args string) (step, error) {
+	var st step
+	dec := json.NewDecoder(strings.NewReader(args))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st.call); err != nil || st.call == nil || dec.More() {
+		return st, fmt.Errorf("the arguments of %s are not one JSON object", name)
+	}
+	if _, ok := st.call["tool_name"]; ok {
+		return st, fmt.Errorf("tool %s has no argument %q", name, "tool_name")
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, []byte(args)); err == nil {
+		st.canonical = buf.String()
+	}
+	st.call["tool_name"], _ = json.Marshal(name)
+	return st, st.checkCall()
+}
+
+// checkCall checks that the call names a known tool and gives exactly its
+// arguments.
+func (st step) checkCall() error {
+	var name string
+	if err := json.Unmarshal(st.call["tool_name"], &name); err != nil {
+		return errors.New("tool_call has no tool_name")
+	}
+	i := slices.IndexFunc(tools, func(t tool) bool { return t.name == name })
+	if i < 0 {
+		return fmt.Errorf("unknown tool %q", name)
+	}
+	for arg := range st.call {
+		if _, ok := tools[i].props[arg]; !ok && arg != "tool_name" {
+			return fmt.Errorf("tool %s has no argument %q", name, arg)
+		}
+	}
+	for _, arg := range slices.Sorted(maps.Keys(tools[i].props)) {
+		if _, ok := st.call[arg]; !ok && !optional[arg] {
+			return fmt.Errorf("tool %s needs %q", name, arg)
+		}
+	}
+	return nil
 }
 
 func (st step) str(name string) (string, error) {

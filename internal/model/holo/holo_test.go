@@ -3,6 +3,7 @@ package holo_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -176,7 +177,7 @@ func TestStructuredOutputsField(t *testing.T) {
 	srv := modeltest.OpenAISteps(t, []modeltest.OpenAIStep{{
 		Content: json.RawMessage(`{"note":null,"thought":"t","tool_call":{"tool_name":"answer","content":"ok"}}`), ReasoningContent: true, Reasoning: "r",
 	}})
-	b := holo.New(holo.Options{Endpoint: srv.URL, StructuredOutputs: true, Model: "holo3-122b-a10b"})
+	b := holo.New(holo.Options{Endpoint: srv.URL, Output: holo.OutputStructured, Model: "holo3-122b-a10b"})
 	c, _ := b.Start(t.Context(), model.Start{Goal: "g"})
 	if _, err := c.Next(t.Context(), model.Turn{Step: 1, Screenshot: shot}); err != nil {
 		t.Fatal(err)
@@ -285,5 +286,113 @@ func TestHandBackWithoutAnswer(t *testing.T) {
 	text := lastUserText(t, srv.Requests()[1])
 	if !strings.Contains(text, "<user_reply>the person handed control back without answering") {
 		t.Errorf("second observation = %q, want it to say the person gave no answer", text)
+	}
+}
+
+// TestNativeFunctionCalling drives Holo3.1 with its tools declared as
+// functions: the request carries tools and tool_choice "required" and no
+// output schema; each call comes back as a step; every call is answered by
+// a tool message before the next observation (the fake refuses a request
+// otherwise), an unusable one with its error.
+func TestNativeFunctionCalling(t *testing.T) {
+	srv := modeltest.OpenAI(t, modeltest.Transcript("holo31_tool_calls.json"))
+	b := holo.New(holo.Options{Endpoint: srv.URL, Output: holo.OutputTools, Model: "holo3-1-35b-a3b"})
+	c, err := b.Start(t.Context(), model.Start{Goal: goal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := &agentapi.Point{X: 640, Y: 180}
+	want := []struct {
+		reply  model.Reply
+		errHas string
+	}{
+		{reply: model.Reply{Thought: "Open a terminal with super+Return.", Actions: []agentapi.Request{{V: 1, Action: agentapi.Key, Text: "super+Return"}}}},
+		{errHas: `tool click has no argument "button"`},
+		{reply: model.Reply{Thought: "Type the command.", Actions: []agentapi.Request{
+			{V: 1, Action: agentapi.LeftClick, Coordinate: at}, {V: 1, Action: agentapi.Type, Text: "echo holo-ok > ~/done"}, {V: 1, Action: agentapi.Key, Text: "Return"},
+		}}},
+		{reply: model.Reply{Thought: "Done.", Done: true, Answer: "Wrote holo-ok to ~/done."}},
+	}
+	var prev model.Reply
+	feedback := ""
+	for i, w := range want {
+		got, err := c.Next(t.Context(), model.Turn{Goal: goal, Step: i + 1, Screenshot: shot, Results: make([]model.Result, len(prev.Actions)), Error: feedback})
+		if w.errHas != "" {
+			if !errors.Is(err, model.ErrOutput) || !strings.Contains(err.Error(), w.errHas) {
+				t.Fatalf("step %d: %v, want an output error with %q", i+1, err, w.errHas)
+			}
+			prev, feedback = model.Reply{}, err.Error()
+			continue
+		}
+		if err != nil {
+			t.Fatalf("step %d: %v", i+1, err)
+		}
+		if got.Usage.InputTokens == 0 || got.Usage.Model != "holo3-1-35b-a3b" {
+			t.Errorf("step %d usage %+v", i+1, got.Usage)
+		}
+		got.Usage = model.Usage{}
+		if diff := cmp.Diff(w.reply, got); diff != "" {
+			t.Errorf("step %d (-want +got):\n%s", i+1, diff)
+		}
+		prev, feedback = got, ""
+	}
+	reqs := srv.Requests()
+	if len(reqs) != len(want) {
+		t.Fatalf("%d requests, want %d", len(reqs), len(want))
+	}
+	first := reqs[0].Body
+	tools, _ := first["tools"].([]any)
+	fn, _ := tools[0].(map[string]any)["function"].(map[string]any)
+	if len(tools) < 10 || fn["name"] != "click" || first["tool_choice"] != "required" || first["parallel_tool_calls"] != false ||
+		first["response_format"] != nil || first["structured_outputs"] != nil {
+		t.Errorf("first request: %d tools (first %v), tool_choice %v, response_format %v, structured_outputs %v",
+			len(tools), fn["name"], first["tool_choice"], first["response_format"], first["structured_outputs"])
+	}
+	var last struct {
+		Messages []struct {
+			Role       string `json:"role"`
+			Content    any    `json:"content"`
+			ToolCallID string `json:"tool_call_id"`
+			ToolCalls  []struct {
+				ID       string `json:"id"`
+				Function struct{ Name, Arguments string }
+			} `json:"tool_calls"`
+		} `json:"messages"`
+	}
+	if err := json.Unmarshal(reqs[3].Raw, &last); err != nil {
+		t.Fatal(err)
+	}
+	var calls, results []string
+	for _, m := range last.Messages {
+		for _, tc := range m.ToolCalls {
+			calls = append(calls, tc.Function.Name+" "+tc.Function.Arguments)
+		}
+		if m.Role == "tool" {
+			results = append(results, fmt.Sprint(m.Content))
+		}
+	}
+	wantCalls := []string{`key_press {"keys":"super+Return"}`, `click {"element": "terminal", "x": 500, "y": 250, "button": "left"}`,
+		`write {"element":"terminal","x":500,"y":250,"content":"echo holo-ok > ~/done","press_enter":true}`}
+	if diff := cmp.Diff(wantCalls, calls); diff != "" {
+		t.Errorf("function calls sent back (-want +got):\n%s", diff)
+	}
+	if len(results) != 3 || !strings.Contains(results[0], "ok") || !strings.Contains(results[1], `no argument \"button\"`) && !strings.Contains(results[1], `no argument "button"`) {
+		t.Errorf("tool messages = %q, want ok, then the click's error", results)
+	}
+	if strings.Contains(string(reqs[3].Raw), "sway: super+Return opens the terminal") || strings.Contains(string(reqs[3].Raw), "<output_format>") {
+		t.Error("reasoning or an output schema was sent in function-calling mode")
+	}
+}
+
+// TestToolCallsNeedHolo31: Holo3 models have no native function calling.
+func TestToolCallsNeedHolo31(t *testing.T) {
+	b := holo.New(holo.Options{Endpoint: "http://127.0.0.1:1/v1", Output: holo.OutputTools})
+	for _, m := range []string{"holo3-35b-a3b", "holo3-122b-a10b"} {
+		if _, err := b.Start(t.Context(), model.Start{Goal: "g", Model: m}); !errors.Is(err, model.ErrBadStart) {
+			t.Errorf("%s with tools: %v, want ErrBadStart", m, err)
+		}
+	}
+	if _, err := b.Start(t.Context(), model.Start{Goal: "g", Model: "holo3-1-35b-a3b"}); err != nil {
+		t.Errorf("holo3-1-35b-a3b with tools: %v", err)
 	}
 }

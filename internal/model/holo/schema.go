@@ -3,6 +3,9 @@ package holo
 import (
 	"maps"
 	"slices"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/shared"
 )
 
 // The step contract (research/models.md §1.4–1.5): one object
@@ -63,20 +66,26 @@ const askUser = "ask_user"
 // optional lists arguments a variant may leave out.
 var optional = map[string]bool{"press_enter": true, "amount": true}
 
+// callSchema returns the JSON schema of t's arguments, tool_name aside.
+func (t tool) callSchema() (props map[string]any, required []string) {
+	props, required = map[string]any{}, []string{}
+	for _, name := range slices.Sorted(maps.Keys(t.props)) {
+		props[name] = t.props[name]
+		if !optional[name] {
+			required = append(required, name)
+		}
+	}
+	return props, required
+}
+
 // stepSchema returns the JSON schema of one step object.
 func stepSchema() map[string]any {
 	variants := make([]any, 0, len(tools))
 	for _, t := range tools {
-		props := map[string]any{"tool_name": map[string]any{"type": "string", "const": t.name, "description": t.desc}}
-		required := []string{"tool_name"}
-		for _, name := range slices.Sorted(maps.Keys(t.props)) {
-			props[name] = t.props[name]
-			if !optional[name] {
-				required = append(required, name)
-			}
-		}
+		props, required := t.callSchema()
+		props["tool_name"] = map[string]any{"type": "string", "const": t.name, "description": t.desc}
 		variants = append(variants, map[string]any{
-			"type": "object", "properties": props, "required": required, "additionalProperties": false,
+			"type": "object", "properties": props, "required": append([]string{"tool_name"}, required...), "additionalProperties": false,
 		})
 	}
 	return map[string]any{
@@ -89,4 +98,18 @@ func stepSchema() map[string]any {
 		"required":             []string{"note", "thought", "tool_call"},
 		"additionalProperties": false,
 	}
+}
+
+// functionTools declares the toolbox as OpenAI functions, for native
+// function calling (OutputTools).
+func functionTools() []openai.ChatCompletionToolUnionParam {
+	out := make([]openai.ChatCompletionToolUnionParam, 0, len(tools))
+	for _, t := range tools {
+		props, required := t.callSchema()
+		out = append(out, openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{
+			Name: t.name, Description: openai.String(t.desc),
+			Parameters: shared.FunctionParameters{"type": "object", "properties": props, "required": required, "additionalProperties": false},
+		}))
+	}
+	return out
 }

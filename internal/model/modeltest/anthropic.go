@@ -54,6 +54,10 @@ func AnthropicSteps(t testing.TB, steps []AnthropicStep) *Server {
 			fail(http.StatusUnauthorized, "authentication_error", "x-api-key or Authorization header is required")
 			return
 		}
+		if msg := unpairedToolUse(req.Body); msg != "" {
+			fail(http.StatusBadRequest, "invalid_request_error", msg)
+			return
+		}
 		if n >= len(steps) {
 			fail(http.StatusInternalServerError, "api_error", "transcript exhausted")
 			return
@@ -93,4 +97,32 @@ func AnthropicSteps(t testing.TB, steps []AnthropicStep) *Server {
 			},
 		})
 	})
+}
+
+// unpairedToolUse says what the real API refuses about a conversation's
+// tool use: a tool_use without a tool_result in the very next message.
+func unpairedToolUse(body map[string]any) string {
+	msgs, _ := body["messages"].([]any)
+	blocks := func(i int) []any {
+		if i >= len(msgs) {
+			return nil
+		}
+		m, _ := msgs[i].(map[string]any)
+		c, _ := m["content"].([]any)
+		return c
+	}
+	for i := range msgs {
+		answered := map[any]bool{}
+		for _, b := range blocks(i + 1) {
+			if bm, _ := b.(map[string]any); bm["type"] == "tool_result" {
+				answered[bm["tool_use_id"]] = true
+			}
+		}
+		for _, b := range blocks(i) {
+			if bm, _ := b.(map[string]any); bm["type"] == "tool_use" && i+1 < len(msgs) && !answered[bm["id"]] {
+				return fmt.Sprintf("messages.%d: `tool_use` ids were found without `tool_result` blocks immediately after: %v", i, bm["id"])
+			}
+		}
+	}
+	return ""
 }

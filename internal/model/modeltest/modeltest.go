@@ -108,7 +108,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // testdata: holo_open_terminal.json and anthropic_open_terminal.json, and
 // holo_ask_for_help.json and anthropic_ask_for_help.json, where the model
 // asks a person for the commit message (step 3), then commits with the
-// answer and finishes.
+// answer and finishes; holo31_tool_calls.json is Holo3.1 answering with
+// native function calls, its second call with an argument the tool does
+// not have.
 func Transcript(name string) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "testdata", name)

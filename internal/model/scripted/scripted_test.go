@@ -24,8 +24,9 @@ func TestPlaysScriptThenFinishes(t *testing.T) {
 	if r, _ := c.Next(t.Context(), model.Turn{Step: 3, Results: []model.Result{{}}}); !r.Done || r.Failed {
 		t.Errorf("after the script: %+v, want done", r)
 	}
-	if u := c.Estimate(model.Turn{}); (model.Prices{}).Cost(u) != 0 || model.DefaultPrices().Cost(u) != 0 {
-		t.Errorf("a script costs %+v, want nothing", u)
+	u := c.Estimate(model.Turn{})
+	if usd, priced := model.DefaultPrices().Cost(u); usd != 0 || !priced || c.Model() != scripted.ModelName {
+		t.Errorf("a script costs %+v (%v USD, priced %v), want nothing, priced", u, usd, priced)
 	}
 }
 
