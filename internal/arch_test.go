@@ -84,8 +84,11 @@ func TestImportRules(t *testing.T) {
 		if !under(path, "atelier/cmd") && imports("atelier/internal/cli") {
 			t.Errorf("%s imports internal/cli: only cmd/ may", path)
 		}
-		if !under(path, "atelier/internal/cli") && !under(path, "atelier/internal/fleettest") && imports("atelier/internal/api") {
-			t.Errorf("%s imports internal/api: only internal/cli (and fleettest) may", path)
+		if path != "atelier/internal/fleet" && imports("atelier/internal/api") {
+			t.Errorf("%s imports internal/api: only the composition root (internal/fleet) may", path)
+		}
+		if !under(path, "atelier/internal/cli") && !under(path, "atelier/internal/fleettest") && imports("atelier/internal/fleet") {
+			t.Errorf("%s imports internal/fleet: only atelier serve (internal/cli) and the test fleets may", path)
 		}
 		// Runtimes know desktops, not the fleet's domain: checked over every
 		// dependency, not just imports, so nothing drags the store in

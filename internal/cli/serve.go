@@ -7,25 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
-	"time"
 
-	"atelier/internal/api"
-	"atelier/internal/audit"
 	"atelier/internal/config"
-	"atelier/internal/egress"
-	"atelier/internal/fleetwire"
-	"atelier/internal/sessions"
-	"atelier/internal/store"
+	"atelier/internal/fleet"
 	"atelier/internal/version"
 )
 
-// shutdownTimeout bounds how long serve waits for requests in flight.
-const shutdownTimeout = 10 * time.Second
-
-// runServe is `atelier serve`: the fleet. It is the one place that wires
-// the concrete parts together. On SIGINT or SIGTERM it stops accepting,
+// runServe is `atelier serve`: the fleet, opened by the composition root
+// (package fleet) from the configuration. On SIGINT or SIGTERM it stops accepting,
 // lets requests in flight finish, and leaves the desktops running for the
 // next fleet to re-adopt.
 func runServe(ctx context.Context, env *Env, args []string) error {
@@ -42,80 +31,19 @@ func runServe(ctx context.Context, env *Env, args []string) error {
 		log.Warn("INSECURE: no " + config.EnvToken + " (--insecure-no-token): anything on this machine that reaches " + cfg.Addr +
 			" can drive, read and delete every desktop; the API listens on loopback only. Set a token for anything but a trial.")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	st, err := store.Open(ctx, cfg.DBPath())
+	f, err := fleet.Open(ctx, cfg, fleet.Options{Logger: log, Version: version.Version})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	// Opened before the runtime so it closes after the runtime detaches.
-	al, err := audit.Open(filepath.Join(cfg.DataDir, "audit"), audit.Options{Sync: cfg.Records.AuditSync, RedactTypedText: cfg.Records.AuditRedactTyped, Logger: log.With("part", "audit")})
-	if err != nil {
-		return err
-	}
-	defer al.Close()
-	rt, images, err := fleetwire.Runtime(ctx, cfg, log.With("runtime", cfg.Runtime))
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	snaps, err := newSnapshots(cfg, st, images, log.With("part", "snapshot"))
-	if err != nil {
-		return err
-	}
-	auditor := fleetwire.Audit{Log: al}
-	// Closed after the sessions: desktops keep running without egress
-	// until the next fleet opens their gates again.
-	gw := egress.New(egress.Options{Recorder: auditor, Logger: log.With("part", "egress")})
-	defer gw.Shutdown()
-	mgr, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: log, Snapshots: snaps, Auditor: auditor,
-		Gateway: gw, Egress: cfg.Egress, MaxSessions: cfg.Limits.MaxSessions})
-	if err != nil {
-		return err
-	}
-	defer mgr.Close()
-	leases := fleetwire.Control(al, cfg.View.ControlIdle)
-	defer leases.Close()
-	vh, err := newView(cfg, mgr, st, leases, auditor.RecordViewer, log.With("part", "view"))
-	if err != nil {
-		return err
-	}
-	// Deferred, so it runs after Shutdown: Shutdown leaves hijacked
-	// connections (the views' WebSockets) to their owner.
-	defer vh.Close()
-	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: mgr, Runtime: rt, Audit: al, Control: leases,
-		Model: cfg.Model, CapUSD: cfg.MaxUSDPerDay, DataDir: cfg.DataDir, StepRetention: cfg.Records.StepRetention, Logger: log.With("part", "tasks")})
-	if err != nil {
-		return err
-	}
-	defer stopTasks()
-	srv := api.New(api.Options{Sessions: mgr, Token: cfg.APIToken, Version: version.Version, Logger: log,
-		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al, Control: leases,
-		ReadTimeout: cfg.HTTP.ReadTimeout, IdleTimeout: cfg.HTTP.IdleTimeout, MaxStreams: cfg.Limits.MaxStreams})
-
+	defer f.Close()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := srv.HTTPServer()
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
 	log.Info("atelier listening", "url", "http://"+ln.Addr().String())
-
-	select {
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	if err := f.Serve(ctx, ln); err != nil {
+		return err
 	}
-	log.Info("atelier stopping; desktops keep running")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Warn("requests cut short at shutdown", "err", err)
-		hs.Close()
-	}
-	<-served
+	log.Info("atelier stopped; desktops keep running")
 	return nil
 }

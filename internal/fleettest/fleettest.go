@@ -26,19 +26,14 @@ import (
 	"testing"
 	"time"
 
-	"atelier/internal/api"
-	"atelier/internal/audit"
 	"atelier/internal/client"
 	"atelier/internal/config"
 	"atelier/internal/egress"
-	"atelier/internal/fleetwire"
+	"atelier/internal/fleet"
 	"atelier/internal/runtime"
 	"atelier/internal/runtime/docker/dockertest"
 	"atelier/internal/runtime/local"
 	"atelier/internal/sessions"
-	"atelier/internal/snapshot"
-	"atelier/internal/store"
-	"atelier/internal/view"
 )
 
 // Options configure a fleet. Zero values take the defaults noted.
@@ -102,7 +97,7 @@ func (f *Fleet) Close() { f.closeOnce.Do(f.close) }
 // EachRuntime runs test as a subtest on every runtime, named after it; a
 // runtime this host lacks skips its subtest, loudly.
 func EachRuntime(t *testing.T, test func(t *testing.T, runtime string)) {
-	for _, rt := range config.Runtimes {
+	for _, rt := range fleet.RuntimeNames() {
 		t.Run(rt, func(t *testing.T) { test(t, rt) })
 	}
 }
@@ -167,74 +162,32 @@ func New(t testing.TB, opts Options) *Fleet {
 		opts.Model.Backend = "scripted"
 	}
 	ctx := context.WithoutCancel(t.Context())
-	st, err := store.Open(ctx, filepath.Join(opts.DataDir, "atelier.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	al, err := audit.Open(filepath.Join(opts.DataDir, "audit"), audit.Options{Logger: opts.Logger})
-	if err != nil {
-		st.Close()
-		t.Fatal(err)
-	}
-	rt, images, err := fleetwire.Runtime(ctx, cfg, opts.Logger)
-	if err != nil {
-		st.Close()
-		t.Fatal(err)
-	}
-	snaps, err := snapshot.New(snapshot.Options{DB: st, Dir: filepath.Join(opts.DataDir, "snapshots"), Images: images, Logger: opts.Logger})
-	if err != nil {
-		rt.Close()
-		st.Close()
-		t.Fatal(err)
-	}
-	gwOpts := opts.Gateway
-	gwOpts.Recorder, gwOpts.Logger = fleetwire.Audit{Log: al}, opts.Logger
-	gw := egress.New(gwOpts)
-	m, err := sessions.Open(ctx, sessions.Options{Runtime: rt, Store: st, Logger: opts.Logger, Reconcile: 500 * time.Millisecond, Snapshots: snaps,
-		Auditor: fleetwire.Audit{Log: al}, Gateway: gw, Egress: opts.Egress, MaxSessions: opts.MaxSessions})
-	if err != nil {
-		gw.Shutdown()
-		rt.Close()
-		st.Close()
-		t.Fatal(err)
-	}
-	tokens, err := view.NewTokens(filepath.Join(opts.DataDir, "embed.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	leases := fleetwire.Control(al, opts.ControlIdle)
-	vh, err := view.NewHandler(view.Options{Dialer: m, Tokens: tokens, Control: leases, OnViewer: fleetwire.Audit{Log: al}.RecordViewer, Logger: opts.Logger,
-		Generations: st, MaxViews: opts.MaxStreams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: st, Sessions: m, Runtime: rt, Audit: al, Control: leases,
-		Model: opts.Model, DataDir: opts.DataDir, Logger: opts.Logger})
+	cfg.APIToken, cfg.Model, cfg.View.ControlIdle = opts.Token, opts.Model, opts.ControlIdle
+	cfg.Limits.MaxSessions, cfg.Limits.MaxStreams, cfg.Egress = opts.MaxSessions, opts.MaxStreams, opts.Egress
+	cfg.HTTP.ReadTimeout, cfg.HTTP.IdleTimeout = opts.ReadTimeout, opts.IdleTimeout
+	fl, err := fleet.Open(ctx, cfg, fleet.Options{Logger: opts.Logger, Version: "fleettest", Reconcile: 500 * time.Millisecond, Gateway: opts.Gateway})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		fl.Close()
 		t.Fatal(err)
 	}
-	hs := api.New(api.Options{Sessions: m, Token: opts.Token, Version: "fleettest", Logger: opts.Logger,
-		View: vh, Snapshots: snaps, Desktops: rt, Budget: spend, Tasks: tm, Audit: al, Control: leases,
-		ReadTimeout: opts.ReadTimeout, IdleTimeout: opts.IdleTimeout, MaxStreams: opts.MaxStreams}).HTTPServer()
-	go hs.Serve(ln)
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := fl.Serve(sctx, ln); err != nil {
+			opts.Logger.Error("fleettest: serve", "err", err)
+		}
+	}()
 	url := "http://" + ln.Addr().String()
-	f := &Fleet{URL: url, Client: client.New(url, opts.Token, nil), Sessions: m, Runtime: rt, DataDir: opts.DataDir}
+	f := &Fleet{URL: url, Client: client.New(url, opts.Token, nil), Sessions: fl.Sessions, Runtime: fl.Runtime, DataDir: opts.DataDir}
 	f.close = func() {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		hs.Shutdown(sctx)
-		vh.Close()
-		stopTasks()
-		leases.Close()
-		m.Close()
-		gw.Shutdown()
-		rt.Close()
-		al.Close()
-		st.Close()
+		stop()
+		<-served
+		fl.Close()
 	}
 	t.Cleanup(func() {
 		f.Close()
