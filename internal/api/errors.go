@@ -153,6 +153,8 @@ func classifyView(err error) (status int, code string, ok bool) {
 	switch {
 	case errors.Is(err, view.ErrBadViewer):
 		return http.StatusBadRequest, apitype.CodeBadViewer, true
+	case errors.Is(err, view.ErrTooManyViews):
+		return http.StatusTooManyRequests, apitype.CodeTooManyStreams, true
 	case errors.Is(err, view.ErrBadOrigin):
 		return http.StatusForbidden, apitype.CodeBadOrigin, true
 	case errors.Is(err, view.ErrBadRequest):

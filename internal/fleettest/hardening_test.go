@@ -128,7 +128,10 @@ func TestLiveViewEndsWithItsToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := openView(t, ctx, f.URL, s.ID, fresh.Token)
+	c, status := openView(t, ctx, f.URL, s.ID, fresh.Token)
+	if c == nil {
+		t.Fatalf("a view with a link minted after the revocation: %d, want it open", status)
+	}
 	c.Close(websocket.StatusNormalClosure, "")
 
 	// The revocation is the store's: a restarted fleet refuses the old link.

@@ -102,6 +102,9 @@ func (h *Handler) Revoke(ctx context.Context, session string) (gen uint64, close
 	for v := range h.views[session] {
 		if v.gen < gen {
 			v.close(errViewRevoked)
+			// A closing view no longer counts: the session's limit must
+			// not refuse a view opened with a fresh link meanwhile.
+			delete(h.views[session], v)
 			closedViews++
 		}
 	}
