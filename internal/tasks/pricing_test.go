@@ -25,7 +25,14 @@ import (
 // an environment (config.Load, then fleetwire.Backends).
 func fleetModels(t *testing.T, environ map[string]string) func(*tasks.Options) {
 	t.Helper()
-	c, err := config.Load(func(k string) string { return environ[k] }, nil, new(bytes.Buffer))
+	// A fleet needs a token to load (config refuses an open API unasked).
+	getenv := func(k string) string {
+		if k == config.EnvToken {
+			return "test-token-0123456789abcdef"
+		}
+		return environ[k]
+	}
+	c, err := config.Load(getenv, nil, new(bytes.Buffer))
 	if err != nil {
 		t.Fatal(err)
 	}
