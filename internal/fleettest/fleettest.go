@@ -31,8 +31,6 @@ import (
 	"atelier/internal/egress"
 	"atelier/internal/fleet"
 	"atelier/internal/runtime"
-	"atelier/internal/runtime/docker/dockertest"
-	"atelier/internal/runtime/local"
 	"atelier/internal/sessions"
 )
 
@@ -117,15 +115,7 @@ func runtimeConfig(t testing.TB, opts *Options) config.Config {
 		opts.HomeQuota = config.DefaultHomeQuota
 	}
 	cfg := config.Config{Runtime: opts.Runtime, DataDir: opts.DataDir, HomeQuota: opts.HomeQuota}
-	switch opts.Runtime {
-	case "local":
-		RequireDesktops(t)
-		cfg.AgentPath = Binary(t, "atelier-agent")
-	case "docker":
-		_, cfg.Docker.Image = dockertest.Engine(t)
-	default:
-		t.Fatalf("fleettest: runtime %q: want one of %v", opts.Runtime, config.Runtimes)
-	}
+	kitOf(t, opts.Runtime).configure(t, &cfg)
 	return cfg
 }
 
@@ -189,15 +179,13 @@ func New(t testing.TB, opts Options) *Fleet {
 		<-served
 		fl.Close()
 	}
+	kit := kitOf(t, opts.Runtime)
 	t.Cleanup(func() {
 		f.Close()
 		if t.Failed() {
-			DumpDesktopLogs(t, opts.DataDir)
-			if opts.Runtime == "docker" {
-				dockertest.DumpLogs(t, opts.DataDir)
-			}
+			kit.dumpLogs(t, opts.DataDir)
 		}
-		purge(t, opts.Runtime, opts.DataDir)
+		kit.purge(t, opts.DataDir)
 	})
 	return f
 }
@@ -227,32 +215,6 @@ func DumpDesktopLogs(t testing.TB, dataDir string) {
 			b = b[len(b)-4000:]
 		}
 		t.Logf("%s:\n%s", p, b)
-	}
-}
-
-// purge removes every desktop a fleet on runtime over dataDir made, homes
-// included.
-func purge(t testing.TB, runtime, dataDir string) {
-	if runtime == "docker" {
-		dockertest.Purge(t, dataDir)
-		return
-	}
-	rt, err := local.New(local.Options{DataDir: dataDir, AgentPath: Binary(t, "atelier-agent")})
-	if err != nil {
-		t.Errorf("purge desktops of %s: %v", dataDir, err)
-		return
-	}
-	defer rt.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	list, err := rt.List(ctx)
-	if err != nil {
-		t.Errorf("purge desktops: %v", err)
-	}
-	for _, in := range list {
-		if err := rt.Remove(ctx, in.ID, true); err != nil {
-			t.Errorf("purge desktop %s: %v", in.ID, err)
-		}
 	}
 }
 
@@ -340,7 +302,7 @@ func Serve(t testing.TB, opts Options) *Process {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited
-		purge(t, cfg.Runtime, cfg.DataDir)
+		kitOf(t, cfg.Runtime).purge(t, cfg.DataDir)
 	})
 	urls := make(chan string, 1)
 	listening := regexp.MustCompile(`msg="atelier listening" url=(\S+)`)

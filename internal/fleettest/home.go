@@ -1,18 +1,12 @@
 package fleettest
 
 import (
-	"errors"
-	"io/fs"
-	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"atelier/internal/homefs"
 	"atelier/internal/runtime/docker"
-	"atelier/internal/runtime/docker/dockertest"
 )
 
 // Home is a desktop's home as a test reaches it from outside the desktop:
@@ -58,16 +52,7 @@ func (h Home) inDir(t testing.TB, fn func(dir string) error) error {
 // fs.ErrNotExist if there is no such file.
 func (h Home) ReadFile(t testing.TB, name string) (string, error) {
 	t.Helper()
-	var b []byte
-	var err error
-	if h.runtime == "docker" {
-		b, err = dockertest.ReadHomeFile(t, h.id, name)
-	} else {
-		err = h.inDir(t, func(dir string) (err error) {
-			b, err = os.ReadFile(filepath.Join(dir, name))
-			return err
-		})
-	}
+	b, err := kitOf(t, h.runtime).home.read(t, h, name)
 	return string(b), err
 }
 
@@ -92,23 +77,7 @@ func (h Home) WaitFile(t testing.TB, name, want string) {
 // desktop user as a file the desktop wrote would be.
 func (h Home) WriteFile(t testing.TB, name, content string) {
 	t.Helper()
-	if h.runtime == "docker" {
-		if err := dockertest.WriteHomeFile(t, h.id, name, []byte(content)); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	u, err := user.Lookup("atelier")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	err = h.inDir(t, func(dir string) error {
-		p := filepath.Join(dir, name)
-		return errors.Join(os.WriteFile(p, []byte(content), 0o644), os.Chown(p, uid, gid))
-	})
-	if err != nil {
+	if err := kitOf(t, h.runtime).home.write(t, h, name, []byte(content)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -117,29 +86,19 @@ func (h Home) WriteFile(t testing.TB, name, content string) {
 // be able to read another's home by.
 func (h Home) HostPath(t testing.TB) string {
 	t.Helper()
-	if h.runtime == "docker" {
-		p, err := dockertest.HomeMountpoint(t, h.id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
+	p, err := kitOf(t, h.runtime).home.hostPath(t, h)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return h.dir()
+	return p
 }
 
 // Exists reports whether the home exists (it does until purged).
 func (h Home) Exists(t testing.TB) bool {
 	t.Helper()
-	var err error
-	if h.runtime == "docker" {
-		_, err = dockertest.HomeMountpoint(t, h.id)
-	} else if ok, ferr := h.FS().Exists(); ok || ferr != nil {
-		err = ferr
-	} else {
-		_, err = os.Stat(h.dir())
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	ok, err := kitOf(t, h.runtime).home.exists(t, h)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return err == nil
+	return ok
 }

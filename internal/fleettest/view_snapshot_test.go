@@ -181,10 +181,10 @@ func testSnapshotCloneThroughFleet(t *testing.T, runtime string) {
 	if got, err := f.Home(cliClone.ID).ReadFile(t, "notes.txt"); err != nil || got != want {
 		t.Errorf("CLI clone's notes.txt: %q, %v; want %q", got, err, want)
 	}
-	// On docker the clones run from the snapshot's image, which the engine
-	// does not remove from under them: deleting the snapshot is refused,
-	// changing nothing, until they go.
-	if f.Runtime.Name() == "docker" {
+	// Where snapshots carry an image (docker), the clones run from it, and
+	// the engine does not remove it from under them: deleting the snapshot
+	// is refused, changing nothing, until they go.
+	if sn.Image != "" {
 		if err := c.DeleteSnapshot(ctx, sn.ID); !isStatus(err, http.StatusConflict) {
 			t.Errorf("delete while clones run from it: %v, want 409", err)
 		}

@@ -1,0 +1,152 @@
+package fleettest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"atelier/internal/config"
+	"atelier/internal/runtime/docker/dockertest"
+	"atelier/internal/runtime/local"
+)
+
+// kit is what the tests need of one runtime beyond the Runtime interface:
+// how to set a fleet up on it (skipping where this host cannot run it),
+// how to reach a desktop's home from outside the desktop, and how to
+// explain a failure and clean up. There is one per runtime of the
+// registry (fleet.RuntimeNames, checked by a test), so no test branches
+// on a runtime's name.
+type kit struct {
+	configure func(t testing.TB, cfg *config.Config)
+	home      homeAccess
+	dumpLogs  func(t testing.TB, dataDir string)
+	purge     func(t testing.TB, dataDir string)
+}
+
+// homeAccess reaches the home of desktop id of a fleet on dataDir without
+// going through the desktop.
+type homeAccess interface {
+	read(t testing.TB, h Home, name string) ([]byte, error)
+	write(t testing.TB, h Home, name string, content []byte) error
+	hostPath(t testing.TB, h Home) (string, error)
+	exists(t testing.TB, h Home) (bool, error)
+}
+
+var kits = map[string]kit{
+	"local": {
+		configure: func(t testing.TB, cfg *config.Config) {
+			RequireDesktops(t)
+			cfg.AgentPath = Binary(t, "atelier-agent")
+		},
+		home:     localHome{},
+		dumpLogs: DumpDesktopLogs,
+		purge:    purgeLocal,
+	},
+	"docker": {
+		configure: func(t testing.TB, cfg *config.Config) { _, cfg.Docker.Image = dockertest.Engine(t) },
+		home:      dockerHome{},
+		dumpLogs: func(t testing.TB, dataDir string) {
+			DumpDesktopLogs(t, dataDir)
+			dockertest.DumpLogs(t, dataDir)
+		},
+		purge: dockertest.Purge,
+	},
+}
+
+// kitOf returns runtime's kit.
+func kitOf(t testing.TB, runtime string) kit {
+	t.Helper()
+	k, ok := kits[runtime]
+	if !ok {
+		t.Fatalf("fleettest: no test kit for runtime %q: add one beside its registry entry", runtime)
+	}
+	return k
+}
+
+// localHome is a directory of the data dir (in the home's own filesystem
+// when it has a quota, mounted meanwhile if need be).
+type localHome struct{}
+
+func (localHome) read(t testing.TB, h Home, name string) (b []byte, err error) {
+	err = h.inDir(t, func(dir string) (err error) {
+		b, err = os.ReadFile(filepath.Join(dir, name))
+		return err
+	})
+	return b, err
+}
+
+func (localHome) write(t testing.TB, h Home, name string, content []byte) error {
+	u, err := user.Lookup("atelier")
+	if err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return h.inDir(t, func(dir string) error {
+		p := filepath.Join(dir, name)
+		return errors.Join(os.WriteFile(p, content, 0o644), os.Chown(p, uid, gid))
+	})
+}
+
+func (localHome) hostPath(_ testing.TB, h Home) (string, error) { return h.dir(), nil }
+
+func (localHome) exists(_ testing.TB, h Home) (bool, error) {
+	if ok, err := h.FS().Exists(); ok || err != nil {
+		return ok, err
+	}
+	_, err := os.Stat(h.dir())
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// dockerHome is a volume, reached through the Engine API.
+type dockerHome struct{}
+
+func (dockerHome) read(t testing.TB, h Home, name string) ([]byte, error) {
+	return dockertest.ReadHomeFile(t, h.id, name)
+}
+
+func (dockerHome) write(t testing.TB, h Home, name string, content []byte) error {
+	return dockertest.WriteHomeFile(t, h.id, name, content)
+}
+
+func (dockerHome) hostPath(t testing.TB, h Home) (string, error) {
+	return dockertest.HomeMountpoint(t, h.id)
+}
+
+func (dockerHome) exists(t testing.TB, h Home) (bool, error) {
+	_, err := dockertest.HomeMountpoint(t, h.id)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// purgeLocal removes every desktop of the local runtime on dataDir, homes
+// included.
+func purgeLocal(t testing.TB, dataDir string) {
+	rt, err := local.New(local.Options{DataDir: dataDir, AgentPath: Binary(t, "atelier-agent")})
+	if err != nil {
+		t.Errorf("purge desktops of %s: %v", dataDir, err)
+		return
+	}
+	defer rt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := rt.List(ctx)
+	if err != nil {
+		t.Errorf("purge desktops: %v", err)
+	}
+	for _, in := range list {
+		if err := rt.Remove(ctx, in.ID, true); err != nil {
+			t.Errorf("purge desktop %s: %v", in.ID, err)
+		}
+	}
+}
