@@ -46,6 +46,9 @@ id=$(printf '%s\n' "$created" | sed -n 's/^  "id": "\(sess_[a-z2-7]*\)",$/\1/p')
 embed=$(printf '%s\n' "$created" | sed -n 's/^  "embed_url": "\([^"]*\)",\{0,1\}$/\1/p')
 [ -n "$id" ] || { echo "demo: no session was created" >&2; exit 1; }
 shot="$data/$id.png"
+# Ready means every component answers; the bar draws a moment later, so
+# the screenshot waits until the screen is still.
+echo '{"action":"settle","quiet":0.3,"duration":3}' | bin/atelier act "$id" >/dev/null
 bin/atelier session screenshot "$id" -o "$shot" >/dev/null
 
 cat <<MSG
