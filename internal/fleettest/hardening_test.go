@@ -203,14 +203,21 @@ func TestDataDirIsPrivate(t *testing.T) {
 	// Walked while the fleet runs: a clean close checkpoints and removes
 	// the database's -wal and -shm.
 
-	traversed := map[string]bool{f.DataDir: true, filepath.Join(f.DataDir, "desktops"): true, filepath.Join(f.DataDir, "desktops", s.ID): true}
+	// The desktop user passes through these on its way to its home, its
+	// run dir and the egress gate's socket (whose dir it may not list).
+	desk := filepath.Join(f.DataDir, "desktops", s.ID)
+	traversed := map[string]bool{f.DataDir: true, filepath.Join(f.DataDir, "desktops"): true, desk: true,
+		filepath.Join(desk, "home.fs"): true, filepath.Join(desk, "gate"): true}
 	seen := map[string]bool{}
 	err = filepath.WalkDir(f.DataDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(f.DataDir, p)
-		if filepath.Dir(filepath.Dir(rel)) == "desktops" && (d.Name() == "home" || d.Name() == "run") {
+		// Homes (plain, or in their own filesystem) and run dirs are the
+		// desktop user's, not the fleet's.
+		if p == filepath.Join(desk, "home") || p == filepath.Join(desk, "run") || p == filepath.Join(desk, "home.fs", "home") ||
+			p == filepath.Join(desk, "home.fs", "lost+found") {
 			return fs.SkipDir
 		}
 		fi, err := d.Info()

@@ -318,7 +318,12 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec, image string, n
 	if err := os.Chown(run, DesktopUID, DesktopGID); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
-	if err := os.MkdirAll(r.gateDir(id), 0o755); err != nil {
+	// The gate dir is the fleet's: the desktop may pass through it to the
+	// socket, not list or change it, whatever the umask.
+	if err := os.MkdirAll(r.gateDir(id), 0o711); err != nil {
+		return err
+	}
+	if err := os.Chmod(r.gateDir(id), 0o711); err != nil {
 		return err
 	}
 	res := spec.Resources

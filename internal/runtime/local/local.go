@@ -378,10 +378,12 @@ func (r *Runtime) prepareDirs(ctx context.Context, d *desk) error {
 			return err
 		}
 	}
-	if err := os.Mkdir(d.gate(), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+	// The gate dir is the fleet's: the desktop may pass through it to the
+	// socket, not list or change it, whatever the umask.
+	if err := os.Mkdir(d.gate(), 0o711); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
-	return nil
+	return os.Chmod(d.gate(), 0o711)
 }
 
 // mountHome mounts d's home filesystem, making it first for a new home
