@@ -253,6 +253,9 @@ func checkActions(acts []agentapi.Request, w, h int) error {
 // as they are once a person takes control (the model may do those again);
 // an unreachable desktop is an error.
 func (m *Manager) act(ctx context.Context, t Task, acts []agentapi.Request) ([]model.Result, []ActionResult, error) {
+	if len(acts) == 0 {
+		return nil, nil, nil // a step that only answers or thinks
+	}
 	who := sessions.Actor{Name: audit.ActorTask + t.ID, Claim: control.Claim{Task: t.ID}}
 	res, err := m.opts.Desktops.Act(ctx, t.SessionID, who, acts)
 	if len(res.Results) != len(acts) {
