@@ -234,6 +234,9 @@ func (m *Manager) emitStep(ctx context.Context, r *run, ev Event, step int, tota
 // checkActions validates every action before any runs, so a reply is
 // carried out whole or not at all.
 func checkActions(acts []agentapi.Request, w, h int) error {
+	if len(acts) > sessions.MaxActions {
+		return fmt.Errorf("%d actions in one step; send at most %d", len(acts), sessions.MaxActions)
+	}
 	for i := range acts {
 		a := &acts[i]
 		a.V = agentapi.Version
