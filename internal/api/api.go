@@ -42,9 +42,10 @@ type Options struct {
 	// fleet's runtime); nil: the snapshot routes answer 404.
 	Snapshots *snapshot.Store
 	Desktops  snapshot.Desktops
-	// Control, if set, is the sessions' control lease: input actions pass
-	// through it, and it serves takeover and hand-back; nil: the control
-	// routes answer 404 and input is never refused for control.
+	// Control, if set, is the sessions' control lease: it serves the
+	// control state, takeover and hand-back (nil: those routes answer
+	// 404). Input is admitted by the sessions' pipeline, which must be
+	// given the same leases (sessions.Options.Control).
 	Control *control.Leases
 
 	// ReadTimeout and IdleTimeout are HTTPServer's; 0: DefaultReadTimeout,

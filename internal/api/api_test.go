@@ -41,7 +41,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	rt := sessionstest.New()
-	m, err := sessions.Open(t.Context(), sessions.Options{Runtime: rt, Store: st})
+	leases := control.New(control.Options{})
+	t.Cleanup(leases.Close)
+	m, err := sessions.Open(t.Context(), sessions.Options{Runtime: rt, Store: st, Control: leases})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,8 +60,6 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { vh.Close() })
-	leases := control.New(control.Options{})
-	t.Cleanup(leases.Close)
 	b, err := budget.New(t.Context(), budget.Options{Store: st, CapUSD: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -302,11 +302,11 @@ func TestBadInput(t *testing.T) {
 		{"screenshot scale text", "GET", sid + "/screenshot?scale=half", ``, 400, apitype.CodeBadRequest},
 		{"actions empty", "POST", sid + "/actions", ``, 400, apitype.CodeBadAction},
 		{"actions empty list", "POST", sid + "/actions", `[]`, 400, apitype.CodeBadAction},
-		{"actions unknown verb", "POST", sid + "/actions", `{"action":"explode"}`, 400, apitype.CodeBadAction},
+		{"actions unknown verb", "POST", sid + "/actions", `{"action":"explode"}`, 400, apitype.CodeUnknownAction},
 		{"actions unknown field", "POST", sid + "/actions", `[{"action":"left_click","force":9}]`, 400, apitype.CodeBadAction},
-		{"actions bad version", "POST", sid + "/actions", `{"v":2,"action":"left_click"}`, 400, apitype.CodeBadAction},
-		{"actions out of bounds", "POST", sid + "/actions", `[{"action":"wait","duration":0.1},{"action":"left_click","coordinate":[5000,10]}]`, 400, apitype.CodeBadAction},
-		{"actions missing field", "POST", sid + "/actions", `{"actions":[{"action":"type"}]}`, 400, apitype.CodeBadAction},
+		{"actions bad version", "POST", sid + "/actions", `{"v":2,"action":"left_click"}`, 400, apitype.CodeBadVersion},
+		{"actions out of bounds", "POST", sid + "/actions", `[{"action":"wait","duration":0.1},{"action":"left_click","coordinate":[5000,10]}]`, 400, apitype.CodeBadCoordinate},
+		{"actions missing field", "POST", sid + "/actions", `{"actions":[{"action":"type"}]}`, 400, apitype.CodeMissingField},
 		{"actions long unknown", "POST", sid + "/actions", `{"actions":[],"later":true}`, 400, apitype.CodeBadRequest},
 		{"actions bad settle", "POST", sid + "/actions", `{"actions":[{"action":"wait","duration":0.1}],"observe":true,"settle":99}`, 400, apitype.CodeBadRequest},
 		{"actions huge", "POST", sid + "/actions", hugeActions, 413, apitype.CodeTooLarge},

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -14,18 +13,6 @@ import (
 // actorAPI is the audit actor of every request the API serves: it names
 // the credential class, never the token itself.
 const actorAPI = audit.ActorToken + "api"
-
-// recordSession writes a session lifecycle entry; a failure is logged, as
-// the action it records has already happened.
-func (s *Server) recordSession(ctx context.Context, id, event string) {
-	if s.opts.Audit == nil {
-		return
-	}
-	_, err := s.opts.Audit.Append(ctx, audit.Entry{Session: id, Kind: audit.KindSession, Detail: map[string]any{"event": event}})
-	if err != nil {
-		s.log.Error("audit session", "session", id, "event", event, "err", err)
-	}
-}
 
 // handleAudit serves GET /sessions/{id}/audit: the session's audit entries
 // as JSONL, filtered by audit.ParseFilter's parameters; follow=1 keeps the

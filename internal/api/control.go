@@ -88,17 +88,6 @@ func (s *Server) handleHandback(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// admitInput passes a request's input actions (inputs of them) through
-// the session's control lease, named by the X-Atelier-Lease header while a
-// person holds it; done is to be called once they have run. Observation
-// alone (a screenshot, the cursor, a wait) needs no lease.
-func (s *Server) admitInput(r *http.Request, id string, inputs int) (done func(), err error) {
-	if s.opts.Control == nil || inputs == 0 {
-		return func() {}, nil
-	}
-	return s.opts.Control.Act(id, control.Claim{Lease: r.Header.Get(apitype.HeaderLease), Inputs: inputs})
-}
-
 // holderOf returns who holds control when err is a refusal for that.
 func holderOf(err error) *apitype.Holder {
 	he, ok := errors.AsType[*control.HeldError](err)

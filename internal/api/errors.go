@@ -51,6 +51,11 @@ func classify(err error) (status int, code, msg string) {
 	case errors.Is(err, sessions.ErrBadResolution):
 		return http.StatusBadRequest, apitype.CodeBadResolution, msg
 	case errors.Is(err, sessions.ErrBadAction):
+		// A refusal the protocol names (bad_coordinate, missing_field, …)
+		// keeps its code, as it would from the agent.
+		if pe, ok := errors.AsType[*agentapi.Error](err); ok {
+			return http.StatusBadRequest, string(pe.Code), msg
+		}
 		return http.StatusBadRequest, apitype.CodeBadAction, msg
 	case errors.Is(err, snapshot.ErrInUse):
 		return http.StatusConflict, apitype.CodeSnapshotInUse, msg

@@ -27,6 +27,10 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("%w: x", sessions.ErrBadTheme), 400, apitype.CodeBadTheme},
 		{fmt.Errorf("%w: x", sessions.ErrBadResolution), 400, apitype.CodeBadResolution},
 		{fmt.Errorf("%w: x", sessions.ErrBadAction), 400, apitype.CodeBadAction},
+		// The protocol's code of a refused action reaches the client
+		// unchanged, not as bad_action.
+		{fmt.Errorf("%w: action 1: %w", sessions.ErrBadAction, agentapi.Errorf(agentapi.CodeBadCoordinate, "off")), 400, apitype.CodeBadCoordinate},
+		{fmt.Errorf("%w: action 0: %w", sessions.ErrBadAction, agentapi.Errorf(agentapi.CodeMissingField, "text")), 400, apitype.CodeMissingField},
 		{fmt.Errorf("%w: x", sessions.ErrBadInput), 400, apitype.CodeBadRequest},
 		{fmt.Errorf("%w: x", sessions.ErrNotRunning), 409, apitype.CodeNotRunning},
 		{fmt.Errorf("%w: x", sessions.ErrBusy), 409, apitype.CodeBusy},

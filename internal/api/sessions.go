@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
+	"atelier/internal/audit"
+	"atelier/internal/control"
 	"atelier/internal/egress"
 	"atelier/internal/sessions"
 )
@@ -84,7 +87,6 @@ func (s *Server) handleCreateSession(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	s.recordSession(r.Context(), se.ID, "created")
 	w.Header().Set("Location", "/sessions/"+se.ID)
 	if wait {
 		if se, err = s.sessions.WaitReady(r.Context(), se.ID, timeout); err != nil {
@@ -142,7 +144,6 @@ func (s *Server) handleDeleteSession(w http.ResponseWriter, r *http.Request) err
 	if err := s.sessions.Delete(r.Context(), r.PathValue("id"), purge); err != nil {
 		return err
 	}
-	s.recordSession(r.Context(), r.PathValue("id"), "deleted")
 	if purge && s.opts.Audit != nil {
 		if err := s.opts.Audit.Purge(r.PathValue("id")); err != nil {
 			return err
@@ -158,7 +159,6 @@ func (s *Server) handleStopSession(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	s.recordSession(r.Context(), se.ID, "stopped")
 	encode(w, http.StatusOK, s.toAPI(r.Context(), se))
 	return nil
 }
@@ -173,7 +173,6 @@ func (s *Server) handleStartSession(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	s.recordSession(r.Context(), se.ID, "started")
 	if wait {
 		if se, err = s.sessions.WaitReady(r.Context(), se.ID, timeout); err != nil {
 			return err
@@ -321,26 +320,25 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	inputs := 0
-	for _, q := range reqs {
-		if q.Action.IsInput() {
-			inputs++
-		}
-	}
-	done, err := s.admitInput(r, r.PathValue("id"), inputs)
+	who := sessions.Actor{Name: audit.ActorFrom(r.Context()), Claim: control.Claim{Lease: r.Header.Get(apitype.HeaderLease)}}
+	res, err := s.sessions.Act(r.Context(), r.PathValue("id"), who, reqs, obs)
 	if err != nil {
 		return err
 	}
-	res, err := s.sessions.Act(r.Context(), r.PathValue("id"), reqs, obs)
-	done()
-	if err != nil {
-		return err
-	}
-	out := apitype.ActionsResult{OK: res.OK(len(reqs)), Results: make([]apitype.ActionResult, 0, len(res.Results)), Observation: imageToAPI(res.Observation)}
+	out := apitype.ActionsResult{OK: res.OK(), Results: make([]apitype.ActionResult, 0, len(res.Results)), Observation: imageToAPI(res.Observation)}
+	// The results stop at the first action that failed or that the
+	// control lease refused; the rest did not run.
 	for _, ar := range res.Results {
-		o := apitype.ActionResult{Action: string(ar.Request.Action), ID: ar.Request.ID, OK: ar.Err == nil,
+		if errors.Is(ar.NotRun, sessions.ErrEarlierFailed) {
+			break
+		}
+		o := apitype.ActionResult{Action: string(ar.Request.Action), ID: ar.Request.ID, OK: ar.Err == nil && ar.NotRun == nil,
 			Image: imageToAPI(ar.Response.Image), TookMS: float64(ar.Took.Microseconds()) / 1000}
-		if ar.Err != nil {
+		switch {
+		case ar.NotRun != nil:
+			_, code, msg := classify(ar.NotRun)
+			o.Error = &apitype.ErrorDetail{Code: code, Message: msg, Holder: holderOf(ar.NotRun)}
+		case ar.Err != nil:
 			o.Error = &apitype.ErrorDetail{Code: string(ar.Err.Code), Message: ar.Err.Message}
 		}
 		if c := ar.Response.Cursor; c != nil {

@@ -88,8 +88,11 @@ type Result struct {
 	DurationMS float64 `json:"duration_ms"`
 }
 
-// CodeOK is Result.Code for an action that succeeded.
-const CodeOK = "ok"
+// Result codes of the fleet's own (the rest are the protocol's).
+const (
+	CodeOK     = "ok"      // the action succeeded
+	CodeNotRun = "not_run" // the action was not run: an earlier one failed, or the control lease refused it
+)
 
 // Cost is one model call's spend.
 type Cost struct {

@@ -20,6 +20,8 @@ import (
 	"atelier/internal/cli"
 	"atelier/internal/desktoptest"
 	"atelier/internal/model/scripted"
+	"atelier/internal/sessions"
+	"atelier/internal/sessions/sessionstest"
 	"atelier/internal/store"
 	"atelier/internal/tasks"
 )
@@ -27,6 +29,10 @@ import (
 type oneDesktop struct{ c *agentapi.Client }
 
 func (d oneDesktop) Agent(context.Context, string) (*agentapi.Client, error) { return d.c, nil }
+
+func (d oneDesktop) Act(ctx context.Context, _ string, _ sessions.Actor, reqs []agentapi.Request) (sessions.ActResult, error) {
+	return sessionstest.Act(ctx, d.c, reqs), nil
+}
 
 // taskFleet serves the task routes over a manager whose sessions all reach
 // the agent at sock.

@@ -104,20 +104,22 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	gwOpts.Recorder, gwOpts.Logger = auditor, log.With("part", "egress")
 	gw := egress.New(gwOpts)
 	f.closing(func() error { gw.Shutdown(); return nil })
+	// One control lease per session, which every input path passes
+	// through the sessions' pipeline.
+	leases := fleetwire.Control(f.Audit, cfg.View.ControlIdle)
+	f.closing(func() error { leases.Close(); return nil })
 	f.Sessions, err = sessions.Open(ctx, sessions.Options{Runtime: f.Runtime, Store: f.Store, Logger: log, Snapshots: snaps, Auditor: auditor,
-		Gateway: gw, Egress: cfg.Egress, MaxSessions: cfg.Limits.MaxSessions, Reconcile: opts.Reconcile})
+		Control: leases, Gateway: gw, Egress: cfg.Egress, MaxSessions: cfg.Limits.MaxSessions, Reconcile: opts.Reconcile})
 	if err != nil {
 		return nil, err
 	}
 	f.closing(func() error { f.Sessions.Close(); return nil })
-	leases := fleetwire.Control(f.Audit, cfg.View.ControlIdle)
-	f.closing(func() error { leases.Close(); return nil })
 	tokens, err := view.NewTokens(filepath.Join(cfg.DataDir, "embed.key"))
 	if err != nil {
 		return nil, err
 	}
 	vh, err := view.NewHandler(view.Options{Dialer: f.Sessions, Tokens: tokens, FrameAncestors: cfg.View.FrameAncestors,
-		PublicURL: cfg.View.PublicURL, DefaultTTL: cfg.View.EmbedTTL, NoVNCDir: cfg.View.NoVNCDir, Control: leases,
+		PublicURL: cfg.View.PublicURL, DefaultTTL: cfg.View.EmbedTTL, NoVNCDir: cfg.View.NoVNCDir, Control: leases, Input: f.Sessions,
 		OnViewer: auditor.RecordViewer, Logger: log.With("part", "view"), Generations: f.Store, MaxViews: cfg.Limits.MaxStreams})
 	if err != nil {
 		return nil, err

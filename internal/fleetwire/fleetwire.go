@@ -33,10 +33,21 @@ type Desktops struct{ Sessions *sessions.Manager }
 // wraps tasks.ErrNoDesktop.
 func (d Desktops) Agent(ctx context.Context, id string) (*agentapi.Client, error) {
 	c, err := d.Sessions.Agent(ctx, id)
+	return c, noDesktop(err)
+}
+
+// Act sends a task's actions through the sessions' one input pipeline.
+func (d Desktops) Act(ctx context.Context, id string, who sessions.Actor, reqs []agentapi.Request) (sessions.ActResult, error) {
+	res, err := d.Sessions.Act(ctx, id, who, reqs, nil)
+	return res, noDesktop(err)
+}
+
+// noDesktop wraps tasks.ErrNoDesktop around a missing or stopped session.
+func noDesktop(err error) error {
 	if errors.Is(err, sessions.ErrNoSession) || errors.Is(err, sessions.ErrNotRunning) || errors.Is(err, sessions.ErrBadID) {
-		return nil, fmt.Errorf("%w: %w", tasks.ErrNoDesktop, err)
+		return fmt.Errorf("%w: %w", tasks.ErrNoDesktop, err)
 	}
-	return c, err
+	return err
 }
 
 // Audit writes the fleet's events into the audit log.
@@ -50,17 +61,21 @@ func actor(ctx context.Context) string {
 	return audit.ActorFleet
 }
 
-// RecordAction satisfies sessions.Auditor: one action entry per action.
+// RecordAction satisfies sessions.Auditor: one action entry per action
+// sent, whoever sent it; one that did not run has code not_run.
 func (a Audit) RecordAction(ctx context.Context, id string, rec sessions.ActionRecord) error {
 	res := audit.Result{Code: audit.CodeOK, DurationMS: float64(rec.Took) / float64(time.Millisecond)}
-	if !rec.OK && rec.Error != nil {
+	switch {
+	case rec.NotRun != "":
+		res = audit.Result{Code: audit.CodeNotRun, Message: rec.NotRun}
+	case rec.Error != nil:
 		res.Code, res.Message = string(rec.Error.Code), rec.Error.Message
 	}
-	return a.action(ctx, id, actor(ctx), rec.Request, res)
-}
-
-func (a Audit) action(ctx context.Context, id, who string, req agentapi.Request, res audit.Result) error {
-	b, err := json.Marshal(req)
+	who := rec.Actor
+	if who == "" {
+		who = actor(ctx)
+	}
+	b, err := json.Marshal(rec.Request)
 	if err != nil {
 		return fmt.Errorf("audit action: %w", err)
 	}
@@ -77,8 +92,9 @@ func (a Audit) RecordEgress(session string, r egress.Record) {
 	a.Log.Append(context.Background(), audit.Entry{Session: session, Actor: audit.ActorDesktop, Kind: audit.KindEgress, Egress: &e})
 }
 
-// RecordSession writes a session entry for a lifecycle event ("created",
-// "stopped", "started", "deleted").
+// RecordSession satisfies sessions.Auditor: a session entry for a
+// lifecycle event ("created", "stopped", "started", "deleted",
+// "restarted").
 func (a Audit) RecordSession(ctx context.Context, id, event string) error {
 	_, err := a.Log.Append(ctx, audit.Entry{Session: id, Actor: actor(ctx), Kind: audit.KindSession, Detail: map[string]any{"event": event}})
 	return err
@@ -87,19 +103,6 @@ func (a Audit) RecordSession(ctx context.Context, id, event string) error {
 // RecordTaskStart writes a task "start" entry (actor task:<id>).
 func (a Audit) RecordTaskStart(ctx context.Context, t tasks.Task) error {
 	return a.task(ctx, t.SessionID, t.ID, map[string]any{"event": "start", "backend": t.Backend, "model": t.Model})
-}
-
-// RecordTaskAction writes one action entry of a task, as it ran or was
-// skipped.
-func (a Audit) RecordTaskAction(ctx context.Context, sessionID, taskID string, req agentapi.Request, res tasks.ActionResult) error {
-	r := audit.Result{Code: audit.CodeOK}
-	switch {
-	case res.Skipped:
-		r = audit.Result{Code: "not_run", Message: res.Error}
-	case !res.OK:
-		r = audit.Result{Code: "error", Message: res.Error}
-	}
-	return a.action(ctx, sessionID, audit.ActorTask+taskID, req, r)
 }
 
 // RecordTaskEvent writes what a task's events add to its actions: a cost

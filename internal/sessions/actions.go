@@ -36,21 +36,30 @@ type ScreenshotOptions struct {
 type ActionResult struct {
 	Request  agentapi.Request
 	Response agentapi.Response
-	// Err is the agent's refusal, nil when the action ran.
+	// Err is the agent's refusal (or, with code unavailable, an
+	// unreachable desktop); nil when the action ran or did not run.
 	Err  *agentapi.Error
 	Took time.Duration
+	// NotRun says why the action did not run: ErrEarlierFailed, or the
+	// control lease's refusal. Nil when it ran.
+	NotRun error
 }
 
-// ActResult is the outcome of Act: a result per action run, in order, and
-// the observation if asked for.
+// ActResult is the outcome of Act: a result per action sent, in order,
+// and the observation if asked for.
 type ActResult struct {
 	Results     []ActionResult
 	Observation *agentapi.Image
 }
 
-// OK reports whether every action ran.
-func (r ActResult) OK(sent int) bool {
-	return len(r.Results) == sent && (sent == 0 || r.Results[sent-1].Err == nil)
+// OK reports whether every action ran and succeeded.
+func (r ActResult) OK() bool {
+	for _, ar := range r.Results {
+		if ar.Err != nil || ar.NotRun != nil {
+			return false
+		}
+	}
+	return len(r.Results) > 0
 }
 
 // running returns a running session's stored row.
@@ -65,13 +74,21 @@ func (m *Manager) running(ctx context.Context, id string) (store.Session, error)
 	return se, nil
 }
 
-// Act runs actions on a session's desktop, in order, with protocol v1
-// semantics, stopping at the first the agent refuses. Every action is
-// checked first (fields, limits, coordinates within the session's
-// resolution): one bad action runs none. If obs is set, a screenshot taken
+// Act is the one way input reaches a desktop, for every caller (the API,
+// the task loop, later MCP): it checks every action first (fields,
+// limits, coordinates within the session's resolution: one bad action
+// runs none), then, in order, passes each input action through the
+// control lease (who.Claim), runs it on the agent and records it in the
+// audit log as who.Name, before the lease may change hands. It stops at
+// the first action that fails or is refused; the rest are recorded as not
+// run. Every action sent has a result.
+//
+// The error is for the call as a whole: a bad action, a stopped session,
+// a desktop that did not answer the first action, or a lease that refused
+// the first. If obs is set and the call did not fail, a screenshot taken
 // after the actions settle comes back in the same answer, even when an
 // action failed, so the caller sees where it stands.
-func (m *Manager) Act(ctx context.Context, id string, reqs []agentapi.Request, obs *Observe) (ActResult, error) {
+func (m *Manager) Act(ctx context.Context, id string, who Actor, reqs []agentapi.Request, obs *Observe) (ActResult, error) {
 	se, err := m.running(ctx, id)
 	if err != nil {
 		return ActResult{}, err
@@ -84,11 +101,13 @@ func (m *Manager) Act(ctx context.Context, id string, reqs []agentapi.Request, o
 		if r.V == 0 {
 			r.V = agentapi.Version
 		}
+		// The protocol's own code (bad_coordinate, missing_field, …)
+		// stays in the chain for the caller.
 		if err := r.Validate(); err != nil {
-			return ActResult{}, fmt.Errorf("%w: action %d: %v", ErrBadAction, i, err)
+			return ActResult{}, fmt.Errorf("%w: action %d: %w", ErrBadAction, i, err)
 		}
 		if err := r.CheckBounds(se.Resolution.Width, se.Resolution.Height); err != nil {
-			return ActResult{}, fmt.Errorf("%w: action %d: %v", ErrBadAction, i, err)
+			return ActResult{}, fmt.Errorf("%w: action %d: %w", ErrBadAction, i, err)
 		}
 	}
 	var shot agentapi.Request
@@ -102,26 +121,31 @@ func (m *Manager) Act(ctx context.Context, id string, reqs []agentapi.Request, o
 	}
 
 	c := m.agent(id)
-	var res ActResult
+	res := ActResult{Results: make([]ActionResult, 0, len(reqs))}
+	var stop, fatal error // why the rest do not run; a failure of the call
 	for _, r := range reqs {
-		t0 := time.Now()
-		resp, err := c.Do(ctx, r)
-		ar := ActionResult{Request: r, Response: resp, Took: time.Since(t0)}
-		var perr *agentapi.Error
-		switch {
-		case err == nil:
-		case errors.As(err, &perr) && perr.Code == agentapi.CodeUnavailable && len(res.Results) == 0:
-			return ActResult{}, fmt.Errorf("%w: %s: %v", ErrUnavailable, id, err)
-		case errors.As(err, &perr):
-			ar.Err = perr
-		default:
-			return res, fmt.Errorf("%s on %s: %w", r.Action, id, err)
+		ar := ActionResult{Request: r, NotRun: stop}
+		if stop == nil {
+			ar, fatal = m.actOne(ctx, id, c, who, r)
+		} else {
+			m.audit(ctx, id, who, ar)
 		}
-		m.audit(ctx, id, ar)
 		res.Results = append(res.Results, ar)
-		if ar.Err != nil {
-			break
+		switch {
+		case ar.NotRun != nil:
+			stop = ar.NotRun
+		case ar.Err != nil:
+			stop = ErrEarlierFailed
 		}
+	}
+	first := res.Results[0]
+	switch {
+	case fatal != nil:
+		return res, fatal
+	case first.Err != nil && first.Err.Code == agentapi.CodeUnavailable:
+		return res, fmt.Errorf("%w: %s: %v", ErrUnavailable, id, first.Err)
+	case first.NotRun != nil:
+		return res, first.NotRun
 	}
 	if obs != nil {
 		settle := obs.Settle
@@ -144,12 +168,51 @@ func (m *Manager) Act(ctx context.Context, id string, reqs []agentapi.Request, o
 	return res, nil
 }
 
-func (m *Manager) audit(ctx context.Context, id string, ar ActionResult) {
+// actOne runs one action: the lease (for input), the agent, the audit
+// entry, in that order; the lease is let go only after the entry, so the
+// log orders the action before any takeover that follows. The error is a
+// failure other than the agent's answer (the connection, ctx).
+func (m *Manager) actOne(ctx context.Context, id string, c *agentapi.Client, who Actor, r agentapi.Request) (ActionResult, error) {
+	ar := ActionResult{Request: r}
+	if r.Action.IsInput() {
+		done, err := m.AdmitInput(id, who.Claim)
+		if err != nil {
+			ar.NotRun = err
+			m.audit(ctx, id, who, ar)
+			return ar, nil
+		}
+		defer done()
+	}
+	t0 := time.Now()
+	resp, err := c.Do(ctx, r)
+	ar.Response, ar.Took = resp, time.Since(t0)
+	var fatal error
+	if err != nil {
+		perr, ok := errors.AsType[*agentapi.Error](err)
+		if !ok {
+			fatal = fmt.Errorf("%s on %s: %w", r.Action, id, err)
+			perr = &agentapi.Error{Code: agentapi.CodeUnavailable, Message: err.Error()}
+		}
+		ar.Err = perr
+	}
+	m.audit(ctx, id, who, ar)
+	return ar, fatal
+}
+
+// audit records one action's outcome. The action has happened (or been
+// refused): a cancelled ctx does not keep it out of the log.
+func (m *Manager) audit(ctx context.Context, id string, who Actor, ar ActionResult) {
 	if m.opts.Auditor == nil {
 		return
 	}
-	rec := ActionRecord{Request: ar.Request, OK: ar.Err == nil, Error: ar.Err, Took: ar.Took}
-	if err := m.opts.Auditor.RecordAction(ctx, id, rec); err != nil {
+	rec := ActionRecord{Actor: who.Name, Request: ar.Request, OK: ar.Err == nil && ar.NotRun == nil, Error: ar.Err, Took: ar.Took}
+	if ar.NotRun != nil {
+		rec.NotRun = ar.NotRun.Error()
+		if !errors.Is(ar.NotRun, ErrEarlierFailed) {
+			rec.NotRun = "not run: " + rec.NotRun
+		}
+	}
+	if err := m.opts.Auditor.RecordAction(context.WithoutCancel(ctx), id, rec); err != nil {
 		m.log.Error("audit action", "session", id, "verb", string(ar.Request.Action), "err", err)
 	}
 }

@@ -19,6 +19,9 @@ var (
 	ErrNotReady      = errors.New("desktop not ready")
 	ErrBusy          = errors.New("session is busy")
 	ErrUnavailable   = errors.New("desktop does not answer")
+	// ErrEarlierFailed is why an action did not run after one that
+	// failed (ActionResult.NotRun).
+	ErrEarlierFailed = errors.New("not run: an earlier action failed")
 	// ErrTooMany refuses a create or start past Options.MaxSessions.
 	ErrTooMany = errors.New("too many sessions")
 )

@@ -42,8 +42,13 @@ type Options struct {
 	Runtime runtime.Runtime // required
 	Store   *store.Store    // required
 	Logger  *slog.Logger    // nil: discard
-	// Auditor, if set, records every action run through Act.
+	// Auditor, if set, records every action sent through Act and every
+	// lifecycle event (created, started, stopped, deleted, restarted).
 	Auditor Auditor
+	// Control, if set, admits each input action of Act and each input
+	// the live view passes (AdmitInput): the control lease. Nil admits
+	// everything.
+	Control Gate
 	// Snapshots, if set, lets sessions be created from a snapshot.
 	Snapshots SnapshotSource
 	// Gateway, if set, serves each running desktop's egress on the
@@ -80,17 +85,25 @@ type Gateway interface {
 	Close(id string)
 }
 
-// Auditor records actions; the audit log satisfies it.
+// Auditor records actions and lifecycle events; the audit log satisfies
+// it.
 type Auditor interface {
 	RecordAction(ctx context.Context, sessionID string, a ActionRecord) error
+	// RecordSession records a lifecycle event (EventCreated, …) by ctx's
+	// actor, else the fleet.
+	RecordSession(ctx context.Context, sessionID, event string) error
 }
 
 // ActionRecord is one action as the audit log keeps it.
 type ActionRecord struct {
+	// Actor is who sent it; empty means ctx's actor.
+	Actor   string
 	Request agentapi.Request
 	OK      bool
 	Error   *agentapi.Error
-	Took    time.Duration
+	// NotRun says why the action did not run; empty when it ran.
+	NotRun string
+	Took   time.Duration
 }
 
 // Session is a session as the manager reports it: the stored facts and the
@@ -291,6 +304,8 @@ func (m *Manager) ensureRunning(ctx context.Context, se store.Session, exists bo
 		return
 	}
 	l.setErr(nil)
+	// The fleet did it, whatever context it was opened with.
+	m.recordLifecycle(context.Background(), se.ID, EventRestarted)
 	m.log.Info("session restarted", "session", se.ID, "runtime", m.rt.Name(), "took", time.Since(t0))
 }
 
@@ -525,6 +540,7 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (Session, error) 
 		m.forget(se.ID)
 		return Session{}, fmt.Errorf("create session: %w", err)
 	}
+	m.recordLifecycle(ctx, se.ID, EventCreated)
 	m.log.Info("session created", "session", se.ID, "runtime", m.rt.Name(), "resolution", se.Resolution.String(), "took", time.Since(t0))
 	return m.session(se, StateStarting), nil
 }
@@ -760,6 +776,7 @@ func (m *Manager) setDesired(ctx context.Context, id, desired string) (Session, 
 		}
 		m.closeGate(id)
 		l.setErr(nil)
+		m.recordLifecycle(ctx, id, EventStopped)
 		m.log.Info("session stopped", "session", id, "took", time.Since(t0))
 		return m.session(se, StateStopped), nil
 	}
@@ -775,6 +792,7 @@ func (m *Manager) setDesired(ctx context.Context, id, desired string) (Session, 
 		return Session{}, fmt.Errorf("start %s: %w", id, err)
 	}
 	l.setErr(nil)
+	m.recordLifecycle(ctx, id, EventStarted)
 	m.log.Info("session started", "session", id, "took", time.Since(t0))
 	return m.session(se, StateStarting), nil
 }
@@ -798,6 +816,7 @@ func (m *Manager) Delete(ctx context.Context, id string, purge bool) error {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	m.forget(id)
+	m.recordLifecycle(ctx, id, EventDeleted)
 	m.log.Info("session deleted", "session", id, "purge", purge)
 	return nil
 }

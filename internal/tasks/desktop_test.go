@@ -16,6 +16,8 @@ import (
 	"atelier/internal/agent"
 	"atelier/internal/agentapi"
 	"atelier/internal/desktoptest"
+	"atelier/internal/sessions"
+	"atelier/internal/sessions/sessionstest"
 	"atelier/internal/tasks"
 )
 
@@ -95,4 +97,13 @@ func (d desktops) Agent(_ context.Context, id string) (*agentapi.Client, error) 
 		return d.fallback, nil
 	}
 	return nil, fmt.Errorf("session %s: %w", id, tasks.ErrNoDesktop)
+}
+
+// Act runs the actions on the session's agent (sessionstest.Act).
+func (d desktops) Act(ctx context.Context, id string, _ sessions.Actor, reqs []agentapi.Request) (sessions.ActResult, error) {
+	c, err := d.Agent(ctx, id)
+	if err != nil {
+		return sessions.ActResult{}, err
+	}
+	return sessionstest.Act(ctx, c, reqs), nil
 }

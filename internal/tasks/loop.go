@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"atelier/internal/agentapi"
+	"atelier/internal/audit"
 	"atelier/internal/budget"
 	"atelier/internal/control"
 	"atelier/internal/model"
+	"atelier/internal/sessions"
 )
 
 // outcome is how a task ended.
@@ -203,7 +205,7 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		}
 
 		var actErr error
-		results, ev.Results, actErr = m.act(ctx, agent, t, reply.Actions)
+		results, ev.Results, actErr = m.act(ctx, t, reply.Actions)
 		m.emitStep(ctx, r, ev, step, total)
 		if actErr != nil {
 			if ctx.Err() != nil {
@@ -232,6 +234,9 @@ func (m *Manager) emitStep(ctx context.Context, r *run, ev Event, step int, tota
 // checkActions validates every action before any runs, so a reply is
 // carried out whole or not at all.
 func checkActions(acts []agentapi.Request, w, h int) error {
+	if len(acts) > sessions.MaxActions {
+		return fmt.Errorf("%d actions in one step; send at most %d", len(acts), sessions.MaxActions)
+	}
 	for i := range acts {
 		a := &acts[i]
 		a.V = agentapi.Version
@@ -245,56 +250,45 @@ func checkActions(acts []agentapi.Request, w, h int) error {
 	return nil
 }
 
-// act runs acts in order, each through the session's control lease, and
+// act sends acts through the sessions' input pipeline as the task and
 // returns their results for the model and for the step event. An action
 // the agent refuses is reported in its result and the rest are skipped,
-// as they are once a person takes control; an unreachable desktop is an
-// error. Each action is recorded as it runs, while the lease admits it, so
-// the audit log orders it before any takeover that follows.
-func (m *Manager) act(ctx context.Context, agent *agentapi.Client, t Task, acts []agentapi.Request) ([]model.Result, []ActionResult, error) {
+// as they are once a person takes control (the model may do those again);
+// an unreachable desktop is an error.
+func (m *Manager) act(ctx context.Context, t Task, acts []agentapi.Request) ([]model.Result, []ActionResult, error) {
+	if len(acts) == 0 {
+		return nil, nil, nil // a step that only answers or thinks
+	}
+	who := sessions.Actor{Name: audit.ActorTask + t.ID, Claim: control.Claim{Task: t.ID}}
+	res, err := m.opts.Desktops.Act(ctx, t.SessionID, who, acts)
+	if len(res.Results) != len(acts) {
+		return nil, nil, err // nothing was sent: the session is gone, or the call refused
+	}
 	results := make([]model.Result, len(acts))
 	outs := make([]ActionResult, len(acts))
-	var stop, fatal error
-	notRun := "not run: an earlier action failed"
-	for i, a := range acts {
-		if stop != nil || fatal != nil {
-			results[i].Error, outs[i] = notRun, ActionResult{Error: notRun, Skipped: true}
-			results[i].Interrupted = errors.Is(stop, control.ErrHeld)
-			m.recordAction(ctx, t, a, outs[i])
-			continue
+	var fatal error
+	for i, ar := range res.Results {
+		switch {
+		case errors.Is(ar.NotRun, sessions.ErrEarlierFailed):
+			results[i].Error, outs[i] = ar.NotRun.Error(), ActionResult{Error: ar.NotRun.Error(), Skipped: true}
+		case ar.NotRun != nil:
+			const taken = "not run: a person took control of the desktop"
+			results[i].Error, outs[i] = taken, ActionResult{Error: taken, Skipped: true}
+			results[i].Interrupted = i == 0 || errors.Is(ar.NotRun, control.ErrHeld) || res.Results[i-1].NotRun == nil
+		case ar.Err != nil:
+			results[i].Error, outs[i] = ar.Err.Error(), ActionResult{Error: ar.Err.Error()}
+			if ar.Err.Code == agentapi.CodeUnavailable || ar.Err.Code == agentapi.CodeTimeout {
+				fatal = ar.Err
+			}
+		default:
+			outs[i].OK = true
 		}
-		if a.Action == agentapi.Screenshot {
-			// The next turn carries a fresh screenshot anyway.
-			outs[i] = ActionResult{OK: true}
-			m.recordAction(ctx, t, a, outs[i])
-			continue
+		if ar.NotRun == nil && ar.Request.Action.IsPointer() { // a key press says nothing of the pointer
+			results[i].Cursor = ar.Response.Cursor
 		}
-		done, err := m.opts.Control.Act(t.SessionID, control.Claim{Task: t.ID})
-		if err != nil {
-			notRun = "not run: a person took control of the desktop"
-			results[i].Error, results[i].Interrupted = notRun, true
-			outs[i], stop = ActionResult{Error: notRun, Skipped: true}, err
-			m.recordAction(ctx, t, a, outs[i])
-			continue
-		}
-		resp, err := agent.Do(ctx, a)
-		if a.Action.IsPointer() { // a key press says nothing of the pointer
-			results[i].Cursor = resp.Cursor
-		}
-		outs[i] = ActionResult{OK: err == nil}
-		if err != nil {
-			results[i].Error, outs[i].Error = err.Error(), err.Error()
-		}
-		m.recordAction(ctx, t, a, outs[i])
-		done()
-		if err == nil {
-			continue
-		}
-		if pe, ok := errors.AsType[*agentapi.Error](err); !ok || pe.Code == agentapi.CodeUnavailable || pe.Code == agentapi.CodeTimeout {
-			fatal = err
-		} else {
-			stop = err
-		}
+	}
+	if fatal == nil && err != nil && res.Results[0].NotRun == nil {
+		fatal = err
 	}
 	return results, outs, fatal
 }
@@ -316,16 +310,6 @@ func (m *Manager) settle(ctx context.Context, agent *agentapi.Client) {
 		}
 	} else if err != nil {
 		m.log.Debug("settle", "err", err)
-	}
-}
-
-// recordAction hands one action's outcome to the recorder, if any.
-func (m *Manager) recordAction(ctx context.Context, t Task, a agentapi.Request, res ActionResult) {
-	if m.opts.Recorder == nil {
-		return
-	}
-	if err := m.opts.Recorder.RecordTaskAction(context.WithoutCancel(ctx), t.SessionID, t.ID, a, res); err != nil {
-		m.log.Error("audit task action", "task", t.ID, "action", a.Action, "err", err)
 	}
 }
 

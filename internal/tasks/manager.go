@@ -44,8 +44,9 @@ type Options struct {
 	SettleQuiet, SettleMax time.Duration
 	// ModelTimeout bounds one model call, retries included; 0 means 3 minutes.
 	ModelTimeout time.Duration
-	// Control is the sessions' control lease; nil means a lease of the
-	// manager's own, which only its tasks use.
+	// Control is the sessions' control lease, the one the Desktops'
+	// input pipeline admits actions with; nil means a lease of the
+	// manager's own, for a pipeline without one.
 	Control  Control
 	Recorder Recorder // optional
 	Logger   *slog.Logger

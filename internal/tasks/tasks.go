@@ -13,6 +13,7 @@ import (
 	"atelier/internal/agentapi"
 	"atelier/internal/control"
 	"atelier/internal/model"
+	"atelier/internal/sessions"
 )
 
 // Status is a task's state. Running, paused for a human and needing help
@@ -147,11 +148,17 @@ type ActionResult struct {
 	Skipped bool `json:"skipped,omitempty"`
 }
 
-// Desktops gives the loop a session's agent. The fleet's sessions manager
-// satisfies it; an error for a missing or stopped desktop wraps
+// Desktops gives the loop a session's desktop. The fleet's sessions
+// manager satisfies it; an error for a missing or stopped desktop wraps
 // ErrNoDesktop.
 type Desktops interface {
+	// Agent is for looking: the desktop's status, a step's screenshot,
+	// settling.
 	Agent(ctx context.Context, sessionID string) (*agentapi.Client, error)
+	// Act sends a step's actions through the sessions' one input
+	// pipeline (sessions.Manager.Act): the control lease, the agent and
+	// the audit log, as every other caller's.
+	Act(ctx context.Context, sessionID string, who sessions.Actor, reqs []agentapi.Request) (sessions.ActResult, error)
 }
 
 // Backend begins conversations with one kind of model.
@@ -160,20 +167,19 @@ type Backend interface {
 }
 
 // Control is the sessions' control lease (*control.Leases): a task holds
-// its session's lease, every action it sends passes through it, and it
-// waits for its turn while a person has the desktop or it needs help.
+// its session's lease, which every action it sends passes (in
+// Desktops.Act, claimed by the task), and it waits for its turn while a
+// person has the desktop or it needs help.
 type Control interface {
 	BeginTask(session, task string, hook func(control.Change)) error
 	EndTask(session, task string)
-	Act(session string, c control.Claim) (done func(), err error)
 	WaitTurn(ctx context.Context, session, task string) (control.Resumed, error)
 	AskHelp(session, task, question string) error
 }
 
-// Recorder receives every task's start, each action as it runs, and every
-// event (the audit log). Optional.
+// Recorder receives every task's start and every event (the audit log;
+// the actions are recorded by the input pipeline). Optional.
 type Recorder interface {
 	RecordTaskStart(ctx context.Context, t Task) error
-	RecordTaskAction(ctx context.Context, sessionID, taskID string, req agentapi.Request, res ActionResult) error
 	RecordTaskEvent(ctx context.Context, sessionID, taskID string, ev Event) error
 }

@@ -14,6 +14,7 @@ import (
 
 	"atelier/desktop"
 	"atelier/internal/control"
+	"atelier/internal/sessions"
 	"atelier/internal/view"
 )
 
@@ -101,7 +102,7 @@ func BenchmarkInputToPixel(b *testing.B) {
 			if gated {
 				leases = control.New(control.Options{})
 				defer leases.Close()
-				opts.Control = leases
+				opts.Control, opts.Input = leases, sessions.Admission{Gate: leases}
 			}
 			p := openViewer(b, bctx, newFleetWith(b, opts), "s-1", view.ModeControl)
 			if gated {

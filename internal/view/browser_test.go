@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"atelier/internal/control"
+	"atelier/internal/sessions"
 	"atelier/internal/view"
 )
 
@@ -316,7 +317,7 @@ func TestBrowserTakeControl(t *testing.T) {
 	d := startDesktop(t, res)
 	log, x, y := smallProbe(t, d)
 	leases := browserLeases(t)
-	f := newFleetWith(t, view.Options{Dialer: dialer{"s-1": d.VNCSock}, Control: leases})
+	f := newFleetWith(t, view.Options{Dialer: dialer{"s-1": d.VNCSock}, Control: leases, Input: sessions.Admission{Gate: leases}})
 	p := openViewer(t, startBrowser(t), f, "s-1", view.ModeControl)
 	p.waitHolder("task", "Agent in control")
 
@@ -371,7 +372,7 @@ func TestBrowserTakeControl(t *testing.T) {
 func TestBrowserViewTokenCannotTakeControl(t *testing.T) {
 	d := startDesktop(t, res)
 	leases := browserLeases(t)
-	f := newFleetWith(t, view.Options{Dialer: dialer{"s-1": d.VNCSock}, Control: leases})
+	f := newFleetWith(t, view.Options{Dialer: dialer{"s-1": d.VNCSock}, Control: leases, Input: sessions.Admission{Gate: leases}})
 	p := openViewer(t, startBrowser(t), f, "s-1", view.ModeView)
 	p.waitHolder("task", "Agent in control")
 	if !eval[bool](p, `document.getElementById("take").hidden && document.getElementById("handback").hidden`) {

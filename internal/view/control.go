@@ -11,13 +11,19 @@ import (
 	"atelier/internal/control"
 )
 
-// Control is the sessions' control lease, as the live view uses it.
-// *control.Leases satisfies it.
+// Control is the sessions' control lease, as the live view's control
+// routes use it. *control.Leases satisfies it.
 type Control interface {
-	Act(session string, c control.Claim) (done func(), err error)
 	TakeOver(ctx context.Context, session, who, viewer string) (control.Lease, error)
 	HandBack(session, by, leaseID, message string) (control.Change, error)
 	State(session string) control.State
+}
+
+// Admitter admits one input event on a session for a claim: the lease
+// step every input path shares. *sessions.Manager (and
+// sessions.Admission) satisfy it.
+type Admitter interface {
+	AdmitInput(session string, claim control.Claim) (done func(), err error)
 }
 
 // viewerActor is who takes control through a viewer, in the audit log's

@@ -66,11 +66,13 @@ type Options struct {
 	// OnViewer, if set, hears every view that opens and closes (the fleet
 	// writes them to the audit log). It must not block.
 	OnViewer func(ViewerEvent)
-	// Control, if set, is the sessions' control lease: a control viewer's
-	// input passes only when its claim is admitted, and the page offers
-	// to take control and hand it back. Nil: a control token's input
-	// always passes.
+	// Control, if set, is the sessions' control lease: the page offers
+	// to take control and hand it back.
 	Control Control
+	// Input, if set, admits a control viewer's input events: the lease
+	// step of the sessions' input pipeline (sessions.Manager), claimed by
+	// the viewer. Nil: a control token's input always passes.
+	Input Admitter
 	// Generations, if set, keeps each session's token generation, so a
 	// session's tokens can be revoked (Revoke); nil: every token is of
 	// generation 0 and none can be revoked.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"atelier/internal/control"
+	"atelier/internal/sessions"
 	"atelier/internal/view"
 )
 
@@ -93,7 +94,7 @@ func TestControlLeaseGatesInput(t *testing.T) {
 	if err := leases.BeginTask("s-1", "t-1", nil); err != nil {
 		t.Fatal(err)
 	}
-	f := newFleetWith(t, view.Options{Dialer: dialer{"s-1": d.VNCSock}, Control: leases})
+	f := newFleetWith(t, view.Options{Dialer: dialer{"s-1": d.VNCSock}, Control: leases, Input: sessions.Admission{Gate: leases}})
 	mine := netConn(t, f.dialViewer(t, "s-1", view.ModeControl, "v-mine"))
 	other := netConn(t, f.dialViewer(t, "s-1", view.ModeControl, "v-other"))
 	anonymous := netConn(t, f.dialView(t, "s-1", view.ModeControl))

@@ -108,15 +108,16 @@ func endedBy(ctx context.Context) string {
 }
 
 // gate is what a viewer's input passes on the way to session's desktop:
-// nothing for a view token (its input is dropped) or without a control
-// lease, else the lease, claimed by the viewer's id. A control viewer
-// without an id acts only while nobody holds the lease.
+// nothing for a view token (its input is dropped) or without an
+// admitter, else the input pipeline's lease step, claimed by the viewer's
+// id. A control viewer without an id acts only while nobody holds the
+// lease.
 func (h *Handler) gate(session string, mode Mode, viewer string) gate {
-	if mode != ModeControl || h.opts.Control == nil {
+	if mode != ModeControl || h.opts.Input == nil {
 		return nil
 	}
 	claim := control.Claim{Viewer: viewer}
-	return func() (func(), error) { return h.opts.Control.Act(session, claim) }
+	return func() (func(), error) { return h.opts.Input.AdmitInput(session, claim) }
 }
 
 func (h *Handler) viewerEvent(ev ViewerEvent) {

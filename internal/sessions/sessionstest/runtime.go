@@ -1,7 +1,8 @@
 // Package sessionstest provides an in-memory runtime.Runtime for unit
 // tests of the logic above runtimes (the session manager, the API). It runs
 // nothing: its desktops have no agent, so every Dial fails. Tests of real
-// behaviour use a real runtime (runtime/local, via fleettest).
+// behaviour use a real runtime (runtime/local, via fleettest). Act drives
+// a real agent as the input pipeline does, for tests of its callers.
 package sessionstest
 
 import (
