@@ -303,7 +303,8 @@ const legacyPause = 500 * time.Millisecond
 // next screenshot reports an unreachable desktop.
 func (m *Manager) settle(ctx context.Context, agent *agentapi.Client) {
 	_, err := agent.Do(ctx, agentapi.Request{Action: agentapi.Settle, Quiet: m.opts.SettleQuiet.Seconds(), Duration: m.opts.SettleMax.Seconds()})
-	if pe, ok := errors.AsType[*agentapi.Error](err); ok && pe.Code == agentapi.CodeUnknownAction {
+	// The agent client reports an agent without the verb as outdated.
+	if pe, ok := errors.AsType[*agentapi.Error](err); ok && pe.Code == agentapi.CodeAgentOutdated {
 		select {
 		case <-time.After(min(legacyPause, m.opts.SettleMax)):
 		case <-ctx.Done():
