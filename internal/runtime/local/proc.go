@@ -193,7 +193,11 @@ func procMemory(pid int, field string) (int64, error) {
 // then kills the tree. Once the sandbox's pid 1 is gone the kernel has
 // killed everything else in its pid namespace, so nothing is left over.
 func (r *Runtime) terminate(ctx context.Context, p *proc) error {
-	for _, c := range tree(p.pid)[1:] {
+	procs := tree(p.pid)
+	// However the sandbox ends, none of its processes may outlive Stop:
+	// they hold its mounts, sockets and files.
+	defer awaitGone(procs, 5*time.Second)
+	for _, c := range procs[1:] {
 		syscall.Kill(c, syscall.SIGTERM)
 	}
 	wctx, cancel := context.WithTimeout(ctx, r.opts.StopTimeout)
@@ -212,4 +216,18 @@ func (r *Runtime) terminate(ctx context.Context, p *proc) error {
 		return fmt.Errorf("pid %d survived SIGKILL: %w", p.pid, err)
 	}
 	return nil
+}
+
+// awaitGone waits, for at most timeout, until none of pids runs (gone, or
+// a zombie left for its reaper): a killed process takes a moment to exit.
+func awaitGone(pids []int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for _, pid := range pids {
+		for time.Now().Before(deadline) {
+			if st, err := readStat(pid); err != nil || st.state == 'Z' {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
