@@ -6,3 +6,5 @@ func SetHost(h Host) (restore func()) {
 	readHost = func() (Host, error) { return h, nil }
 	return func() { readHost = old }
 }
+
+var SizeText = sizeText

@@ -51,3 +51,23 @@ func TestLoadHomeQuotaRefuses(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSize: any string is a size or a clear error, never a panic or a
+// negative size, and a size written back reads as itself.
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"10GiB", "512MiB", "2G", "0", "1073741824", " 3 k", "9999999999TiB", "-1", "1.5GiB", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := config.ParseSize(s)
+		if err != nil {
+			return
+		}
+		if n < 0 {
+			t.Fatalf("ParseSize(%q) = %d", s, n)
+		}
+		if back, err := config.ParseSize(config.SizeText(n)); err != nil || (back != n && (n%(1<<10) == 0 || n < 1<<20)) {
+			t.Fatalf("ParseSize(SizeText(%d)) = %d, %v", n, back, err)
+		}
+	})
+}
