@@ -72,6 +72,7 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	opts.Logger = slog.New(RequestIDLogs(opts.Logger.Handler()))
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = DefaultReadTimeout
 	}
@@ -94,7 +95,7 @@ func New(opts Options) *Server {
 		mux.Handle(rt.pattern, s.serve(h))
 		s.patterns = append(s.patterns, rt.pattern)
 	}
-	s.handler = s.recover(s.logRequests(secureHeaders(s.fallback(mux))))
+	s.handler = withRequestID(s.recover(s.logRequests(secureHeaders(s.fallback(mux)))))
 	return s
 }
 

@@ -21,7 +21,7 @@ func (s *Server) serve(h handler) http.Handler {
 		}
 		status, code, msg := classify(err)
 		if status >= 500 {
-			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+			s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 		}
 		writeErrorDetail(w, status, apitype.ErrorDetail{Code: code, Message: msg, Holder: holderOf(err)})
 	})
@@ -104,7 +104,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		t0 := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "bytes", sw.bytes, "took", time.Since(t0))
+		s.log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "bytes", sw.bytes, "took", time.Since(t0))
 	})
 }
 
@@ -120,7 +120,7 @@ func (s *Server) recover(next http.Handler) http.Handler {
 			case http.ErrAbortHandler: // the server's own way to drop a response
 				panic(v)
 			}
-			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			s.log.ErrorContext(r.Context(), "handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 			writeError(w, http.StatusInternalServerError, apitype.CodeInternal, "internal error; the fleet's log has the details")
 		}()
 		next.ServeHTTP(w, r)

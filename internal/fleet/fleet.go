@@ -68,6 +68,8 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// A part that logs with a request's context names the request.
+	log = slog.New(api.RequestIDLogs(log.Handler()))
 	f := &Fleet{Config: cfg, log: log}
 	defer func() {
 		if err != nil {
