@@ -32,6 +32,8 @@ type Options struct {
 	// Audit serves GET /sessions/{id}/audit and records session lifecycle
 	// events; nil answers the route 503 and records nothing.
 	Audit *audit.Log
+	// Ready are the checks GET /ready runs, in order; none: always ready.
+	Ready []ReadyCheck
 	// Version is reported by /health.
 	Version string
 	Logger  *slog.Logger // nil: discard

@@ -32,6 +32,8 @@ var (
 func (s *Server) routes() []route {
 	return []route{
 		{pattern: "GET /health", h: s.handleHealth, open: true, doc: doc{summary: "liveness and version", out: apitype.Health{}}},
+		{pattern: "GET /ready", h: s.handleReady, open: true, doc: doc{summary: "readiness: store writable, runtime answering, desktops reconciled",
+			out: apitype.Ready{}, errs: []answer{errs(http.StatusServiceUnavailable, apitype.CodeNotReady)}}},
 		{pattern: "GET /openapi.json", h: s.handleOpenAPI, open: true, doc: doc{summary: "this document (OpenAPI 3.1)"}},
 
 		{pattern: "POST /sessions", h: s.handleCreateSession, doc: doc{summary: "create a session (?wait=ready: once its desktop answers)",

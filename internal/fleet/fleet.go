@@ -139,8 +139,18 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	f.closing(func() error { stopTasks(); return nil })
 	f.API = api.New(api.Options{Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
 		View: vh, Snapshots: snaps, Desktops: f.Runtime, Budget: spend, Tasks: tm, Audit: f.Audit, Control: leases,
+		Ready: []api.ReadyCheck{{Name: "store", Check: f.Store.CheckWritable}, {Name: "runtime", Check: f.runtimeAnswers},
+			{Name: "sessions", Check: f.Sessions.CheckReconciled}},
 		ReadTimeout: cfg.HTTP.ReadTimeout, IdleTimeout: cfg.HTTP.IdleTimeout, MaxStreams: cfg.Limits.MaxStreams})
 	return f, nil
+}
+
+// runtimeAnswers is the runtime's readiness: it lists its desktops.
+func (f *Fleet) runtimeAnswers(ctx context.Context) error {
+	if _, err := f.Runtime.List(ctx); err != nil {
+		return fmt.Errorf("%s runtime: %w", f.Runtime.Name(), err)
+	}
+	return nil
 }
 
 // closing registers close to run when the fleet closes.

@@ -15,6 +15,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -138,6 +139,8 @@ type Manager struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// reconciled is set once the first reconcile after adoption is done.
+	reconciled atomic.Bool
 }
 
 // live is what the manager holds in memory for one session.
@@ -202,6 +205,18 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 	m.cancel = cancel
 	m.wg.Go(func() { m.reconcileLoop(loopCtx) })
 	return m, nil
+}
+
+// ErrNotReconciled is CheckReconciled's answer until the first reconcile.
+var ErrNotReconciled = errors.New("sessions: desktops not reconciled yet")
+
+// CheckReconciled answers nil once the manager has adopted the desktops
+// and reconciled them with the store at least once.
+func (m *Manager) CheckReconciled(context.Context) error {
+	if !m.reconciled.Load() {
+		return ErrNotReconciled
+	}
+	return nil
 }
 
 // Close stops the manager's background work and closes agent connections.
@@ -331,6 +346,7 @@ func (m *Manager) reconcileLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		m.reconcile(ctx)
+		m.reconciled.Store(true)
 	}
 }
 
