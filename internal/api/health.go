@@ -47,3 +47,12 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	encode(w, http.StatusOK, ok)
 	return nil
 }
+
+// handleMetrics serves GET /metrics: the fleet's metrics, as scraped.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) error {
+	if s.opts.Metrics == nil {
+		return &apiError{status: http.StatusNotFound, code: apitype.CodeNotFound, msg: "this fleet serves no metrics"}
+	}
+	s.opts.Metrics.ServeHTTP(w, r)
+	return nil
+}

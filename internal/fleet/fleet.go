@@ -23,6 +23,7 @@ import (
 	"atelier/internal/config"
 	"atelier/internal/egress"
 	"atelier/internal/fleetwire"
+	"atelier/internal/metrics"
 	"atelier/internal/runtime"
 	"atelier/internal/sessions"
 	"atelier/internal/snapshot"
@@ -110,7 +111,10 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	// through the sessions' pipeline.
 	leases := fleetwire.Control(f.Audit, cfg.View.ControlIdle)
 	f.closing(func() error { leases.Close(); return nil })
-	f.Sessions, err = sessions.Open(ctx, sessions.Options{Runtime: f.Runtime, Store: f.Store, Logger: log, Snapshots: snaps, Auditor: auditor,
+	// The metrics are fed by the input pipeline and the task loop, and
+	// read the sessions and the budget at scrape time.
+	mx := metrics.New()
+	f.Sessions, err = sessions.Open(ctx, sessions.Options{Runtime: f.Runtime, Store: f.Store, Logger: log, Snapshots: snaps, Auditor: auditor, Observer: mx,
 		Control: leases, Gateway: gw, Egress: cfg.Egress, MaxSessions: cfg.Limits.MaxSessions, Reconcile: opts.Reconcile})
 	if err != nil {
 		return nil, err
@@ -131,14 +135,16 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	f.closing(func() error { vh.Close(); return nil })
 	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: f.Store, Sessions: f.Sessions, Runtime: f.Runtime,
 		Audit: f.Audit, Control: leases, Model: cfg.Model, CapUSD: cfg.MaxUSDPerDay, DataDir: cfg.DataDir,
-		StepRetention: cfg.Records.StepRetention, Logger: log.With("part", "tasks")})
+		StepRetention: cfg.Records.StepRetention, Logger: log.With("part", "tasks"), Observer: mx})
 	if err != nil {
 		return nil, err
 	}
 	f.Tasks = tm
+	mx.Watch(f.Sessions, spend)
 	f.closing(func() error { stopTasks(); return nil })
 	f.API = api.New(api.Options{Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
 		View: vh, Snapshots: snaps, Desktops: f.Runtime, Budget: spend, Tasks: tm, Audit: f.Audit, Control: leases,
+		Metrics: mx.Handler(), MetricsToken: cfg.MetricsToken,
 		Ready: []api.ReadyCheck{{Name: "store", Check: f.Store.CheckWritable}, {Name: "runtime", Check: f.runtimeAnswers},
 			{Name: "sessions", Check: f.Sessions.CheckReconciled}},
 		ReadTimeout: cfg.HTTP.ReadTimeout, IdleTimeout: cfg.HTTP.IdleTimeout, MaxStreams: cfg.Limits.MaxStreams})

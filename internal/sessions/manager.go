@@ -46,6 +46,9 @@ type Options struct {
 	// Auditor, if set, records every action sent through Act and every
 	// lifecycle event (created, started, stopped, deleted, restarted).
 	Auditor Auditor
+	// Observer, if set, is told every action's verb, outcome and
+	// duration, for the fleet's metrics.
+	Observer Observer
 	// Control, if set, admits each input action of Act and each input
 	// the live view passes (AdmitInput): the control lease. Nil admits
 	// everything.
@@ -94,6 +97,20 @@ type Auditor interface {
 	// actor, else the fleet.
 	RecordSession(ctx context.Context, sessionID, event string) error
 }
+
+// Observer watches the input pipeline. ObserveAction is called once per
+// action sent through Act, run or not; outcome is "ok", the protocol's
+// error code, or "not_run". It must not block.
+type Observer interface {
+	ObserveAction(verb, outcome string, took time.Duration)
+}
+
+// Outcomes of an action beside the protocol's error codes, as the audit
+// log names them too.
+const (
+	OutcomeOK     = "ok"
+	OutcomeNotRun = "not_run"
+)
 
 // ActionRecord is one action as the audit log keeps it.
 type ActionRecord struct {
