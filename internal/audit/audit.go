@@ -152,12 +152,7 @@ var (
 // CheckSession reports ErrBadSession unless id can name an audit file:
 // 1 to 128 ASCII letters, digits, '_', '-' or '.', not starting with '.'.
 func CheckSession(id string) error {
-	ok := len(id) >= 1 && len(id) <= 128 && id[0] != '.'
-	for i := 0; ok && i < len(id); i++ {
-		c := id[i]
-		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
-	}
-	if !ok {
+	if !safeID(id, 128, "_-.") || id[0] == '.' {
 		return fmt.Errorf("%w: %q: want 1-128 letters, digits, '_', '-' or '.', not starting with '.'", ErrBadSession, id)
 	}
 	return nil
@@ -241,12 +236,16 @@ const MaxRequestID = 64
 
 // ValidRequestID reports whether id is fit to carry into logs and audit
 // lines: 1 to MaxRequestID letters, digits, '_', '-', '.' or ':'.
-func ValidRequestID(id string) bool {
-	if len(id) < 1 || len(id) > MaxRequestID {
+func ValidRequestID(id string) bool { return safeID(id, MaxRequestID, "_-.:") }
+
+// safeID reports whether id is 1 to max ASCII letters, digits or bytes of
+// extra.
+func safeID(id string, max int, extra string) bool {
+	if len(id) < 1 || len(id) > max {
 		return false
 	}
 	for _, c := range []byte(id) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0) {
 			return false
 		}
 	}

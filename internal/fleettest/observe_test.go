@@ -190,31 +190,13 @@ func TestObservability(t *testing.T) {
 	script := []agentapi.Request{{Action: agentapi.MouseMove, Coordinate: &agentapi.Point{X: 50, Y: 60}}}
 	spec := taskSpec("move the mouse", script...)
 	spec.Backend = "scripted"
-	status, body := apiCall(t, ctx, f, http.MethodPost, "/sessions/"+s.ID+"/task", spec)
-	if status != http.StatusAccepted {
-		t.Fatalf("submit: %d %s", status, body)
+	sub, err := f.Client.SubmitTask(ctx, s.ID, spec)
+	if err != nil {
+		t.Fatalf("submit: %v", err)
 	}
-	var sub apitype.TaskSubmitted
-	if err := json.Unmarshal(body, &sub); err != nil {
-		t.Fatal(err)
-	}
-	for { // the stream ends with the task
-		resp, body := send(t, ctx, http.MethodGet, f.URL+"/tasks/"+sub.TaskID, token, "", nil)
-		var task apitype.Task
-		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &task) != nil {
-			t.Fatalf("get task: %d %s", resp.StatusCode, body)
-		}
-		if task.Status == apitype.TaskDone {
-			break
-		}
-		if task.Status != apitype.TaskRunning {
-			t.Fatalf("task ended %s, want done: %s", task.Status, body)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the task did not end")
-		case <-time.After(100 * time.Millisecond):
-		}
+	waitTasksDone(t, ctx, f, s.ID)
+	if task, err := f.Client.Task(ctx, sub.TaskID); err != nil || task.Status != apitype.TaskDone {
+		t.Fatalf("task %+v, %v: want done", task, err)
 	}
 
 	after := scrape(t, ctx, f)
@@ -245,7 +227,7 @@ func TestObservability(t *testing.T) {
 	if !strings.Contains(logs.String(), `"request_id":"`+reqID+`"`) {
 		t.Errorf("no log line carries request id %s", reqID)
 	}
-	status, body = apiCall(t, ctx, f, http.MethodGet, "/sessions/"+s.ID+"/audit?kind=action", nil)
+	status, body := apiCall(t, ctx, f, http.MethodGet, "/sessions/"+s.ID+"/audit?kind=action", nil)
 	if status != http.StatusOK {
 		t.Fatalf("audit: %d %s", status, body)
 	}
