@@ -125,6 +125,17 @@ func TestImportRules(t *testing.T) {
 				}
 			}
 		}
+		// Metrics are wired in, not woven through: client_golang is
+		// imported by internal/metrics alone, and the domain packages see
+		// it through interfaces of their own.
+		if path != "atelier/internal/metrics" && imports("github.com/prometheus") {
+			t.Errorf("%s imports client_golang: only internal/metrics may", path)
+		}
+		for _, domain := range []string{"atelier/internal/sessions", "atelier/internal/tasks", "atelier/internal/budget", "atelier/internal/store", "atelier/internal/audit"} {
+			if under(path, domain) && slices.ContainsFunc(p.Deps, func(d string) bool { return under(d, "atelier/internal/metrics") || under(d, "github.com/prometheus") }) {
+				t.Errorf("%s depends on the metrics: domain packages report through their own interfaces", path)
+			}
+		}
 		if slices.Contains(leaves, path) {
 			for _, d := range p.Deps {
 				if !isStd(d) {

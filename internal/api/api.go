@@ -32,6 +32,12 @@ type Options struct {
 	// Audit serves GET /sessions/{id}/audit and records session lifecycle
 	// events; nil answers the route 503 and records nothing.
 	Audit *audit.Log
+	// Metrics, if set, serves GET /metrics (nil: the route answers 404).
+	// MetricsToken, if set, opens that route beside Token, for scrapers.
+	Metrics      http.Handler
+	MetricsToken string
+	// Ready are the checks GET /ready runs, in order; none: always ready.
+	Ready []ReadyCheck
 	// Version is reported by /health.
 	Version string
 	Logger  *slog.Logger // nil: discard
@@ -72,6 +78,7 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	opts.Logger = slog.New(RequestIDLogs(opts.Logger.Handler()))
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = DefaultReadTimeout
 	}
@@ -88,13 +95,16 @@ func New(opts Options) *Server {
 	s.openapi = doc
 	for _, rt := range routes {
 		h := rt.h
-		if !rt.open {
+		switch {
+		case rt.scrape:
+			h = s.authAny(h, s.opts.Token, s.opts.MetricsToken)
+		case !rt.open:
 			h = s.auth(h)
 		}
 		mux.Handle(rt.pattern, s.serve(h))
 		s.patterns = append(s.patterns, rt.pattern)
 	}
-	s.handler = s.recover(s.logRequests(secureHeaders(s.fallback(mux))))
+	s.handler = withRequestID(s.recover(s.logRequests(secureHeaders(s.fallback(mux)))))
 	return s
 }
 

@@ -36,6 +36,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, api.Options{})
+}
+
+// newFixtureWith is newFixture with the options extra sets (a logger, a
+// readiness check); the fixture fills the parts it makes.
+func newFixtureWith(t *testing.T, extra api.Options) *fixture {
+	t.Helper()
 	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +79,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tm.Close() })
-	srv := api.New(api.Options{Sessions: m, Token: token, Version: "test", Budget: b, Tasks: tm, View: vh, Control: leases})
+	opts := extra
+	opts.Sessions, opts.Token, opts.Version, opts.Budget, opts.Tasks, opts.View, opts.Control = m, token, "test", b, tm, vh, leases
+	srv := api.New(opts)
 	hs := httptest.NewServer(recording(srv))
 	t.Cleanup(func() { hs.Close(); m.Close(); st.Close() })
 	return &fixture{srv: srv, rt: rt, url: hs.URL, id: s.ID, leases: leases}

@@ -68,7 +68,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) error {
 		}
 		err = s.opts.Audit.Follow(r.Context(), id, f, write)
 		if err != nil && r.Context().Err() == nil {
-			s.log.Warn("audit follow ended", "session", id, "err", err)
+			s.log.WarnContext(r.Context(), "audit follow ended", "session", id, "err", err)
 		}
 		return nil
 	}

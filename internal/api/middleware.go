@@ -21,7 +21,7 @@ func (s *Server) serve(h handler) http.Handler {
 		}
 		status, code, msg := classify(err)
 		if status >= 500 {
-			s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+			s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 		}
 		writeErrorDetail(w, status, apitype.ErrorDetail{Code: code, Message: msg, Holder: holderOf(err)})
 	})
@@ -34,12 +34,28 @@ var queryTokenNames = []string{"token", "access_token", "api_token", "apikey", "
 
 // auth requires the configured bearer token. Without one configured every
 // request passes: the fleet then listens on loopback only (config).
-func (s *Server) auth(next handler) handler {
+func (s *Server) auth(next handler) handler { return s.authAny(next, s.opts.Token) }
+
+// authAny requires one of the tokens given that are set; with none set
+// every request passes.
+func (s *Server) authAny(next handler, tokens ...string) handler {
+	var wants [][]byte
+	for _, t := range tokens {
+		if t != "" {
+			wants = append(wants, []byte(t))
+		}
+	}
+	matches := func(got string) bool {
+		ok := false
+		for _, want := range wants {
+			ok = subtle.ConstantTimeCompare([]byte(got), want) == 1 || ok
+		}
+		return ok
+	}
 	return func(w http.ResponseWriter, r *http.Request) error {
-		want := s.opts.Token
 		// Everything a request does is audited under the API's actor.
 		r = r.WithContext(audit.WithActor(r.Context(), actorAPI))
-		if want == "" {
+		if len(wants) == 0 {
 			return next(w, r)
 		}
 		q := r.URL.Query()
@@ -49,7 +65,7 @@ func (s *Server) auth(next handler) handler {
 				inQuery = inQuery || strings.EqualFold(name, n)
 			}
 			for _, v := range vals {
-				inQuery = inQuery || subtle.ConstantTimeCompare([]byte(v), []byte(want)) == 1
+				inQuery = inQuery || matches(v)
 			}
 			if inQuery {
 				return unauthorized(w, "tokens in the query string are refused (they leak into logs and histories); send the header Authorization: Bearer <token>")
@@ -59,7 +75,7 @@ func (s *Server) auth(next handler) handler {
 		if !ok {
 			return unauthorized(w, "this fleet needs a token: send the header Authorization: Bearer <ATELIER_API_TOKEN>")
 		}
-		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+		if !matches(strings.TrimSpace(got)) {
 			return unauthorized(w, "wrong token")
 		}
 		return next(w, r)
@@ -104,7 +120,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		t0 := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "bytes", sw.bytes, "took", time.Since(t0))
+		s.log.InfoContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "bytes", sw.bytes, "took", time.Since(t0))
 	})
 }
 
@@ -120,7 +136,7 @@ func (s *Server) recover(next http.Handler) http.Handler {
 			case http.ErrAbortHandler: // the server's own way to drop a response
 				panic(v)
 			}
-			s.log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			s.log.ErrorContext(r.Context(), "handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 			writeError(w, http.StatusInternalServerError, apitype.CodeInternal, "internal error; the fleet's log has the details")
 		}()
 		next.ServeHTTP(w, r)

@@ -63,6 +63,8 @@ const (
 	mediaJSONL     = "application/jsonl"
 	mediaWebSocket = "websocket"
 	mediaFile      = "application/octet-stream"
+	// mediaPrometheus is the Prometheus text exposition format.
+	mediaPrometheus = "text/plain"
 )
 
 // Parameters several routes share.

@@ -13,6 +13,8 @@ type route struct {
 	h       handler
 	// open routes need no bearer token.
 	open bool
+	// scrape routes take the metrics token as well as the API's.
+	scrape bool
 	// doc describes the route in the OpenAPI document.
 	doc doc
 }
@@ -32,6 +34,10 @@ var (
 func (s *Server) routes() []route {
 	return []route{
 		{pattern: "GET /health", h: s.handleHealth, open: true, doc: doc{summary: "liveness and version", out: apitype.Health{}}},
+		{pattern: "GET /ready", h: s.handleReady, open: true, doc: doc{summary: "readiness: store writable, runtime answering, desktops reconciled",
+			out: apitype.Ready{}, errs: []answer{errs(http.StatusServiceUnavailable, apitype.CodeNotReady)}}},
+		{pattern: "GET /metrics", h: s.handleMetrics, scrape: true, doc: doc{summary: "the fleet's metrics in the Prometheus text format (the API token or ATELIER_METRICS_TOKEN)",
+			media: mediaPrometheus, errs: []answer{notFound}}},
 		{pattern: "GET /openapi.json", h: s.handleOpenAPI, open: true, doc: doc{summary: "this document (OpenAPI 3.1)"}},
 
 		{pattern: "POST /sessions", h: s.handleCreateSession, doc: doc{summary: "create a session (?wait=ready: once its desktop answers)",

@@ -92,6 +92,13 @@ type Health struct {
 	Version string `json:"version"`
 }
 
+// Ready is the answer of GET /ready when the fleet can serve: the checks
+// it passed, by name.
+type Ready struct {
+	Status string   `json:"status"`
+	Checks []string `json:"checks"`
+}
+
 // CreateSession is the body of POST /sessions. Every field is optional.
 type CreateSession struct {
 	Label      string `json:"label,omitempty"`

@@ -14,6 +14,10 @@ type Holder struct {
 // person holds the session (POST /sessions/{id}/takeover returns it).
 const HeaderLease = "X-Atelier-Lease"
 
+// HeaderRequestID names a request: the client's, if short and safe, else
+// one the fleet makes; every response carries it back.
+const HeaderRequestID = "X-Request-Id"
+
 // Handback is the body of POST /sessions/{id}/handback. Both fields are
 // optional: the lease may come in the X-Atelier-Lease header instead, and
 // none is needed to answer a task that asked for help.

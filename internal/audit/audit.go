@@ -134,7 +134,10 @@ type Entry struct {
 	Egress *Egress `json:"egress,omitempty"`
 	// Detail is free-form facts of session, task, view and audit events.
 	Detail map[string]any `json:"detail,omitempty"`
-	Prev   string         `json:"prev"`
+	// RequestID names the API request that caused the entry, if any
+	// (WithRequestID); lines written before it existed have none.
+	RequestID string `json:"request_id,omitempty"`
+	Prev      string `json:"prev"`
 }
 
 // Errors callers branch on.
@@ -149,12 +152,7 @@ var (
 // CheckSession reports ErrBadSession unless id can name an audit file:
 // 1 to 128 ASCII letters, digits, '_', '-' or '.', not starting with '.'.
 func CheckSession(id string) error {
-	ok := len(id) >= 1 && len(id) <= 128 && id[0] != '.'
-	for i := 0; ok && i < len(id); i++ {
-		c := id[i]
-		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
-	}
-	if !ok {
+	if !safeID(id, 128, "_-.") || id[0] == '.' {
 		return fmt.Errorf("%w: %q: want 1-128 letters, digits, '_', '-' or '.', not starting with '.'", ErrBadSession, id)
 	}
 	return nil
@@ -182,6 +180,9 @@ func (e *Entry) check() error {
 	}
 	if err := CheckActor(e.Actor); err != nil {
 		return err
+	}
+	if e.RequestID != "" && !ValidRequestID(e.RequestID) {
+		return fmt.Errorf("%w: request_id %q: want 1-%d letters, digits, '_', '-', '.' or ':'", ErrBadEntry, e.RequestID, MaxRequestID)
 	}
 	if !e.Kind.valid() {
 		return fmt.Errorf("%w: kind %q: want one of %v", ErrBadEntry, e.Kind, Kinds)
@@ -228,4 +229,39 @@ func WithActor(ctx context.Context, actor string) context.Context {
 func ActorFrom(ctx context.Context) string {
 	a, _ := ctx.Value(actorKey{}).(string)
 	return a
+}
+
+// MaxRequestID bounds a request id's length.
+const MaxRequestID = 64
+
+// ValidRequestID reports whether id is fit to carry into logs and audit
+// lines: 1 to MaxRequestID letters, digits, '_', '-', '.' or ':'.
+func ValidRequestID(id string) bool { return safeID(id, MaxRequestID, "_-.:") }
+
+// safeID reports whether id is 1 to max ASCII letters, digits or bytes of
+// extra.
+func safeID(id string, max int, extra string) bool {
+	if len(id) < 1 || len(id) > max {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the id of the API request it serves:
+// Append records it in the entries that request causes.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestIDFrom returns the id WithRequestID stored in ctx, or "".
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }

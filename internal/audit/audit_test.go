@@ -145,6 +145,41 @@ func TestActorFromContext(t *testing.T) {
 	}
 }
 
+// A request id comes from ctx, is covered by the chain like any field, and
+// lines without one (written before it existed) still verify beside it.
+func TestRequestIDFromContext(t *testing.T) {
+	l := openLog(t, t.TempDir(), audit.Options{Sync: audit.SyncNever})
+	old := mustAppend(t, l, actionEntry(sess, 1))
+	got, err := l.Append(audit.WithRequestID(t.Context(), "req-42"), actionEntry(sess, 2))
+	if err != nil || got.RequestID != "req-42" {
+		t.Fatalf("Append with request id in ctx = %q, %v; want req-42", got.RequestID, err)
+	}
+	mustAppend(t, l, actionEntry(sess, 3))
+	raw, err := os.ReadFile(l.Path(sess))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw[:bytes.IndexByte(raw, '\n')], []byte("request_id")) || old.RequestID != "" {
+		t.Errorf("an entry without a request id wrote one: %s", raw)
+	}
+	if rep := mustVerify(t, l.Path(sess)); rep.Entries != 3 {
+		t.Errorf("Verify: %d entries verified, want 3", rep.Entries)
+	}
+	if es := readAll(t, l, sess, audit.Filter{}); len(es) != 3 || es[1].RequestID != "req-42" {
+		t.Fatalf("Read = %+v, want the second entry with request id req-42", es)
+	}
+	// The third line's prev no longer matches a changed second line.
+	tampered := bytes.Replace(raw, []byte(`"request_id":"req-42"`), []byte(`"request_id":"req-43"`), 1)
+	other := filepath.Join(t.TempDir(), sess+".jsonl")
+	if err := os.WriteFile(other, tampered, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var brk *audit.Break
+	if _, err := audit.Verify(other); !errors.As(err, &brk) || brk.Line != 3 || brk.Problem != "prev" {
+		t.Errorf("Verify of a changed request id: %v, want a prev break at line 3", err)
+	}
+}
+
 func TestBadInputWritesNothing(t *testing.T) {
 	l := openLog(t, t.TempDir(), audit.Options{})
 	ok := actionEntry(sess, 1)
@@ -173,6 +208,8 @@ func TestBadInputWritesNothing(t *testing.T) {
 		"egress allowed without host": {audit.Entry{Session: sess, Actor: "desktop", Kind: audit.KindEgress,
 			Egress: &audit.Egress{Port: 443, Decision: "allowed"}}, audit.ErrBadEntry},
 		"detail not json":  {audit.Entry{Session: sess, Actor: "cli", Kind: audit.KindTask, Detail: map[string]any{"c": make(chan int)}}, audit.ErrBadEntry},
+		"bad request id":   {func() audit.Entry { e := ok; e.RequestID = "a b"; return e }(), audit.ErrBadEntry},
+		"long request id":  {func() audit.Entry { e := ok; e.RequestID = strings.Repeat("r", audit.MaxRequestID+1); return e }(), audit.ErrBadEntry},
 		"path in session":  {func() audit.Entry { e := ok; e.Session = "../etc/passwd"; return e }(), audit.ErrBadSession},
 		"dot session":      {func() audit.Entry { e := ok; e.Session = ".lock"; return e }(), audit.ErrBadSession},
 		"empty session":    {func() audit.Entry { e := ok; e.Session = ""; return e }(), audit.ErrBadSession},

@@ -30,6 +30,8 @@ type body struct {
 	Cost    *Cost           `json:"cost,omitempty"`
 	Egress  *Egress         `json:"egress,omitempty"`
 	Detail  map[string]any  `json:"detail,omitempty"`
+	// RequestID is optional: a line without it encodes as before.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // lineOverhead bounds what line adds to a body.
@@ -42,7 +44,7 @@ func encodeBody(e *Entry) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false) // typed "<" and "&" stay readable
-	err := enc.Encode(body{e.Session, e.Actor, e.Kind, e.Action, e.Result, e.Cost, e.Egress, e.Detail})
+	err := enc.Encode(body{e.Session, e.Actor, e.Kind, e.Action, e.Result, e.Cost, e.Egress, e.Detail, e.RequestID})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadEntry, err)
 	}

@@ -188,13 +188,16 @@ func (l *Log) Path(session string) string { return filepath.Join(l.dir, session+
 
 // Append writes e as the next entry of e.Session and returns it as
 // written. It fills Time, Seq and Prev (whatever e holds there), and Actor
-// from ctx (WithActor) when e names none. With SyncAlways it returns after
+// from ctx (WithActor) when e names none, RequestID likewise. With SyncAlways it returns after
 // the line is on disk. A bad entry is refused with ErrBadEntry or
 // ErrBadSession and writes nothing. ctx is not a deadline: the event it
 // records has happened, so a cancelled request is still audited.
 func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 	if e.Actor == "" {
 		e.Actor = ActorFrom(ctx)
+	}
+	if e.RequestID == "" {
+		e.RequestID = RequestIDFrom(ctx)
 	}
 	if e.Kind == KindAudit {
 		return Entry{}, fmt.Errorf("%w: kind audit is written by the log itself", ErrBadEntry)

@@ -31,6 +31,9 @@ const (
 	EnvInsecureNoToken = "ATELIER_INSECURE_NO_TOKEN"
 	EnvURL             = "ATELIER_URL"
 	EnvAgent           = "ATELIER_AGENT"
+	// EnvMetricsToken is a second bearer token that opens GET /metrics
+	// alone, for scrapers.
+	EnvMetricsToken = "ATELIER_METRICS_TOKEN"
 )
 
 // Defaults.
@@ -58,6 +61,9 @@ type Config struct {
 	Runtime string
 	// APIToken, if set, is the bearer token every route but /health needs.
 	APIToken string
+	// MetricsToken, if set, is a bearer token that opens GET /metrics
+	// (and nothing else) beside APIToken.
+	MetricsToken string
 	// MaxUSDPerDay caps model spend per UTC day; 0 means no cap.
 	MaxUSDPerDay float64
 	// InsecureNoToken lets the fleet start without APIToken: its API is
@@ -91,9 +97,10 @@ type Config struct {
 // help go to out.
 func Load(getenv func(string) string, args []string, out io.Writer) (Config, error) {
 	c := Config{
-		Runtime:  DefaultRuntime,
-		APIToken: getenv(EnvToken),
-		DataDir:  DefaultUserDataDir,
+		Runtime:      DefaultRuntime,
+		APIToken:     getenv(EnvToken),
+		MetricsToken: getenv(EnvMetricsToken),
+		DataDir:      DefaultUserDataDir,
 	}
 	if os.Geteuid() == 0 {
 		c.DataDir = DefaultDataDir
@@ -153,6 +160,16 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the database, homes and run dirs (env "+EnvDataDir+")")
 	fs.StringVar(&c.Runtime, "runtime", c.Runtime, "desktop runtime: "+strings.Join(Runtimes, " or ")+" (env "+EnvRuntime+")")
 	fs.BoolVar(&c.InsecureNoToken, "insecure-no-token", c.InsecureNoToken, "run without "+EnvToken+": an open API, on loopback only (env "+EnvInsecureNoToken+")")
+	// The token itself is no flag (argv is readable by every user); its
+	// file is.
+	fs.Func("metrics-token-file", "file holding the bearer token of GET /metrics, for scrapers (env "+EnvMetricsToken+" holds the token itself)", func(path string) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("metrics token: %w", err)
+		}
+		c.MetricsToken = strings.TrimSpace(string(b))
+		return nil
+	})
 	fs.StringVar(&c.AgentPath, "agent", c.AgentPath, "atelier-agent binary for the local runtime (default: beside atelier; env "+EnvAgent+")")
 	if err := c.loadExtras(getenv, fs); err != nil {
 		return Config{}, err
@@ -207,6 +224,12 @@ func (c Config) Validate() error {
 	}
 	if c.APIToken != "" && len(c.APIToken) < 16 {
 		errs = append(errs, fmt.Errorf("%s is %d characters: use at least 16 (openssl rand -hex 32)", EnvToken, len(c.APIToken)))
+	}
+	switch {
+	case c.MetricsToken != "" && len(c.MetricsToken) < 16:
+		errs = append(errs, fmt.Errorf("%s is %d characters: use at least 16 (openssl rand -hex 32)", EnvMetricsToken, len(c.MetricsToken)))
+	case c.MetricsToken != "" && c.MetricsToken == c.APIToken:
+		errs = append(errs, fmt.Errorf("%s is %s: give scrapers a token of their own", EnvMetricsToken, EnvToken))
 	}
 	if c.Egress.Mode != "" {
 		if err := c.Egress.Validate(); err != nil {
@@ -273,6 +296,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("data_dir", c.DataDir),
 		slog.String("runtime", c.Runtime),
 		slog.String("api_token", mask(c.APIToken)),
+		slog.String("metrics_token", mask(c.MetricsToken)),
 		slog.Float64("max_usd_per_day", c.MaxUSDPerDay),
 		slog.Bool("insecure_no_token", c.InsecureNoToken),
 		slog.String("agent", c.AgentPath),

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -88,6 +89,9 @@ func TestLoadRefuses(t *testing.T) {
 		{"all interfaces without token", nil, []string{"--addr", ":8090", "--insecure-no-token"}, "ATELIER_API_TOKEN"},
 		{"token and no token", map[string]string{"ATELIER_API_TOKEN": token, "ATELIER_INSECURE_NO_TOKEN": "true"}, nil, "drop one"},
 		{"short token", map[string]string{"ATELIER_API_TOKEN": "abc"}, nil, "at least 16"},
+		{"short metrics token", map[string]string{"ATELIER_API_TOKEN": token, "ATELIER_METRICS_TOKEN": "abc"}, nil, "ATELIER_METRICS_TOKEN is 3 characters"},
+		{"metrics token is the api token", map[string]string{"ATELIER_API_TOKEN": token, "ATELIER_METRICS_TOKEN": token}, nil, "of their own"},
+		{"missing metrics token file", map[string]string{"ATELIER_API_TOKEN": token}, []string{"--metrics-token-file", "/nonexistent/tok"}, "metrics token"},
 		{"bad addr", nil, []string{"--addr", "localhost"}, "host:port"},
 		{"empty data dir", nil, []string{"--data-dir", ""}, "data dir"},
 		{"unknown flag", nil, []string{"--colour"}, "colour"},
@@ -112,6 +116,27 @@ func TestLoadRefuses(t *testing.T) {
 	}
 	if _, err := config.Load(env(nil), []string{"-h"}, new(bytes.Buffer)); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: got %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestMetricsToken(t *testing.T) {
+	const scrape = "scrape-token-0123456789"
+	c, err := config.Load(env(map[string]string{"ATELIER_API_TOKEN": token, "ATELIER_METRICS_TOKEN": scrape}), nil, new(bytes.Buffer))
+	if err != nil || c.MetricsToken != scrape {
+		t.Fatalf("from env: %q, %v; want %q", c.MetricsToken, err, scrape)
+	}
+	file := filepath.Join(t.TempDir(), "tok")
+	if err := os.WriteFile(file, []byte(scrape+"-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = config.Load(env(map[string]string{"ATELIER_API_TOKEN": token, "ATELIER_METRICS_TOKEN": scrape}), []string{"--metrics-token-file", file}, new(bytes.Buffer))
+	if err != nil || c.MetricsToken != scrape+"-file" {
+		t.Fatalf("from the file: %q, %v; want %q (a flag wins)", c.MetricsToken, err, scrape+"-file")
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "config", c)
+	if strings.Contains(logged.String(), scrape) {
+		t.Errorf("the metrics token is logged: %s", logged.String())
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"atelier/internal/config"
 	"atelier/internal/egress"
 	"atelier/internal/fleetwire"
+	"atelier/internal/metrics"
 	"atelier/internal/runtime"
 	"atelier/internal/sessions"
 	"atelier/internal/snapshot"
@@ -68,6 +69,8 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// A part that logs with a request's context names the request.
+	log = slog.New(api.RequestIDLogs(log.Handler()))
 	f := &Fleet{Config: cfg, log: log}
 	defer func() {
 		if err != nil {
@@ -108,7 +111,10 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	// through the sessions' pipeline.
 	leases := fleetwire.Control(f.Audit, cfg.View.ControlIdle)
 	f.closing(func() error { leases.Close(); return nil })
-	f.Sessions, err = sessions.Open(ctx, sessions.Options{Runtime: f.Runtime, Store: f.Store, Logger: log, Snapshots: snaps, Auditor: auditor,
+	// The metrics are fed by the input pipeline and the task loop, and
+	// read the sessions and the budget at scrape time.
+	mx := metrics.New()
+	f.Sessions, err = sessions.Open(ctx, sessions.Options{Runtime: f.Runtime, Store: f.Store, Logger: log, Snapshots: snaps, Auditor: auditor, Observer: mx,
 		Control: leases, Gateway: gw, Egress: cfg.Egress, MaxSessions: cfg.Limits.MaxSessions, Reconcile: opts.Reconcile})
 	if err != nil {
 		return nil, err
@@ -129,16 +135,28 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	f.closing(func() error { vh.Close(); return nil })
 	spend, tm, stopTasks, err := fleetwire.Tasks(ctx, fleetwire.TaskParts{Store: f.Store, Sessions: f.Sessions, Runtime: f.Runtime,
 		Audit: f.Audit, Control: leases, Model: cfg.Model, CapUSD: cfg.MaxUSDPerDay, DataDir: cfg.DataDir,
-		StepRetention: cfg.Records.StepRetention, Logger: log.With("part", "tasks")})
+		StepRetention: cfg.Records.StepRetention, Logger: log.With("part", "tasks"), Observer: mx})
 	if err != nil {
 		return nil, err
 	}
 	f.Tasks = tm
+	mx.Watch(f.Sessions, spend)
 	f.closing(func() error { stopTasks(); return nil })
 	f.API = api.New(api.Options{Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
 		View: vh, Snapshots: snaps, Desktops: f.Runtime, Budget: spend, Tasks: tm, Audit: f.Audit, Control: leases,
+		Metrics: mx.Handler(), MetricsToken: cfg.MetricsToken,
+		Ready: []api.ReadyCheck{{Name: "store", Check: f.Store.CheckWritable}, {Name: "runtime", Check: f.runtimeAnswers},
+			{Name: "sessions", Check: f.Sessions.CheckReconciled}},
 		ReadTimeout: cfg.HTTP.ReadTimeout, IdleTimeout: cfg.HTTP.IdleTimeout, MaxStreams: cfg.Limits.MaxStreams})
 	return f, nil
+}
+
+// runtimeAnswers is the runtime's readiness: it lists its desktops.
+func (f *Fleet) runtimeAnswers(ctx context.Context) error {
+	if _, err := f.Runtime.List(ctx); err != nil {
+		return fmt.Errorf("%s runtime: %w", f.Runtime.Name(), err)
+	}
+	return nil
 }
 
 // closing registers close to run when the fleet closes.

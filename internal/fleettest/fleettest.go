@@ -38,6 +38,8 @@ import (
 type Options struct {
 	// Token, if set, is the fleet's API token.
 	Token string
+	// MetricsToken, if set, opens GET /metrics for scrapers.
+	MetricsToken string
 	// DataDir is the fleet's state; empty means a fresh one for the test.
 	// Pass a previous fleet's to restart on the same state.
 	DataDir string
@@ -152,7 +154,7 @@ func New(t testing.TB, opts Options) *Fleet {
 		opts.Model.Backend = "scripted"
 	}
 	ctx := context.WithoutCancel(t.Context())
-	cfg.APIToken, cfg.Model, cfg.View.ControlIdle = opts.Token, opts.Model, opts.ControlIdle
+	cfg.APIToken, cfg.MetricsToken, cfg.Model, cfg.View.ControlIdle = opts.Token, opts.MetricsToken, opts.Model, opts.ControlIdle
 	cfg.Limits.MaxSessions, cfg.Limits.MaxStreams, cfg.Egress = opts.MaxSessions, opts.MaxStreams, opts.Egress
 	cfg.HTTP.ReadTimeout, cfg.HTTP.IdleTimeout = opts.ReadTimeout, opts.IdleTimeout
 	fl, err := fleet.Open(ctx, cfg, fleet.Options{Logger: opts.Logger, Version: "fleettest", Reconcile: 500 * time.Millisecond, Gateway: opts.Gateway})

@@ -38,6 +38,33 @@ type TaskParts struct {
 	// manager's default.
 	StepRetention time.Duration
 	Logger        *slog.Logger
+	// Observer, if set, is told every task's start and events beside the
+	// audit log (the fleet's metrics).
+	Observer tasks.Recorder
+}
+
+// recorders tells each recorder in turn; the first error is returned,
+// after all were told.
+type recorders []tasks.Recorder
+
+func (rs recorders) RecordTaskStart(ctx context.Context, t tasks.Task) error {
+	var first error
+	for _, r := range rs {
+		if err := r.RecordTaskStart(ctx, t); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (rs recorders) RecordTaskEvent(ctx context.Context, sessionID, taskID string, ev tasks.Event) error {
+	var first error
+	for _, r := range rs {
+		if err := r.RecordTaskEvent(ctx, sessionID, taskID, ev); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // Backends returns the task backends as m configures them.
@@ -70,8 +97,15 @@ func Tasks(ctx context.Context, p TaskParts) (*budget.Budget, *tasks.Manager, fu
 	opts := tasks.Options{Store: p.Store, Budget: b, Desktops: Desktops{p.Sessions}, DataDir: p.DataDir, Retention: p.StepRetention,
 		DefaultBackend: p.Model.Backend, Prices: p.Model.Prices, Logger: p.Logger,
 		SettleQuiet: p.Model.SettleQuiet, SettleMax: p.Model.SettleMax, Backends: Backends(p.Model)}
+	var rs recorders
 	if p.Audit != nil {
-		opts.Recorder = Audit{p.Audit}
+		rs = append(rs, Audit{p.Audit})
+	}
+	if p.Observer != nil {
+		rs = append(rs, p.Observer)
+	}
+	if len(rs) > 0 { // no recorder stays a nil interface
+		opts.Recorder = rs
 	}
 	if p.Control != nil { // a nil pointer must not become a non-nil interface
 		opts.Control = p.Control

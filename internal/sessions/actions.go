@@ -199,9 +199,20 @@ func (m *Manager) actOne(ctx context.Context, id string, c *agentapi.Client, who
 	return ar, fatal
 }
 
-// audit records one action's outcome. The action has happened (or been
-// refused): a cancelled ctx does not keep it out of the log.
+// audit records one action's outcome, and tells the observer. The action
+// has happened (or been refused): a cancelled ctx does not keep it out of
+// the log.
 func (m *Manager) audit(ctx context.Context, id string, who Actor, ar ActionResult) {
+	if m.opts.Observer != nil {
+		outcome := OutcomeOK
+		switch {
+		case ar.NotRun != nil:
+			outcome = OutcomeNotRun
+		case ar.Err != nil:
+			outcome = string(ar.Err.Code)
+		}
+		m.opts.Observer.ObserveAction(string(ar.Request.Action), outcome, ar.Took)
+	}
 	if m.opts.Auditor == nil {
 		return
 	}

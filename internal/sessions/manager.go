@@ -15,6 +15,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -45,6 +46,9 @@ type Options struct {
 	// Auditor, if set, records every action sent through Act and every
 	// lifecycle event (created, started, stopped, deleted, restarted).
 	Auditor Auditor
+	// Observer, if set, is told every action's verb, outcome and
+	// duration, for the fleet's metrics.
+	Observer Observer
 	// Control, if set, admits each input action of Act and each input
 	// the live view passes (AdmitInput): the control lease. Nil admits
 	// everything.
@@ -94,6 +98,20 @@ type Auditor interface {
 	RecordSession(ctx context.Context, sessionID, event string) error
 }
 
+// Observer watches the input pipeline. ObserveAction is called once per
+// action sent through Act, run or not; outcome is "ok", the protocol's
+// error code, or "not_run". It must not block.
+type Observer interface {
+	ObserveAction(verb, outcome string, took time.Duration)
+}
+
+// Outcomes of an action beside the protocol's error codes, as the audit
+// log names them too.
+const (
+	OutcomeOK     = "ok"
+	OutcomeNotRun = "not_run"
+)
+
 // ActionRecord is one action as the audit log keeps it.
 type ActionRecord struct {
 	// Actor is who sent it; empty means ctx's actor.
@@ -138,6 +156,8 @@ type Manager struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// reconciled is set once the first reconcile after adoption is done.
+	reconciled atomic.Bool
 }
 
 // live is what the manager holds in memory for one session.
@@ -202,6 +222,18 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 	m.cancel = cancel
 	m.wg.Go(func() { m.reconcileLoop(loopCtx) })
 	return m, nil
+}
+
+// ErrNotReconciled is CheckReconciled's answer until the first reconcile.
+var ErrNotReconciled = errors.New("sessions: desktops not reconciled yet")
+
+// CheckReconciled answers nil once the manager has adopted the desktops
+// and reconciled them with the store at least once.
+func (m *Manager) CheckReconciled(context.Context) error {
+	if !m.reconciled.Load() {
+		return ErrNotReconciled
+	}
+	return nil
 }
 
 // Close stops the manager's background work and closes agent connections.
@@ -331,6 +363,7 @@ func (m *Manager) reconcileLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		m.reconcile(ctx)
+		m.reconciled.Store(true)
 	}
 }
 

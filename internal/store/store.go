@@ -60,5 +60,19 @@ func private(path string) error {
 	return nil
 }
 
+// CheckWritable reports whether the database takes writes: it makes a
+// table in a transaction it rolls back, so nothing changes.
+func (s *Store) CheckWritable(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store not writable: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "CREATE TABLE ready_probe (x)"); err != nil {
+		return fmt.Errorf("store not writable: %w", err)
+	}
+	return nil
+}
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }

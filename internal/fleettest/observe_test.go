@@ -1,0 +1,243 @@
+package fleettest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"atelier/internal/agentapi"
+	"atelier/internal/apitype"
+	"atelier/internal/audit"
+	"atelier/internal/fleettest"
+)
+
+const metricsToken = "fleettest-scraper-0123456789"
+
+// syncLog collects the fleet's log lines, written from its goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// send makes one request with the bearer token bearer (none if empty) and
+// the X-Request-Id reqID (none if empty).
+func send(t *testing.T, ctx context.Context, method, url, bearer, reqID string, body any) (*http.Response, []byte) {
+	t.Helper()
+	var in io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		in = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if reqID != "" {
+		req.Header.Set(apitype.HeaderRequestID, reqID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// scrape reads /metrics with the scraper's token through the Prometheus
+// text parser.
+func scrape(t *testing.T, ctx context.Context, f *fleettest.Fleet) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, body := send(t, ctx, http.MethodGet, f.URL+"/metrics", metricsToken, "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics with the metrics token: %d %s", resp.StatusCode, body)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse /metrics: %v\n%s", err, body)
+	}
+	return fams
+}
+
+// sample finds the metric of family name whose labels include want.
+func sample(fams map[string]*dto.MetricFamily, name string, want map[string]string) *dto.Metric {
+	fam := fams[name]
+	if fam == nil {
+		return nil
+	}
+next:
+	for _, m := range fam.GetMetric() {
+		for k, v := range want {
+			found := false
+			for _, lp := range m.GetLabel() {
+				found = found || lp.GetName() == k && lp.GetValue() == v
+			}
+			if !found {
+				continue next
+			}
+		}
+		return m
+	}
+	return nil
+}
+
+func counter(fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	return sample(fams, name, labels).GetCounter().GetValue() // nil-safe: 0 when absent
+}
+
+func histCount(fams map[string]*dto.MetricFamily, name string, labels map[string]string) uint64 {
+	return sample(fams, name, labels).GetHistogram().GetSampleCount()
+}
+
+// TestObservability runs a real fleet (local runtime) and checks what its
+// operators see: /ready once reconciled, request ids in the answer, the
+// log and the audit, and /metrics moving with real actions and a task.
+func TestObservability(t *testing.T) {
+	var logs syncLog
+	f := fleettest.New(t, fleettest.Options{Token: token, MetricsToken: metricsToken,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+
+	// /ready passes once the first reconcile is done (500ms in tests).
+	for {
+		resp, body := send(t, ctx, http.MethodGet, f.URL+"/ready", "", "", nil)
+		if resp.StatusCode == http.StatusOK {
+			if !strings.Contains(string(body), `"store"`) || !strings.Contains(string(body), `"runtime"`) || !strings.Contains(string(body), `"sessions"`) {
+				t.Errorf("/ready: %s, want the store, runtime and sessions checks named", body)
+			}
+			break
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "sessions:") {
+			t.Fatalf("/ready before the first reconcile: %d %s, want 503 naming the sessions", resp.StatusCode, body)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("/ready never passed: %d %s", resp.StatusCode, body)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	if resp, _ := send(t, ctx, http.MethodGet, f.URL+"/metrics", "", "", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/metrics without a token: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := send(t, ctx, http.MethodGet, f.URL+"/metrics", "wrong-token-0123456789", "", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/metrics with a wrong token: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := send(t, ctx, http.MethodGet, f.URL+"/sessions", metricsToken, "", nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /sessions with the metrics token: %d, want 401 (it opens /metrics alone)", resp.StatusCode)
+	}
+	if resp, _ := send(t, ctx, http.MethodGet, f.URL+"/metrics", token, "", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("/metrics with the API token: %d, want 200", resp.StatusCode)
+	}
+	before := scrape(t, ctx, f)
+	if before["go_goroutines"] == nil || before["process_cpu_seconds_total"] == nil {
+		t.Errorf("/metrics lacks the Go and process collectors")
+	}
+
+	s, err := f.Client.CreateSession(ctx, apitype.CreateSession{Label: "observe"}, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	move := map[string]string{"verb": "mouse_move", "outcome": "ok"}
+	const reqID = "observe-move-1"
+	resp, body := send(t, ctx, http.MethodPost, f.URL+"/sessions/"+s.ID+"/actions", token, reqID,
+		map[string]any{"action": "mouse_move", "coordinate": []int{300, 200}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("act: %d %s", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get(apitype.HeaderRequestID); got != reqID {
+		t.Errorf("the action's answer carries request id %q, want %q", got, reqID)
+	}
+	act(t, f.Client, s.ID, map[string]any{"action": "mouse_move", "coordinate": []int{310, 210}})
+	// A refused action counts under its code.
+	resp, body = send(t, ctx, http.MethodPost, f.URL+"/sessions/"+s.ID+"/actions", token, "",
+		[]map[string]any{{"action": "wait", "duration": 0.01}, {"action": "key", "text": "no-such-key-xyz"}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("act with a failing key: %d %s", resp.StatusCode, body)
+	}
+
+	script := []agentapi.Request{{Action: agentapi.MouseMove, Coordinate: &agentapi.Point{X: 50, Y: 60}}}
+	spec := taskSpec("move the mouse", script...)
+	spec.Backend = "scripted"
+	sub, err := f.Client.SubmitTask(ctx, s.ID, spec)
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	waitTasksDone(t, ctx, f, s.ID)
+	if task, err := f.Client.Task(ctx, sub.TaskID); err != nil || task.Status != apitype.TaskDone {
+		t.Fatalf("task %+v, %v: want done", task, err)
+	}
+
+	after := scrape(t, ctx, f)
+	if d := counter(after, "atelier_actions_total", move) - counter(before, "atelier_actions_total", move); d != 3 {
+		t.Errorf("atelier_actions_total{mouse_move,ok} moved by %v, want 3 (two by the API, one by the task)", d)
+	}
+	if d := histCount(after, "atelier_action_duration_seconds", move) - histCount(before, "atelier_action_duration_seconds", move); d != 3 {
+		t.Errorf("atelier_action_duration_seconds{mouse_move,ok} count moved by %d, want 3", d)
+	}
+	if sample(after, "atelier_actions_total", map[string]string{"verb": "key"}) == nil ||
+		counter(after, "atelier_actions_total", map[string]string{"verb": "key", "outcome": "ok"}) != 0 {
+		t.Errorf("the failed key is not counted under its error code: %v", after["atelier_actions_total"])
+	}
+	if d := counter(after, "atelier_task_steps_total", nil) - counter(before, "atelier_task_steps_total", nil); d != 2 {
+		t.Errorf("atelier_task_steps_total moved by %v, want 2 (the move, then the finish)", d)
+	}
+	if d := counter(after, "atelier_tasks_finished_total", map[string]string{"status": "done"}); d != 1 {
+		t.Errorf("atelier_tasks_finished_total{done} = %v, want 1", d)
+	}
+	if g := sample(after, "atelier_sessions", map[string]string{"state": "ready", "runtime": "local"}).GetGauge().GetValue(); g != 1 {
+		t.Errorf("atelier_sessions{ready,local} = %v, want 1", g)
+	}
+	if sample(after, "atelier_budget_cap_usd", nil) == nil || sample(after, "atelier_budget_spent_usd", nil) == nil {
+		t.Errorf("/metrics lacks the budget's gauges")
+	}
+
+	// The request id is in the request's log line and its audit entry.
+	if !strings.Contains(logs.String(), `"request_id":"`+reqID+`"`) {
+		t.Errorf("no log line carries request id %s", reqID)
+	}
+	status, body := apiCall(t, ctx, f, http.MethodGet, "/sessions/"+s.ID+"/audit?kind=action", nil)
+	if status != http.StatusOK {
+		t.Fatalf("audit: %d %s", status, body)
+	}
+	var tagged []audit.Entry
+	for _, e := range decodeEntries(t, body) {
+		if e.RequestID == reqID {
+			tagged = append(tagged, e)
+		}
+	}
+	if len(tagged) != 1 || !strings.Contains(string(tagged[0].Action), "mouse_move") {
+		t.Errorf("audit entries with request id %s: %+v, want the one mouse_move", reqID, tagged)
+	}
+}
