@@ -37,8 +37,12 @@ var queryTokenNames = []string{"token", "access_token", "api_token", "apikey", "
 func (s *Server) auth(next handler) handler {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		want := s.opts.Token
-		// Everything a request does is audited under the API's actor.
-		r = r.WithContext(audit.WithActor(r.Context(), actorAPI))
+		// Everything a request does is audited under the API's actor, but
+		// for a request made in process (the fleet's MCP endpoint), which
+		// keeps its own: one from the network carries none.
+		if audit.ActorFrom(r.Context()) == "" {
+			r = r.WithContext(audit.WithActor(r.Context(), actorAPI))
+		}
 		if want == "" {
 			return next(w, r)
 		}

@@ -137,8 +137,9 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	}
 	f.Tasks = tm
 	f.closing(func() error { stopTasks(); return nil })
-	// The MCP endpoint drives the fleet through its own API, in process.
-	self := client.New("http://fleet.in-process", cfg.APIToken, &http.Client{Transport: inProcess{handler: func() http.Handler { return f.API.Handler() }}})
+	// The MCP endpoint drives the fleet through its own API, in process,
+	// audited as mcp.
+	self := client.New("http://fleet.in-process", cfg.APIToken, &http.Client{Transport: inProcess{handler: func() http.Handler { return f.API.Handler() }, actor: audit.ActorMCP}})
 	f.API = api.New(api.Options{MCP: mcp.HTTPHandler(self, opts.Version), Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
 		View: vh, Snapshots: snaps, Desktops: f.Runtime, Budget: spend, Tasks: tm, Audit: f.Audit, Control: leases,
 		ReadTimeout: cfg.HTTP.ReadTimeout, IdleTimeout: cfg.HTTP.IdleTimeout, MaxStreams: cfg.Limits.MaxStreams})

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"sync"
+
+	"atelier/internal/audit"
 )
 
 // inProcess is an http.RoundTripper that serves requests with a handler in
@@ -12,10 +14,13 @@ import (
 // with no socket, no listen address to know and no second hop to secure.
 // The body streams through a pipe, so streamed answers (task events)
 // arrive as they are written.
-type inProcess struct{ handler func() http.Handler }
+type inProcess struct {
+	handler func() http.Handler
+	actor   string // what the API audits the requests under
+}
 
 func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
+	req = req.Clone(audit.WithActor(req.Context(), t.actor))
 	if req.Body == nil {
 		req.Body = http.NoBody // as a server's request has
 	}

@@ -8,12 +8,14 @@ import (
 	"image"
 	_ "image/png"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"atelier/internal/audit"
 	"atelier/internal/fleettest"
 	"atelier/internal/mcp"
 )
@@ -126,6 +128,9 @@ func TestTools(t *testing.T) {
 
 			screenshot(t, cs, id)
 			typeIntoTerminal(t, f, cs, id, transport)
+			// Over HTTP the fleet calls its own API in process, as mcp;
+			// atelier mcp is a client of the API with the token.
+			checkAudited(t, f, id, "typed-over-"+transport, map[string]string{"http": audit.ActorMCP, "stdio": "token:api"}[transport])
 			leaseRefusesInput(t, f, cs, id)
 			badArguments(t, cs, id)
 		})
@@ -199,6 +204,29 @@ func typeIntoTerminal(t *testing.T, f *fleettest.Fleet, cs *sdk.ClientSession, i
 		t.Errorf("computer's text %q does not say both actions ran", text(res))
 	}
 	home.WaitFile(t, "mcp-"+transport+".txt", "typed-over-"+transport+"\n")
+}
+
+// checkAudited checks the action that typed text is in the session's
+// audit under actor.
+func checkAudited(t *testing.T, f *fleettest.Fleet, id, text, actor string) {
+	t.Helper()
+	var found []string
+	err := f.Client.Audit(t.Context(), id, url.Values{audit.ParamKind: {string(audit.KindAction)}}, func(line []byte) error {
+		var e audit.Entry
+		if err := json.Unmarshal(line, &e); err != nil {
+			return err
+		}
+		if strings.Contains(string(e.Action), text) {
+			found = append(found, e.Actor)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 1 || found[0] != actor {
+		t.Errorf("actions typing %q audited under %v, want once under %s", text, found, actor)
+	}
 }
 
 // leaseRefusesInput checks a person's lease makes computer a tool error,
