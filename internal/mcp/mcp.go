@@ -44,6 +44,7 @@ func NewServer(c *client.Client, version string) *sdk.Server {
 		"(the Anthropic computer-tool vocabulary; coordinates in the desktop's pixels). " +
 		"Actions stop at the first that fails. Set screenshot to see the desktop afterwards. " +
 		"Refused while a person holds the session's control: wait and try again later."}, t.computer)
+	addTaskTools(s, t)
 	return s
 }
 
@@ -266,7 +267,7 @@ func explain(err error) error {
 		}
 		return fmt.Errorf("refused: %s holds this session's control, so input is not accepted now; wait until it is handed back and try again (%s)", who, e.Message)
 	case apitype.CodeNotFound:
-		return fmt.Errorf("no such session; list_sessions shows the ids (%s)", e.Message)
+		return fmt.Errorf("%s: %s (list_sessions shows the sessions' ids)", e.Code, e.Message)
 	}
 	return fmt.Errorf("%s: %s", e.Code, e.Message)
 }

@@ -35,7 +35,7 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // connect opens an MCP session with the SDK's client over one transport:
 // streamable HTTP at the fleet's /mcp, or the in-memory transport around
 // the server atelier mcp runs on stdio (its CLI test runs the command).
-func connect(t *testing.T, f *fleettest.Fleet, transport string) *sdk.ClientSession {
+func connect(t *testing.T, f *fleettest.Fleet, transport string, progress chan<- *sdk.ProgressNotificationParams) *sdk.ClientSession {
 	t.Helper()
 	var tr sdk.Transport
 	switch transport {
@@ -50,7 +50,10 @@ func connect(t *testing.T, f *fleettest.Fleet, transport string) *sdk.ClientSess
 		t.Cleanup(func() { ss.Close() })
 		tr = ct
 	}
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "1"}, nil).Connect(t.Context(), tr, nil)
+	opts := &sdk.ClientOptions{ProgressNotificationHandler: func(_ context.Context, r *sdk.ProgressNotificationClientRequest) {
+		progress <- r.Params
+	}}
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "1"}, opts).Connect(t.Context(), tr, nil)
 	if err != nil {
 		t.Fatalf("connect over %s: %v", transport, err)
 	}
@@ -111,7 +114,8 @@ func TestTools(t *testing.T) {
 	var id string
 	for _, transport := range []string{"http", "stdio"} {
 		t.Run(transport, func(t *testing.T) {
-			cs := connect(t, f, transport)
+			progress := make(chan *sdk.ProgressNotificationParams, 100)
+			cs := connect(t, f, transport, progress)
 			if id == "" {
 				var s mcp.Session
 				ok(t, cs, "create_session", map[string]any{"label": "mcp", "resolution": "1024x768"}, &s)
@@ -131,6 +135,7 @@ func TestTools(t *testing.T) {
 			// Over HTTP the fleet calls its own API in process, as mcp;
 			// atelier mcp is a client of the API with the token.
 			checkAudited(t, f, id, "typed-over-"+transport, map[string]string{"http": audit.ActorMCP, "stdio": "token:api"}[transport])
+			runTask(t, f, cs, id, transport, progress)
 			leaseRefusesInput(t, f, cs, id)
 			badArguments(t, cs, id)
 		})
@@ -229,6 +234,56 @@ func checkAudited(t *testing.T, f *fleettest.Fleet, id, text, actor string) {
 	}
 }
 
+// runTask runs a scripted task through run_task: a progress notification
+// per step, then its answer; its typed command ran in the desktop.
+func runTask(t *testing.T, f *fleettest.Fleet, cs *sdk.ClientSession, id, transport string, progress <-chan *sdk.ProgressNotificationParams) {
+	t.Helper()
+	script := []any{
+		map[string]any{"action": "key", "text": "super+Return"},
+		map[string]any{"action": "wait", "duration": 1},
+		map[string]any{"action": "type", "text": "echo task-over-" + transport + " > ~/task-" + transport + ".txt\n"},
+	}
+	params := &sdk.CallToolParams{Name: "run_task", Arguments: map[string]any{"session_id": id, "goal": "write a file", "backend": "scripted", "script": script}}
+	params.SetProgressToken("task-" + transport)
+	res, err := cs.CallTool(t.Context(), params)
+	if err != nil {
+		t.Fatalf("run_task: %v", err)
+	}
+	var out mcp.TaskResult
+	b, _ := json.Marshal(res.StructuredContent)
+	if err := json.Unmarshal(b, &out); err != nil || res.IsError || out.Status != "done" || out.Steps == 0 || out.TaskID == "" {
+		t.Fatalf("run_task: %s (error %v, %q), want a task done", b, res.IsError, text(res))
+	}
+	// Notifications are handled apart from the result: wait for them, and
+	// a moment for any extra one.
+	var steps []string
+	for wait := time.After(10 * time.Second); len(steps) <= out.Steps; {
+		if len(steps) == out.Steps {
+			wait = time.After(200 * time.Millisecond)
+		}
+		select {
+		case p := <-progress:
+			if p.ProgressToken != "task-"+transport || p.Progress != float64(len(steps)+1) {
+				t.Errorf("progress %+v, want token task-%s, step %d", p, transport, len(steps)+1)
+			}
+			steps = append(steps, p.Message)
+			continue
+		case <-wait:
+		}
+		break
+	}
+	if len(steps) != out.Steps {
+		t.Errorf("%d progress notifications %q for %d steps, want one per step", len(steps), steps, out.Steps)
+	}
+	f.Home(id).WaitFile(t, "task-"+transport+".txt", "task-over-"+transport+"\n")
+
+	var status mcp.TaskResult
+	ok(t, cs, "task_status", map[string]any{"task_id": out.TaskID}, &status)
+	if status != out {
+		t.Errorf("task_status %+v, want %+v", status, out)
+	}
+}
+
 // leaseRefusesInput checks a person's lease makes computer a tool error,
 // and that input is accepted again once handed back.
 func leaseRefusesInput(t *testing.T, f *fleettest.Fleet, cs *sdk.ClientSession, id string) {
@@ -265,7 +320,9 @@ func badArguments(t *testing.T, cs *sdk.ClientSession, id string) {
 		{"screenshot", map[string]any{"session_id": id, "scale": 7}, "scale"},
 		{"screenshot", map[string]any{"session_id": "nope"}, "session"},
 		{"stop_session", map[string]any{"session_id": "s-none"}, "malformed session id"},
-		{"stop_session", map[string]any{"session_id": "sess_" + strings.Repeat("a", 26)}, "no such session"},
+		{"stop_session", map[string]any{"session_id": "sess_" + strings.Repeat("a", 26)}, "not_found"},
+		{"run_task", map[string]any{"session_id": id}, "goal"},
+		{"task_status", map[string]any{"task_id": "nope"}, "not_found"},
 	} {
 		res := call(t, cs, c.tool, c.args)
 		if !res.IsError || !strings.Contains(strings.ToLower(text(res)), strings.ToLower(c.want)) {
