@@ -13,7 +13,7 @@ import (
 // runMCP serves the fleet's sessions as MCP tools over stdio, for an MCP
 // client that starts atelier mcp as its server.
 func runMCP(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "mcp", "")
+	fs := newFlagSet(env, "mcp", "   (an MCP server on stdin/stdout, for an MCP client to start; ATELIER_URL and ATELIER_API_TOKEN name the fleet)")
 	if _, err := parseArgs(fs, args, 0); err != nil {
 		return err
 	}
