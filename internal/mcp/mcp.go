@@ -216,15 +216,11 @@ func (t tools) computer(ctx context.Context, _ *sdk.CallToolRequest, in Computer
 	case len(list) == 0:
 		return nil, ComputerOutput{}, errors.New(`give an action, such as {"action":"key","text":"super+Return"}, or a list of actions`)
 	}
-	body := apitype.Actions{Observe: in.Screenshot, Actions: make([]json.RawMessage, 0, len(list))}
-	for _, a := range list {
-		b, err := json.Marshal(a)
-		if err != nil {
-			return nil, ComputerOutput{}, fmt.Errorf("action %v: %w", a, err)
-		}
-		body.Actions = append(body.Actions, b)
+	actions, err := rawActions(list)
+	if err != nil {
+		return nil, ComputerOutput{}, err
 	}
-	r, err := t.c.Act(ctx, in.SessionID, body)
+	r, err := t.c.Act(ctx, in.SessionID, apitype.Actions{Observe: in.Screenshot, Actions: actions})
 	if err != nil {
 		return nil, ComputerOutput{}, explain(err)
 	}
@@ -251,6 +247,20 @@ func (t tools) computer(ctx context.Context, _ *sdk.CallToolRequest, in Computer
 		res.Content = append(res.Content, content...)
 	}
 	return res, out, nil
+}
+
+// rawActions returns the actions a model gave as objects as the API takes
+// them; the fleet validates each.
+func rawActions(list []map[string]any) ([]json.RawMessage, error) {
+	out := make([]json.RawMessage, 0, len(list))
+	for _, a := range list {
+		b, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("action %v: %w", a, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
 }
 
 // explain turns a fleet's refusal into a tool error a model can act on.

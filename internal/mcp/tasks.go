@@ -2,7 +2,6 @@ package mcp
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -45,12 +44,12 @@ type TaskResult struct {
 
 func (t tools) runTask(ctx context.Context, req *sdk.CallToolRequest, in TaskInput) (*sdk.CallToolResult, TaskResult, error) {
 	spec := apitype.TaskSpec{Goal: in.Goal, Backend: in.Backend, Model: in.Model, MaxSteps: in.MaxSteps, MaxUSD: in.MaxUSD}
-	for _, a := range in.Script {
-		b, err := json.Marshal(a)
-		if err != nil {
-			return nil, TaskResult{}, fmt.Errorf("script action %v: %w", a, err)
-		}
-		spec.Script = append(spec.Script, b)
+	script, err := rawActions(in.Script)
+	if err != nil {
+		return nil, TaskResult{}, err
+	}
+	if len(script) > 0 {
+		spec.Script = script
 	}
 	sub, err := t.c.SubmitTask(ctx, in.SessionID, spec)
 	if err != nil {
