@@ -43,8 +43,9 @@ func NewServer(c *client.Client, version string) *sdk.Server {
 		`{"action":"scroll","coordinate":[10,20],"scroll_direction":"down","scroll_amount":3}, {"action":"wait","duration":1} ` +
 		"(the Anthropic computer-tool vocabulary; coordinates in the desktop's pixels). " +
 		"Actions stop at the first that fails. Set screenshot to see the desktop afterwards. " +
-		"Refused while a person holds the session's control: wait and try again later."}, t.computer)
+		"Refused while a person holds the session's control: wait and try again later (or pass the lease_id of your own take_over)."}, t.computer)
 	addTaskTools(s, t)
+	addControlTools(s, t)
 	return s
 }
 
@@ -185,6 +186,7 @@ type ComputerInput struct {
 	SessionID string           `json:"session_id" jsonschema:"the session to drive"`
 	Action    map[string]any   `json:"action,omitempty" jsonschema:"one protocol-v1 action object, such as {\"action\":\"type\",\"text\":\"hello\"}"`
 	Actions   []map[string]any `json:"actions,omitempty" jsonschema:"several actions, run in order; give action or actions, not both"`
+	LeaseID   string           `json:"lease_id,omitempty" jsonschema:"your lease from take_over, while you hold the session's control"`
 	// Screenshot asks for the desktop as it is after the actions.
 	Screenshot bool `json:"screenshot,omitempty" jsonschema:"take a screenshot after the actions"`
 }
@@ -220,7 +222,7 @@ func (t tools) computer(ctx context.Context, _ *sdk.CallToolRequest, in Computer
 	if err != nil {
 		return nil, ComputerOutput{}, err
 	}
-	r, err := t.c.Act(ctx, in.SessionID, apitype.Actions{Observe: in.Screenshot, Actions: actions})
+	r, err := t.c.ActWithLease(ctx, in.SessionID, in.LeaseID, apitype.Actions{Observe: in.Screenshot, Actions: actions})
 	if err != nil {
 		return nil, ComputerOutput{}, explain(err)
 	}

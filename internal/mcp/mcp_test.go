@@ -301,6 +301,24 @@ func leaseRefusesInput(t *testing.T, f *fleettest.Fleet, cs *sdk.ClientSession, 
 		t.Fatal(err)
 	}
 	ok(t, cs, "computer", move, nil)
+
+	// An agent may hold control itself: its own lease admits its input.
+	var c mcp.Control
+	ok(t, cs, "take_over", map[string]any{"session_id": id}, &c)
+	if c.LeaseID == "" || c.Holder != "person" {
+		t.Fatalf("take_over: %+v, want a person's lease", c)
+	}
+	if res := call(t, cs, "computer", move); !res.IsError {
+		t.Errorf("computer without the lease while take_over holds control: %q, want a tool error", text(res))
+	}
+	withLease := map[string]any{"session_id": id, "lease_id": c.LeaseID, "action": move["action"]}
+	ok(t, cs, "computer", withLease, nil)
+	var back mcp.Control
+	ok(t, cs, "hand_back", map[string]any{"session_id": id, "lease_id": c.LeaseID}, &back)
+	if back.Holder != "" || back.SessionID != id {
+		t.Errorf("hand_back: %+v, want nobody holding control", back)
+	}
+	ok(t, cs, "computer", move, nil)
 }
 
 // badArguments checks bad arguments are tool errors, not protocol ones.
