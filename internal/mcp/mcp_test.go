@@ -135,6 +135,7 @@ func TestTools(t *testing.T) {
 			// Over HTTP the fleet calls its own API in process, as mcp;
 			// atelier mcp is a client of the API with the token.
 			checkAudited(t, f, id, "typed-over-"+transport, map[string]string{"http": audit.ActorMCP, "stdio": "token:api"}[transport])
+			readResources(t, cs, id, "typed-over-"+transport)
 			runTask(t, f, cs, id, transport, progress)
 			leaseRefusesInput(t, f, cs, id)
 			badArguments(t, cs, id)
@@ -231,6 +232,25 @@ func checkAudited(t *testing.T, f *fleettest.Fleet, id, text, actor string) {
 	}
 	if len(found) != 1 || found[0] != actor {
 		t.Errorf("actions typing %q audited under %v, want once under %s", text, found, actor)
+	}
+}
+
+// readResources reads the session list and the session's audit, whose
+// recent entries hold the action that typed text.
+func readResources(t *testing.T, cs *sdk.ClientSession, id, typed string) {
+	t.Helper()
+	res, err := cs.ReadResource(t.Context(), &sdk.ReadResourceParams{URI: "atelier://sessions"})
+	if err != nil || len(res.Contents) != 1 || !strings.Contains(res.Contents[0].Text, id) {
+		t.Errorf("sessions resource: %v %+v, want the session %s", err, res, id)
+	}
+	res, err = cs.ReadResource(t.Context(), &sdk.ReadResourceParams{URI: "atelier://sessions/" + id + "/audit"})
+	if err != nil || len(res.Contents) != 1 || !strings.Contains(res.Contents[0].Text, typed) {
+		t.Errorf("audit resource: %v %+v, want the action that typed %q", err, res, typed)
+	} else if lines := strings.Count(res.Contents[0].Text, "\n"); lines == 0 || lines > 100 {
+		t.Errorf("audit resource has %d entries, want 1 to 100", lines)
+	}
+	if _, err := cs.ReadResource(t.Context(), &sdk.ReadResourceParams{URI: "atelier://sessions/sess_" + strings.Repeat("b", 26) + "/audit"}); err == nil {
+		t.Error("the audit of no session was read")
 	}
 }
 
