@@ -53,6 +53,9 @@ type Options struct {
 	// 404). Input is admitted by the sessions' pipeline, which must be
 	// given the same leases (sessions.Options.Control).
 	Control *control.Leases
+	// MCP, if set, serves the Model Context Protocol's streamable HTTP
+	// transport at /mcp, behind the bearer token; nil: /mcp answers 404.
+	MCP http.Handler
 
 	// ReadTimeout and IdleTimeout are HTTPServer's; 0: DefaultReadTimeout,
 	// DefaultIdleTimeout.

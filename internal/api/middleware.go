@@ -53,8 +53,12 @@ func (s *Server) authAny(next handler, tokens ...string) handler {
 		return ok
 	}
 	return func(w http.ResponseWriter, r *http.Request) error {
-		// Everything a request does is audited under the API's actor.
-		r = r.WithContext(audit.WithActor(r.Context(), actorAPI))
+		// Everything a request does is audited under the API's actor, but
+		// for a request made in process (the fleet's MCP endpoint), which
+		// keeps its own: one from the network carries none.
+		if audit.ActorFrom(r.Context()) == "" {
+			r = r.WithContext(audit.WithActor(r.Context(), actorAPI))
+		}
 		if len(wants) == 0 {
 			return next(w, r)
 		}

@@ -56,6 +56,7 @@ func errs(status int, codes ...string) answer { return answer{status: status, co
 
 // Media types of successes other than JSON.
 const (
+	mediaJSON      = "application/json"
 	mediaPNG       = "image/png"
 	mediaImage     = "image/png|image/jpeg"
 	mediaSSE       = "text/event-stream"

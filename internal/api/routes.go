@@ -124,6 +124,12 @@ func (s *Server) routes() []route {
 				query(audit.ParamSince, "after this seq, or at or after this RFC 3339 time"), query(audit.ParamLimit, "at most this many entries"),
 				boolQuery(audit.ParamFollow, "keep the stream open for new entries")},
 			errs: []answer{errs(400, apitype.CodeBadRequest, apitype.CodeBadID), notFound, tooManyStreams, unavailable}}},
+
+		// The Model Context Protocol (streamable HTTP): the API's sessions
+		// as tools for agents.
+		{pattern: "POST /mcp", h: s.handleMCP, doc: mcpDoc("send an MCP JSON-RPC message; the answer is JSON or a stream of them", http.StatusOK, mediaJSON+"|"+mediaSSE)},
+		{pattern: "GET /mcp", h: s.handleMCP, doc: mcpDoc("the MCP session's stream of server messages (Last-Event-ID resumes)", http.StatusOK, mediaSSE)},
+		{pattern: "DELETE /mcp", h: s.handleMCP, doc: mcpDoc("end an MCP session", http.StatusNoContent, "")},
 	}
 }
 

@@ -71,6 +71,7 @@ const (
 	ActorCLI     = "cli"     // the atelier command, acting on the data dir or a socket
 	ActorFleet   = "fleet"   // the fleet itself: reconciliation, repairs
 	ActorDesktop = "desktop" // the desktop itself: its egress connections
+	ActorMCP     = "mcp"     // the fleet's MCP endpoint, calling the API in process
 )
 
 // Actor prefixes, each followed by an id: "token:ops", "task:t_12".
@@ -162,7 +163,7 @@ func CheckSession(id string) error {
 // prefixes followed by a non-empty id.
 func CheckActor(a string) error {
 	switch a {
-	case ActorCLI, ActorFleet, ActorDesktop:
+	case ActorCLI, ActorFleet, ActorDesktop, ActorMCP:
 		return nil
 	}
 	for _, p := range []string{ActorToken, ActorTask, ActorViewer} {
@@ -170,7 +171,7 @@ func CheckActor(a string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: actor %q: want cli, fleet, desktop, token:<id>, task:<id> or viewer:<id>", ErrBadEntry, a)
+	return fmt.Errorf("%w: actor %q: want cli, fleet, desktop, mcp, token:<id>, task:<id> or viewer:<id>", ErrBadEntry, a)
 }
 
 // check validates what a caller provides, the same rules on write and read.

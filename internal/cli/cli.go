@@ -41,6 +41,7 @@ var commands = []command{
 	{"takeover", "take a session's control from its task (or nobody) for a person", runTakeover},
 	{"handback", "hand a session's control back, with a note or an answer for the task", runHandback},
 	{"control", "show who holds a session's control and where its task stands", runControl},
+	{"mcp", "serve the fleet's sessions as MCP tools on stdin/stdout (ATELIER_URL, ATELIER_API_TOKEN)", runMCP},
 	{"audit", "verify audit files offline; show a session's audit (--follow)", runAudit},
 	{"action", "send actions (JSON on stdin) to a desktop's agent socket", runAction},
 	{"screenshot", "save a screenshot of a desktop", runScreenshot},

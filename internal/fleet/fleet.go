@@ -7,6 +7,8 @@
 package fleet
 
 import (
+	"atelier/internal/client"
+	"atelier/internal/mcp"
 	"context"
 	"errors"
 	"fmt"
@@ -142,7 +144,10 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	f.Tasks = tm
 	mx.Watch(f.Sessions, spend)
 	f.closing(func() error { stopTasks(); return nil })
-	f.API = api.New(api.Options{Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
+	// The MCP endpoint drives the fleet through its own API, in process,
+	// audited as mcp.
+	self := client.New("http://fleet.in-process", cfg.APIToken, &http.Client{Transport: inProcess{handler: func() http.Handler { return f.API.Handler() }, actor: audit.ActorMCP}})
+	f.API = api.New(api.Options{MCP: mcp.HTTPHandler(self, opts.Version), Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
 		View: vh, Snapshots: snaps, Desktops: f.Runtime, Budget: spend, Tasks: tm, Audit: f.Audit, Control: leases,
 		Metrics: mx.Handler(), MetricsToken: cfg.MetricsToken,
 		Ready: []api.ReadyCheck{{Name: "store", Check: f.Store.CheckWritable}, {Name: "runtime", Check: f.runtimeAnswers},

@@ -3,7 +3,6 @@ package fleettest_test
 import (
 	"context"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,13 +14,6 @@ import (
 	"atelier/internal/client"
 	"atelier/internal/fleettest"
 )
-
-// p50 returns the median of ds in milliseconds.
-func p50(ds []time.Duration) float64 {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return float64(s[len(s)/2].Microseconds()) / 1000
-}
 
 // BenchmarkCreateReady measures POST /sessions?wait=ready on the local
 // runtime, one session at a time (target: p50 ≤ 1.5 s).
@@ -41,7 +33,7 @@ func BenchmarkCreateReady(b *testing.B) {
 		}
 		b.StartTimer()
 	}
-	b.ReportMetric(p50(took), "p50-ms")
+	b.ReportMetric(fleettest.P50(took), "p50-ms")
 }
 
 // BenchmarkScreenshotOverhead compares a PNG screenshot through the fleet's
@@ -73,9 +65,9 @@ func BenchmarkScreenshotOverhead(b *testing.B) {
 			viaAgent = append(viaAgent, time.Since(t0))
 		}
 	}
-	b.ReportMetric(p50(viaFleet), "fleet-p50-ms")
-	b.ReportMetric(p50(viaAgent), "agent-p50-ms")
-	b.ReportMetric(p50(viaFleet)-p50(viaAgent), "overhead-p50-ms")
+	b.ReportMetric(fleettest.P50(viaFleet), "fleet-p50-ms")
+	b.ReportMetric(fleettest.P50(viaAgent), "agent-p50-ms")
+	b.ReportMetric(fleettest.P50(viaFleet)-fleettest.P50(viaAgent), "overhead-p50-ms")
 }
 
 // rssKB returns a process's resident set in KiB.
@@ -129,7 +121,7 @@ func Benchmark20Sessions(b *testing.B) {
 			}
 		}
 	}
-	b.ReportMetric(p50(rounds), "round-p50-ms")
+	b.ReportMetric(fleettest.P50(rounds), "round-p50-ms")
 	b.ReportMetric(float64(rssKB(p.Cmd.Process.Pid))/1024, "fleet-rss-MB")
 	list, err := p.Client.Sessions(ctx)
 	if err != nil {
