@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"atelier/internal/agentapi"
+	"atelier/internal/agentapi/agentapitest"
 )
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
@@ -124,36 +125,10 @@ func TestClientRedialsAndTimesOut(t *testing.T) {
 // An agent older than its fleet refuses a verb the fleet's protocol has:
 // the client says so and how to mend it, rather than "unknown action".
 func TestClientReportsOutdatedAgent(t *testing.T) {
-	sock := t.TempDir() + "/agent.sock"
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		r := bufio.NewReader(conn)
-		for {
-			line, err := agentapi.ReadRequestLine(r)
-			if err != nil {
-				return
-			}
-			var req struct {
-				ID     string `json:"id"`
-				Action string `json:"action"`
-			}
-			json.Unmarshal(line, &req)
-			// As an agent of an older build answers a verb it never had.
-			agentapi.WriteResponse(conn, &agentapi.Response{ID: req.ID, Error: agentapi.Errorf(agentapi.CodeUnknownAction, "unknown action %q", req.Action)})
-		}
-	}()
+	sock := agentapitest.OlderAgent(t)
 	c := agentapi.UnixClient(sock)
 	defer c.Close()
-	_, err = c.Do(t.Context(), agentapi.Request{Action: agentapi.HoldKey, Text: "shift", Duration: 0.1})
+	_, err := c.Do(t.Context(), agentapi.Request{Action: agentapi.HoldKey, Text: "shift", Duration: 0.1})
 	var pe *agentapi.Error
 	if !errors.As(err, &pe) || pe.Code != agentapi.CodeAgentOutdated || !strings.Contains(pe.Message, "stop and start the session") {
 		t.Fatalf("a known verb refused as unknown: got %v, want %s with the remedy", err, agentapi.CodeAgentOutdated)
