@@ -59,7 +59,8 @@ func (s *Server) routes() []route {
 		{pattern: "PUT /sessions/{id}/theme", h: s.handleSetTheme, doc: themeDoc},
 		{pattern: "POST /sessions/{id}/theme", h: s.handleSetTheme, doc: themeDoc},
 		{pattern: "GET /sessions/{id}/screenshot", h: s.handleScreenshot, doc: doc{summary: "a screenshot of the desktop; its geometry in X-Image-* headers",
-			media: mediaImage, params: []param{query("format", "png (default) or jpeg"), query("scale", "0.05 to 1"), query("quality", "jpeg quality, 1 to 100")},
+			media: mediaImage, params: []param{query("format", "png (default) or jpeg"), query("scale", "0.05 to 1"), query("quality", "jpeg quality, 1 to 100"),
+				query("region", "only this part of the desktop: x,y,width,height in its pixels")},
 			errs: []answer{errs(400, apitype.CodeBadRequest, apitype.CodeBadID), refused, notFound, errs(409, apitype.CodeNotRunning, apitype.CodeBusy), agentDown, unavailable}}},
 		{pattern: "POST /sessions/{id}/actions", h: s.handleActions, doc: doc{summary: "run protocol-v1 actions: one action, a list, or {actions, observe}",
 			in: apitype.Actions{}, out: apitype.ActionsResult{}, params: []param{boolQuery("observe", "add a screenshot after the actions"), leaseParam},
@@ -124,6 +125,9 @@ func (s *Server) routes() []route {
 				query(audit.ParamSince, "after this seq, or at or after this RFC 3339 time"), query(audit.ParamLimit, "at most this many entries"),
 				boolQuery(audit.ParamFollow, "keep the stream open for new entries")},
 			errs: []answer{errs(400, apitype.CodeBadRequest, apitype.CodeBadID), notFound, tooManyStreams, unavailable}}},
+
+		{pattern: "GET /events", h: s.streamed(s.handleEvents), doc: doc{summary: "the sessions' lifecycle events as JSON lines, as they happen (a blank line keeps an idle stream alive)",
+			out: apitype.SessionEvent{}, media: mediaJSONL, errs: []answer{tooManyStreams}}},
 
 		// The Model Context Protocol (streamable HTTP): the API's sessions
 		// as tools for agents.

@@ -217,6 +217,13 @@ func shotParams(r *http.Request) (sessions.ScreenshotOptions, error) {
 		}
 		o.Quality = n
 	}
+	if v := q.Get("region"); v != "" {
+		g, err := agentapi.ParseRegion(v)
+		if err != nil {
+			return o, badRequest(apitype.CodeBadRequest, err.Error())
+		}
+		o.Region = &g
+	}
 	return o, nil
 }
 
@@ -238,6 +245,9 @@ func (s *Server) handleScreenshot(w http.ResponseWriter, r *http.Request) error 
 	h.Set(apitype.HeaderWidth, strconv.Itoa(im.Width))
 	h.Set(apitype.HeaderHeight, strconv.Itoa(im.Height))
 	h.Set(apitype.HeaderScale, strconv.FormatFloat(im.Scale, 'f', -1, 64))
+	if im.Region != nil {
+		h.Set(apitype.HeaderRegion, im.Region.String())
+	}
 	w.WriteHeader(http.StatusOK)
 	w.Write(im.Data)
 	return nil
@@ -348,4 +358,34 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) error {
 	}
 	encode(w, http.StatusOK, out)
 	return nil
+}
+
+// handleEvents serves GET /events: every session's lifecycle events as
+// JSON lines from now on, until the client leaves or the fleet closes
+// (a reader that falls far behind is cut off: it should list the
+// sessions again).
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) error {
+	changes := s.opts.Sessions.Watch(r.Context())
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", mediaJSONL)
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	if rc.Flush() != nil {
+		return nil
+	}
+	enc := json.NewEncoder(w)
+	tick := time.NewTicker(keepalive)
+	defer tick.Stop()
+	for {
+		select {
+		case c, ok := <-changes:
+			if !ok || enc.Encode(apitype.SessionEvent{Session: c.Session, Event: c.Event}) != nil || rc.Flush() != nil {
+				return nil
+			}
+		case <-tick.C:
+			if _, err := io.WriteString(w, "\n"); err != nil || rc.Flush() != nil {
+				return nil
+			}
+		}
+	}
 }

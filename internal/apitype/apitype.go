@@ -178,6 +178,13 @@ type SessionList struct {
 	Sessions []Session `json:"sessions"`
 }
 
+// SessionEvent is one line of GET /events: a session's lifecycle event
+// (created, started, stopped, deleted, restarted), as it happens.
+type SessionEvent struct {
+	Session string `json:"session"`
+	Event   string `json:"event"`
+}
+
 // SetTheme is the body of PUT /sessions/{id}/theme.
 type SetTheme struct {
 	Theme string `json:"theme"`
@@ -237,6 +244,9 @@ const (
 	HeaderWidth  = "X-Image-Width"
 	HeaderHeight = "X-Image-Height"
 	HeaderScale  = "X-Image-Scale"
+	// HeaderRegion is the part of the desktop the image shows,
+	// x,y,width,height in the desktop's pixels; absent for all of it.
+	HeaderRegion = "X-Image-Region"
 )
 
 // Budget is the body of GET /budget.

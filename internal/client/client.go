@@ -3,6 +3,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
 )
 
@@ -178,6 +180,7 @@ type ScreenshotOptions struct {
 	Format  string // "png" or "jpeg"
 	Scale   float64
 	Quality int
+	Region  *agentapi.Region // nil: the whole desktop
 }
 
 // Screenshot returns a screenshot of a session's desktop, with its
@@ -192,6 +195,9 @@ func (c *Client) Screenshot(ctx context.Context, id string, o ScreenshotOptions)
 	}
 	if o.Quality != 0 {
 		q.Set("quality", strconv.Itoa(o.Quality))
+	}
+	if o.Region != nil {
+		q.Set("region", o.Region.String())
 	}
 	resp, err := c.do(ctx, http.MethodGet, "/sessions/"+url.PathEscape(id)+"/screenshot", q, nil, nil, http.StatusOK)
 	if err != nil {
@@ -230,4 +236,33 @@ func (c *Client) ActWithLease(ctx context.Context, id, lease string, body any) (
 func (c *Client) Budget(ctx context.Context) (apitype.Budget, error) {
 	var b apitype.Budget
 	return b, c.call(ctx, http.MethodGet, "/budget", nil, nil, &b, http.StatusOK)
+}
+
+// SessionEvents streams the fleet's session lifecycle events to each as
+// they happen, until ctx ends, the stream ends (the fleet closed, or this
+// reader fell behind) or each returns an error. opened, if set, is called
+// once the stream is open: no event after that is missed.
+func (c *Client) SessionEvents(ctx context.Context, opened func(), each func(apitype.SessionEvent) error) error {
+	resp, err := c.do(ctx, http.MethodGet, "/events", nil, nil, http.Header{"Accept": {"application/jsonl"}}, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if opened != nil {
+		opened()
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue // a keepalive
+		}
+		var ev apitype.SessionEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return fmt.Errorf("session event %q: %w", sc.Bytes(), err)
+		}
+		if err := each(ev); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
 }

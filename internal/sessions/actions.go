@@ -30,6 +30,7 @@ type ScreenshotOptions struct {
 	Format  string
 	Scale   float64
 	Quality int
+	Region  *agentapi.Region // nil: the whole desktop
 }
 
 // ActionResult is the outcome of one action.
@@ -229,7 +230,7 @@ func (m *Manager) audit(ctx context.Context, id string, who Actor, ar ActionResu
 }
 
 func screenshotRequest(o ScreenshotOptions) (agentapi.Request, error) {
-	r := agentapi.Request{V: agentapi.Version, Action: agentapi.Screenshot, Format: o.Format, Scale: o.Scale, Quality: o.Quality}
+	r := agentapi.Request{V: agentapi.Version, Action: agentapi.Screenshot, Format: o.Format, Scale: o.Scale, Quality: o.Quality, Region: o.Region}
 	if r.Scale == 1 {
 		r.Scale = 0 // the protocol's default; saves a field on the wire
 	}

@@ -52,10 +52,12 @@ const (
 	EventRestarted = "restarted" // by the fleet: a desktop that should run and did not
 )
 
-// recordLifecycle writes a lifecycle event of session id; the actor is
-// ctx's (the request's), else the fleet. A failure is logged: the event
-// has happened.
+// recordLifecycle writes a lifecycle event of session id and tells the
+// watchers; the actor is ctx's (the request's), else the fleet. A failure
+// to write is logged: the event has happened.
 func (m *Manager) recordLifecycle(ctx context.Context, id, event string) {
+	// Told after the audit has it, so a watcher that reads it finds it.
+	defer m.watchers.publish(Change{Session: id, Event: event})
 	if m.opts.Auditor == nil {
 		return
 	}

@@ -158,6 +158,8 @@ type Manager struct {
 	wg     sync.WaitGroup
 	// reconciled is set once the first reconcile after adoption is done.
 	reconciled atomic.Bool
+	// watchers are told every lifecycle event (Watch).
+	watchers watchers
 }
 
 // live is what the manager holds in memory for one session.
@@ -241,6 +243,7 @@ func (m *Manager) CheckReconciled(context.Context) error {
 func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
+	m.watchers.closeAll()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, l := range m.live {
