@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"io"
+	"log/slog"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -22,7 +23,12 @@ func runMCP(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	t := &sdk.IOTransport{Reader: io.NopCloser(env.Stdin), Writer: nopWriteCloser{env.Stdout}}
-	return mcp.NewServer(c, version.Version).Run(ctx, t)
+	// Its stdout is the protocol's: warnings go to stderr, which MCP
+	// clients show in their logs.
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s := mcp.NewServer(c, version.Version, log)
+	defer s.Close()
+	return s.Run(ctx, t)
 }
 
 // nopWriteCloser leaves closing stdout to the process.

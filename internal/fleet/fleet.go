@@ -146,8 +146,11 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	f.closing(func() error { stopTasks(); return nil })
 	// The MCP endpoint drives the fleet through its own API, in process,
 	// audited as mcp.
+	// Closed before the parts it watches: it ends its MCP sessions.
 	self := client.New("http://fleet.in-process", cfg.APIToken, &http.Client{Transport: inProcess{handler: func() http.Handler { return f.API.Handler() }, actor: audit.ActorMCP}})
-	f.API = api.New(api.Options{MCP: mcp.HTTPHandler(self, opts.Version), Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
+	ms := mcp.NewServer(self, opts.Version, log.With("part", "mcp"))
+	f.closing(ms.Close)
+	f.API = api.New(api.Options{MCP: ms.HTTPHandler(), Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
 		View: vh, Snapshots: snaps, Desktops: f.Runtime, Budget: spend, Tasks: tm, Audit: f.Audit, Control: leases,
 		Metrics: mx.Handler(), MetricsToken: cfg.MetricsToken,
 		Ready: []api.ReadyCheck{{Name: "store", Check: f.Store.CheckWritable}, {Name: "runtime", Check: f.runtimeAnswers},

@@ -47,6 +47,8 @@ type Options struct {
 	// Model configures the task backends; the default backend is
 	// scripted unless set.
 	Model config.Model
+	// MaxUSDPerDay is the fleet's daily cap on model spend; 0: none.
+	MaxUSDPerDay float64
 	// ControlIdle returns a person's control lease after this long
 	// without input; 0: the default.
 	ControlIdle time.Duration
@@ -157,7 +159,7 @@ func New(t testing.TB, opts Options) *Fleet {
 	ctx := context.WithoutCancel(t.Context())
 	cfg.APIToken, cfg.MetricsToken, cfg.Model, cfg.View.ControlIdle = opts.Token, opts.MetricsToken, opts.Model, opts.ControlIdle
 	cfg.Limits.MaxSessions, cfg.Limits.MaxStreams, cfg.Egress = opts.MaxSessions, opts.MaxStreams, opts.Egress
-	cfg.HTTP.ReadTimeout, cfg.HTTP.IdleTimeout = opts.ReadTimeout, opts.IdleTimeout
+	cfg.HTTP.ReadTimeout, cfg.HTTP.IdleTimeout, cfg.MaxUSDPerDay = opts.ReadTimeout, opts.IdleTimeout, opts.MaxUSDPerDay
 	fl, err := fleet.Open(ctx, cfg, fleet.Options{Logger: opts.Logger, Version: "fleettest", Reconcile: 500 * time.Millisecond, Gateway: opts.Gateway})
 	if err != nil {
 		t.Fatal(err)

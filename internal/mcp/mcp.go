@@ -9,11 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
 	"atelier/internal/client"
 )
@@ -22,21 +25,36 @@ import (
 // desktop to answer.
 const readyWait = 2 * time.Minute
 
+// Server is the fleet's MCP server: its tools and resources, and the
+// watch that turns the fleet's events into change notifications.
+type Server struct {
+	*sdk.Server
+	watch *watch
+}
+
 // NewServer returns an MCP server whose tools act on the fleet c reaches.
-func NewServer(c *client.Client, version string) *sdk.Server {
+// Close stops it.
+func NewServer(c *client.Client, version string, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := tools{c: c}
+	w := newWatch(t, log)
 	s := sdk.NewServer(&sdk.Implementation{Name: "atelier", Title: "Atelier desktops", Version: version}, &sdk.ServerOptions{
 		Instructions: "Atelier runs Linux desktops (Sway, a tiling Wayland compositor; super+Return opens a terminal). " +
 			"List or create a session, take a screenshot to see it, then drive it with the computer tool. " +
-			"Coordinates are pixels of the screenshot size a screenshot result states.",
+			"Computer actions take the desktop's pixels; a screenshot's result says how its image maps to them.",
+		InitializedHandler: w.initialized, SubscribeHandler: w.subscribe, UnsubscribeHandler: w.unsubscribe,
 	})
-	t := tools{c: c}
+	w.srv = s
 	sdk.AddTool(s, &sdk.Tool{Name: "list_sessions", Description: "List the fleet's desktop sessions with their id, label, state (ready, stopped, ...) and resolution."}, t.list)
 	sdk.AddTool(s, &sdk.Tool{Name: "create_session", Description: "Create a new desktop session and wait until it is ready for input (up to 2 minutes). Returns the session; use its id with the other tools."}, t.create)
 	sdk.AddTool(s, &sdk.Tool{Name: "stop_session", Description: "Stop a session's desktop. Its home directory is kept; start_session runs it again."}, t.stop)
 	sdk.AddTool(s, &sdk.Tool{Name: "start_session", Description: "Start a stopped session and wait until its desktop is ready (up to 2 minutes)."}, t.start)
 	sdk.AddTool(s, &sdk.Tool{Name: "delete_session", Description: "Delete a session and its desktop for good. With purge, its home directory and audit log go too."}, t.remove)
-	sdk.AddTool(s, &sdk.Tool{Name: "screenshot", Description: "Take a screenshot of a session's desktop. The result is the image plus its width and height: " +
-		"use that size for the coordinates of computer actions (with a scale below 1 the image is smaller and so are its coordinates' units)."}, t.screenshot)
+	sdk.AddTool(s, &sdk.Tool{Name: "screenshot", Description: "Take a screenshot of a session's desktop, or of a region of it, optionally scaled down. " +
+		"The result is the image plus its geometry: its width and height, and how its pixels map to the desktop's, " +
+		"which computer actions take (desktop x = region x + image x / scale, the same for y)."}, t.screenshot)
 	sdk.AddTool(s, &sdk.Tool{Name: "computer", Description: "Drive a session's desktop with protocol-v1 actions: one (action) or several in order (actions). " +
 		`Each is an object such as {"action":"key","text":"super+Return"}, {"action":"type","text":"ls\n"}, ` +
 		`{"action":"mouse_move","coordinate":[10,20]}, {"action":"left_click","coordinate":[10,20]}, ` +
@@ -47,18 +65,23 @@ func NewServer(c *client.Client, version string) *sdk.Server {
 	addTaskTools(s, t)
 	addControlTools(s, t)
 	addResources(s, t)
-	return s
+	return &Server{Server: s, watch: w}
+}
+
+// Close ends the server's MCP sessions and stops its watch of the fleet.
+func (s *Server) Close() error {
+	s.watch.close()
+	return nil
 }
 
 // sessionIdle is how long an MCP session over HTTP lives without a request.
 const sessionIdle = 30 * time.Minute
 
-// HTTPHandler serves the tools of NewServer over MCP's streamable HTTP
-// transport: sessions (Mcp-Session-Id) closed after sessionIdle without a
-// request, and streams a client may resume from a memory event store.
-func HTTPHandler(c *client.Client, version string) http.Handler {
-	s := NewServer(c, version)
-	return sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s },
+// HTTPHandler serves s over MCP's streamable HTTP transport: sessions
+// (Mcp-Session-Id) closed after sessionIdle without a request, and
+// streams a client may resume from a memory event store.
+func (s *Server) HTTPHandler() http.Handler {
+	return sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s.Server },
 		&sdk.StreamableHTTPOptions{SessionTimeout: sessionIdle, EventStore: sdk.NewMemoryEventStore(nil)})
 }
 
@@ -152,34 +175,61 @@ func (t tools) remove(ctx context.Context, _ *sdk.CallToolRequest, in DeleteInpu
 type ScreenshotInput struct {
 	SessionID string  `json:"session_id" jsonschema:"the session to look at"`
 	Scale     float64 `json:"scale,omitempty" jsonschema:"shrink the image by this factor, 0.05 to 1 (default 1)"`
+	Region    *Region `json:"region,omitempty" jsonschema:"only this part of the desktop, in the desktop's pixels (default: all of it)"`
+}
+
+// Region is a rectangle of the desktop, in its pixels.
+type Region struct {
+	X      int `json:"x" jsonschema:"the left edge"`
+	Y      int `json:"y" jsonschema:"the top edge"`
+	Width  int `json:"width"`
+	Height int `json:"height"`
 }
 
 // ImageInfo is the geometry of an image a tool returned.
 type ImageInfo struct {
 	Format string  `json:"format"`
-	Width  int     `json:"width" jsonschema:"the image's width: x coordinates run from 0 to width-1"`
-	Height int     `json:"height" jsonschema:"the image's height: y coordinates run from 0 to height-1"`
-	Scale  float64 `json:"scale" jsonschema:"the image's scale against the desktop's pixels"`
+	Width  int     `json:"width" jsonschema:"the image's width in its own pixels"`
+	Height int     `json:"height" jsonschema:"the image's height in its own pixels"`
+	Scale  float64 `json:"scale" jsonschema:"image pixels per desktop pixel"`
+	Region Region  `json:"region" jsonschema:"the part of the desktop the image shows, in the desktop's pixels: desktop x = region.x + image x / scale"`
 }
 
 func (t tools) screenshot(ctx context.Context, _ *sdk.CallToolRequest, in ScreenshotInput) (*sdk.CallToolResult, ImageInfo, error) {
-	im, err := t.c.Screenshot(ctx, in.SessionID, client.ScreenshotOptions{Scale: in.Scale})
+	o := client.ScreenshotOptions{Scale: in.Scale}
+	if g := in.Region; g != nil {
+		o.Region = &agentapi.Region{X: g.X, Y: g.Y, Width: g.Width, Height: g.Height}
+	}
+	im, err := t.c.Screenshot(ctx, in.SessionID, o)
 	if err != nil {
 		return nil, ImageInfo{}, explain(err)
 	}
-	info, content := imageContent(im)
+	info, content := imageContent(im, in.Region)
 	return &sdk.CallToolResult{Content: content}, info, nil
 }
 
 // imageContent returns an image's geometry and the content that shows it
-// to a model: the image, then the size its coordinates use.
-func imageContent(im apitype.Image) (ImageInfo, []sdk.Content) {
+// to a model: the image, then how its pixels map to the desktop's, which
+// the computer tool takes. g is the region shown; nil for all the desktop.
+func imageContent(im apitype.Image, g *Region) (ImageInfo, []sdk.Content) {
 	info := ImageInfo{Format: im.Format, Width: im.Width, Height: im.Height, Scale: im.Scale}
-	return info, []sdk.Content{
-		&sdk.ImageContent{Data: im.Data, MIMEType: "image/" + im.Format},
-		&sdk.TextContent{Text: fmt.Sprintf("Screenshot %dx%d pixels (scale %g): use coordinates 0..%d x 0..%d for this image.",
-			im.Width, im.Height, im.Scale, im.Width-1, im.Height-1)},
+	if im.Scale <= 0 {
+		info.Scale = 1
 	}
+	if g != nil {
+		info.Region = *g
+	} else {
+		info.Region = Region{Width: int(math.Round(float64(im.Width) / info.Scale)), Height: int(math.Round(float64(im.Height) / info.Scale))}
+	}
+	r := info.Region
+	text := fmt.Sprintf("Screenshot %dx%d pixels, the whole desktop: computer actions take these coordinates, 0..%d x 0..%d.",
+		im.Width, im.Height, im.Width-1, im.Height-1)
+	if g != nil || info.Scale != 1 {
+		text = fmt.Sprintf("Screenshot %dx%d pixels of the desktop's region %dx%d at (%d, %d), scale %g: "+
+			"the image's point (px, py) is the desktop's (%d + px/%g, %d + py/%g), the coordinates computer actions take.",
+			im.Width, im.Height, r.Width, r.Height, r.X, r.Y, info.Scale, r.X, info.Scale, r.Y, info.Scale)
+	}
+	return info, []sdk.Content{&sdk.ImageContent{Data: im.Data, MIMEType: "image/" + im.Format}, &sdk.TextContent{Text: text}}
 }
 
 // ComputerInput is computer's input.
@@ -245,7 +295,7 @@ func (t tools) computer(ctx context.Context, _ *sdk.CallToolRequest, in Computer
 	}
 	res.Content = []sdk.Content{&sdk.TextContent{Text: summary}}
 	if r.Observation != nil {
-		info, content := imageContent(*r.Observation)
+		info, content := imageContent(*r.Observation, nil)
 		out.Screenshot = &info
 		res.Content = append(res.Content, content...)
 	}

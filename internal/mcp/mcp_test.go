@@ -4,20 +4,29 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	_ "image/png"
 	"net/http"
+	"io"
+	"math"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"atelier/internal/apitype"
 	"atelier/internal/audit"
+	"atelier/internal/cli"
+	"atelier/internal/config"
 	"atelier/internal/fleettest"
 	"atelier/internal/mcp"
+	"atelier/internal/model/modeltest"
 )
 
 const token = "mcp-test-token"
@@ -32,33 +41,76 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// notes collects the notifications a client receives.
+type notes struct {
+	progress    chan *sdk.ProgressNotificationParams
+	updated     chan string // URIs
+	listChanged chan struct{}
+}
+
+func newNotes() *notes {
+	return &notes{progress: make(chan *sdk.ProgressNotificationParams, 100), updated: make(chan string, 1000), listChanged: make(chan struct{}, 100)}
+}
+
 // connect opens an MCP session with the SDK's client over one transport:
-// streamable HTTP at the fleet's /mcp, or the in-memory transport around
-// the server atelier mcp runs on stdio (its CLI test runs the command).
-func connect(t *testing.T, f *fleettest.Fleet, transport string, progress chan<- *sdk.ProgressNotificationParams) *sdk.ClientSession {
+// streamable HTTP at the fleet's /mcp, or stdio to atelier mcp (run in
+// process, its stdin and stdout piped), a client of the fleet's API.
+func connect(t *testing.T, f *fleettest.Fleet, transport string, n *notes) *sdk.ClientSession {
 	t.Helper()
 	var tr sdk.Transport
 	switch transport {
 	case "http":
 		tr = &sdk.StreamableClientTransport{Endpoint: f.URL + "/mcp", HTTPClient: &http.Client{Transport: bearer{token}}, MaxRetries: -1}
 	case "stdio":
-		st, ct := sdk.NewInMemoryTransports()
-		ss, err := mcp.NewServer(f.Client, "test").Connect(t.Context(), st, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ss.Close() })
-		tr = ct
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		var stderr syncBuffer
+		env := &cli.Env{Getenv: func(k string) string {
+			return map[string]string{"ATELIER_URL": f.URL, "ATELIER_API_TOKEN": token}[k]
+		}, Stdin: inR, Stdout: outW, Stderr: &stderr}
+		done := make(chan error, 1)
+		go func() {
+			done <- cli.Run(context.WithoutCancel(t.Context()), []string{"mcp"}, env)
+			outW.Close()
+		}()
+		t.Cleanup(func() {
+			inW.Close() // its stdin ends: atelier mcp ends
+			// (or its stdout closed as it wrote: the client left first)
+			if err := <-done; (err != nil && !errors.Is(err, io.ErrClosedPipe)) || t.Failed() {
+				t.Errorf("atelier mcp: %v (stderr %q)", err, stderr.String())
+			}
+		})
+		tr = &sdk.IOTransport{Reader: outR, Writer: inW}
 	}
-	opts := &sdk.ClientOptions{ProgressNotificationHandler: func(_ context.Context, r *sdk.ProgressNotificationClientRequest) {
-		progress <- r.Params
-	}}
+	opts := &sdk.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, r *sdk.ProgressNotificationClientRequest) { n.progress <- r.Params },
+		ResourceUpdatedHandler:      func(_ context.Context, r *sdk.ResourceUpdatedNotificationRequest) { n.updated <- r.Params.URI },
+		ResourceListChangedHandler:  func(context.Context, *sdk.ResourceListChangedRequest) { n.listChanged <- struct{}{} },
+	}
 	cs, err := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "1"}, opts).Connect(t.Context(), tr, nil)
 	if err != nil {
 		t.Fatalf("connect over %s: %v", transport, err)
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs
+}
+
+// syncBuffer is a strings.Builder safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // call calls a tool and fails the test on a protocol error; the result
@@ -104,18 +156,22 @@ func text(res *sdk.CallToolResult) string {
 }
 
 // TestTools drives one real desktop through the tools, over both
-// transports in turn.
+// transports in turn, then spends the fleet's daily cap through them.
 func TestTools(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIP: -short: MCP tests need a real desktop")
 	}
 	fleettest.RequireDesktops(t)
-	f := fleettest.New(t, fleettest.Options{Token: token})
+	// One model call of a million input tokens: $3, over the $1 cap.
+	model := modeltest.AnthropicSteps(t, []modeltest.AnthropicStep{{Content: []json.RawMessage{json.RawMessage(`{"type":"text","text":"all done"}`)},
+		Usage: modeltest.AnthropicUsage{InputTokens: 1_000_000, OutputTokens: 10}}})
+	f := fleettest.New(t, fleettest.Options{Token: token, MaxUSDPerDay: 1,
+		Model: config.Model{Backend: "scripted", AnthropicKey: "test-key", AnthropicBaseURL: model.URL}})
 	var id string
 	for _, transport := range []string{"http", "stdio"} {
 		t.Run(transport, func(t *testing.T) {
-			progress := make(chan *sdk.ProgressNotificationParams, 100)
-			cs := connect(t, f, transport, progress)
+			n := newNotes()
+			cs := connect(t, f, transport, n)
 			if id == "" {
 				var s mcp.Session
 				ok(t, cs, "create_session", map[string]any{"label": "mcp", "resolution": "1024x768"}, &s)
@@ -129,17 +185,174 @@ func TestTools(t *testing.T) {
 			if len(list.Sessions) != 1 || list.Sessions[0].ID != id {
 				t.Fatalf("list_sessions: %+v, want just %s", list, id)
 			}
+			for _, uri := range []string{sessionsURI, auditURI(id)} {
+				if err := cs.Subscribe(t.Context(), &sdk.SubscribeParams{URI: uri}); err != nil {
+					t.Fatalf("subscribe to %s: %v", uri, err)
+				}
+			}
 
 			screenshot(t, cs, id)
+			drain(n.updated)
 			typeIntoTerminal(t, f, cs, id, transport)
+			waitUpdated(t, n, auditURI(id), "the audit of the typing")
 			// Over HTTP the fleet calls its own API in process, as mcp;
 			// atelier mcp is a client of the API with the token.
 			checkAudited(t, f, id, "typed-over-"+transport, map[string]string{"http": audit.ActorMCP, "stdio": "token:api"}[transport])
 			readResources(t, cs, id, "typed-over-"+transport)
-			runTask(t, f, cs, id, transport, progress)
+			runTask(t, f, cs, id, transport, n.progress)
+			cancelTask(t, f, cs, id)
 			leaseRefusesInput(t, f, cs, id)
 			badArguments(t, cs, id)
+			lifecycle(t, f, cs, n, id)
 		})
+	}
+	t.Run("daily cap", func(t *testing.T) {
+		cs := connect(t, f, "http", newNotes())
+		dailyCap(t, f, cs, id, model)
+	})
+}
+
+const sessionsURI = "atelier://sessions"
+
+func auditURI(id string) string { return sessionsURI + "/" + id + "/audit" }
+
+// drain empties ch of what came before.
+func drain[T any](ch chan T) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
+// waitUpdated waits for a notification that uri changed.
+func waitUpdated(t *testing.T, n *notes, uri, what string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case got := <-n.updated:
+			if got == uri {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no notification that %s changed (%s)", uri, what)
+		}
+	}
+}
+
+// waitList waits until the listed resources include uri (or, with
+// !present, do not), checking at each list_changed notification.
+func waitList(t *testing.T, cs *sdk.ClientSession, n *notes, uri string, present bool) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case <-n.listChanged:
+		case <-deadline:
+			t.Fatalf("no list_changed notification after which %s is listed = %v", uri, present)
+		}
+		res, err := cs.ListResources(t.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(res.Resources, func(r *sdk.Resource) bool { return r.URI == uri }) == present {
+			return
+		}
+	}
+}
+
+// lifecycle stops and starts the session through the tools, which the
+// session list's subscribers hear of; a session made and deleted changes
+// the resource list.
+func lifecycle(t *testing.T, f *fleettest.Fleet, cs *sdk.ClientSession, n *notes, id string) {
+	t.Helper()
+	drain(n.updated)
+	var s mcp.Session
+	if ok(t, cs, "stop_session", map[string]any{"session_id": id}, &s); s.State != "stopped" || s.ID != id {
+		t.Errorf("stop_session: %+v, want %s stopped", s, id)
+	}
+	waitUpdated(t, n, sessionsURI, "a session stopped")
+	if ok(t, cs, "start_session", map[string]any{"session_id": id}, &s); s.State != "ready" {
+		t.Errorf("start_session: %+v, want it ready", s)
+	}
+	waitUpdated(t, n, sessionsURI, "a session started")
+
+	drain(n.listChanged)
+	other, err := f.Client.CreateSession(t.Context(), apitype.CreateSession{Label: "other"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitList(t, cs, n, auditURI(other.ID), true)
+	var d mcp.Deleted
+	if ok(t, cs, "delete_session", map[string]any{"session_id": other.ID, "purge": true}, &d); d.Deleted != other.ID {
+		t.Errorf("delete_session: %+v, want %s", d, other.ID)
+	}
+	waitList(t, cs, n, auditURI(other.ID), false)
+	var list mcp.SessionList
+	if ok(t, cs, "list_sessions", nil, &list); len(list.Sessions) != 1 || list.Sessions[0].ID != id {
+		t.Errorf("after delete_session: %+v, want just %s", list, id)
+	}
+}
+
+// cancelTask cancels a long scripted task with cancel_task; it ends
+// cancelled, and a second cancel is a tool error.
+func cancelTask(t *testing.T, f *fleettest.Fleet, cs *sdk.ClientSession, id string) {
+	t.Helper()
+	script := make([]json.RawMessage, 20)
+	for i := range script {
+		script[i] = json.RawMessage(`{"action":"wait","duration":1}`)
+	}
+	sub, err := f.Client.SubmitTask(t.Context(), id, apitype.TaskSpec{Goal: "wait", Backend: "scripted", Script: script})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out mcp.TaskResult
+	ok(t, cs, "cancel_task", map[string]any{"task_id": sub.TaskID}, &out)
+	for deadline := time.Now().Add(15 * time.Second); out.Status != "cancelled"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s is %s 15s after cancel_task, want cancelled", sub.TaskID, out.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+		ok(t, cs, "task_status", map[string]any{"task_id": sub.TaskID}, &out)
+	}
+	if out.Steps >= len(script) {
+		t.Errorf("the cancelled task ran all its %d steps", out.Steps)
+	}
+	if res := call(t, cs, "cancel_task", map[string]any{"task_id": sub.TaskID}); !res.IsError {
+		t.Errorf("cancel_task of an ended task: %q, want a tool error", text(res))
+	}
+}
+
+// dailyCap runs a model task through run_task: its spend is the fleet's
+// (GET /budget), and once the cap is spent the next is a tool error that
+// never reaches the model.
+func dailyCap(t *testing.T, f *fleettest.Fleet, cs *sdk.ClientSession, id string, model *modeltest.Server) {
+	t.Helper()
+	before, err := f.Client.Budget(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out mcp.TaskResult
+	ok(t, cs, "run_task", map[string]any{"session_id": id, "goal": "say all done", "backend": "anthropic"}, &out)
+	if out.Status != "done" || out.Answer != "all done" || out.CostUSD < 2.9 {
+		t.Errorf("run_task: %+v, want done with the answer, costing about $3", out)
+	}
+	after, err := f.Client.Budget(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spent := after.SpentUSD - before.SpentUSD; math.Abs(spent-out.CostUSD) > 1e-9 || after.CapUSD != 1 {
+		t.Errorf("the fleet's budget: %+v after %+v, want the task's $%g spent against the $1 cap", after, before, out.CostUSD)
+	}
+	res := call(t, cs, "run_task", map[string]any{"session_id": id, "goal": "again", "backend": "anthropic"})
+	if !res.IsError || !strings.Contains(text(res), "budget_exhausted") {
+		t.Errorf("run_task past the daily cap: error %v, %q; want a tool error saying budget_exhausted", res.IsError, text(res))
+	}
+	if n := len(model.Requests()); n != 1 {
+		t.Errorf("the model had %d requests, want 1: none past the cap", n)
 	}
 }
 
@@ -171,10 +384,32 @@ func screenshot(t *testing.T, cs *sdk.ClientSession, id string) {
 		t.Errorf("image is %dx%d, stated %dx%d", b.Dx(), b.Dy(), info.Width, info.Height)
 	}
 
+	if info.Region != (mcp.Region{Width: 1024, Height: 768}) || info.Scale != 1 {
+		t.Errorf("screenshot states region %+v at scale %g, want all the desktop at 1", info.Region, info.Scale)
+	}
+
 	var half mcp.ImageInfo
 	ok(t, cs, "screenshot", map[string]any{"session_id": id, "scale": 0.5}, &half)
-	if half.Width != 512 || half.Height != 384 {
-		t.Errorf("screenshot at scale 0.5 states %dx%d, want 512x384", half.Width, half.Height)
+	if half.Width != 512 || half.Height != 384 || half.Region != info.Region {
+		t.Errorf("screenshot at scale 0.5 states %+v, want 512x384 of all the desktop", half)
+	}
+
+	var part mcp.ImageInfo
+	region := mcp.Region{X: 100, Y: 50, Width: 300, Height: 200}
+	res = ok(t, cs, "screenshot", map[string]any{"session_id": id, "scale": 0.5, "region": region}, &part)
+	if part.Width != 150 || part.Height != 100 || part.Region != region {
+		t.Errorf("screenshot of %+v at scale 0.5 states %+v, want 150x100 of that region", region, part)
+	}
+	if want := "(100 + px/0.5, 50 + py/0.5)"; !strings.Contains(text(res), want) {
+		t.Errorf("screenshot's text %q does not map the image to the desktop as %s", text(res), want)
+	}
+	for _, c := range res.Content {
+		if c, is := c.(*sdk.ImageContent); is {
+			img, _, err := image.Decode(bytes.NewReader(c.Data))
+			if err != nil || img.Bounds().Dx() != 150 || img.Bounds().Dy() != 100 {
+				t.Errorf("the region's image: %v, %v; want 150x100", err, img.Bounds())
+			}
+		}
 	}
 }
 
@@ -256,7 +491,7 @@ func readResources(t *testing.T, cs *sdk.ClientSession, id, typed string) {
 
 // runTask runs a scripted task through run_task: a progress notification
 // per step, then its answer; its typed command ran in the desktop.
-func runTask(t *testing.T, f *fleettest.Fleet, cs *sdk.ClientSession, id, transport string, progress <-chan *sdk.ProgressNotificationParams) {
+func runTask(t *testing.T, f *fleettest.Fleet, cs *sdk.ClientSession, id, transport string, progress chan *sdk.ProgressNotificationParams) {
 	t.Helper()
 	script := []any{
 		map[string]any{"action": "key", "text": "super+Return"},
@@ -357,6 +592,9 @@ func badArguments(t *testing.T, cs *sdk.ClientSession, id string) {
 		{"screenshot", map[string]any{"session_id": id, "scale": "big"}, "scale"},
 		{"screenshot", map[string]any{"session_id": id, "scale": 7}, "scale"},
 		{"screenshot", map[string]any{"session_id": "nope"}, "session"},
+		{"screenshot", map[string]any{"session_id": id, "region": map[string]any{"x": 1000, "y": 0, "width": 100, "height": 100}}, "outside"},
+		{"screenshot", map[string]any{"session_id": id, "region": map[string]any{"x": 0, "y": 0, "width": 0, "height": 100}}, "positive"},
+		{"screenshot", map[string]any{"session_id": id, "region": "top"}, "region"},
 		{"stop_session", map[string]any{"session_id": "s-none"}, "malformed session id"},
 		{"stop_session", map[string]any{"session_id": "sess_" + strings.Repeat("a", 26)}, "not_found"},
 		{"run_task", map[string]any{"session_id": id}, "goal"},
