@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"image"
 	_ "image/png"
-	"net/http"
 	"io"
 	"math"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -167,6 +167,7 @@ func TestTools(t *testing.T) {
 		Usage: modeltest.AnthropicUsage{InputTokens: 1_000_000, OutputTokens: 10}}})
 	f := fleettest.New(t, fleettest.Options{Token: token, MaxUSDPerDay: 1,
 		Model: config.Model{Backend: "scripted", AnthropicKey: "test-key", AnthropicBaseURL: model.URL}})
+	t.Run("http needs the token", func(t *testing.T) { httpNeedsToken(t, f) })
 	var id string
 	for _, transport := range []string{"http", "stdio"} {
 		t.Run(transport, func(t *testing.T) {
@@ -607,13 +608,9 @@ func badArguments(t *testing.T, cs *sdk.ClientSession, id string) {
 	}
 }
 
-// TestHTTPNeedsToken checks /mcp sits behind the API's bearer token.
-func TestHTTPNeedsToken(t *testing.T) {
-	if testing.Short() {
-		t.Skip("SKIP: -short")
-	}
-	fleettest.RequireDesktops(t)
-	f := fleettest.New(t, fleettest.Options{Token: token})
+// httpNeedsToken checks /mcp sits behind the API's bearer token, which
+// a query string cannot carry.
+func httpNeedsToken(t *testing.T, f *fleettest.Fleet) {
 	tr := &sdk.StreamableClientTransport{Endpoint: f.URL + "/mcp", MaxRetries: -1}
 	if _, err := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "1"}, nil).Connect(t.Context(), tr, nil); err == nil {
 		t.Fatal("an MCP client without the token connected")
