@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 	"atelier/internal/api"
 	"atelier/internal/apitype"
 	"atelier/internal/budget"
+	"atelier/internal/client"
 	"atelier/internal/control"
 	"atelier/internal/fleetwire"
 	"atelier/internal/model/scripted"
@@ -110,22 +113,6 @@ func (f *fixture) do(t *testing.T, method, path, body string, auth ...string) (*
 	return resp, b
 }
 
-// open sends a GET with the right token and returns the response with its
-// body unread, for streams.
-func (f *fixture) open(t *testing.T, path string) *http.Response {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.url+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
-}
-
 // apiErr decodes an error body, failing the test if it is not one.
 func apiErr(t *testing.T, b []byte) apitype.ErrorDetail {
 	t.Helper()
@@ -191,10 +178,10 @@ func TestAuthEveryRoute(t *testing.T) {
 			if p == "GET /events" {
 				// A stream that runs until its reader leaves: the status
 				// is what matters.
-				resp := f.open(t, path)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					t.Errorf("status %d with the right token", resp.StatusCode)
+				ctx, cancel := context.WithCancel(t.Context())
+				err := client.New(f.url, token, nil).SessionEvents(ctx, cancel, func(apitype.SessionEvent) error { return nil })
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("with the right token: %v, want the stream open", err)
 				}
 				return
 			}

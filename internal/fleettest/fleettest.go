@@ -363,6 +363,26 @@ func (b *syncBuffer) String() string {
 	return strings.Join(b.lines, "\n")
 }
 
+// SyncWriter collects what goroutines write (a fleet's log, a command's
+// stderr) for a test to read.
+type SyncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *SyncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// String returns everything written so far.
+func (w *SyncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
 // P50 returns the median of ds in milliseconds, for benchmarks' metrics.
 func P50(ds []time.Duration) float64 {
 	s := slices.Clone(ds)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +22,6 @@ import (
 )
 
 const metricsToken = "fleettest-scraper-0123456789"
-
-// syncLog collects the fleet's log lines, written from its goroutines.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // send makes one request with the bearer token bearer (none if empty) and
 // the X-Request-Id reqID (none if empty).
@@ -123,7 +104,7 @@ func histCount(fams map[string]*dto.MetricFamily, name string, labels map[string
 // operators see: /ready once reconciled, request ids in the answer, the
 // log and the audit, and /metrics moving with real actions and a task.
 func TestObservability(t *testing.T) {
-	var logs syncLog
+	var logs fleettest.SyncWriter
 	f := fleettest.New(t, fleettest.Options{Token: token, MetricsToken: metricsToken,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)

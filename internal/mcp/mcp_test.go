@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -64,7 +63,7 @@ func connect(t *testing.T, f *fleettest.Fleet, transport string, n *notes) *sdk.
 	case "stdio":
 		inR, inW := io.Pipe()
 		outR, outW := io.Pipe()
-		var stderr syncBuffer
+		var stderr fleettest.SyncWriter
 		env := &cli.Env{Getenv: func(k string) string {
 			return map[string]string{"ATELIER_URL": f.URL, "ATELIER_API_TOKEN": token}[k]
 		}, Stdin: inR, Stdout: outW, Stderr: &stderr}
@@ -93,24 +92,6 @@ func connect(t *testing.T, f *fleettest.Fleet, transport string, n *notes) *sdk.
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs
-}
-
-// syncBuffer is a strings.Builder safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // call calls a tool and fails the test on a protocol error; the result
