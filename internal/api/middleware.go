@@ -60,7 +60,7 @@ func (s *Server) authAny(next handler, tokens ...string) handler {
 			r = r.WithContext(audit.WithActor(r.Context(), actorAPI))
 		}
 		if len(wants) == 0 {
-			return next(w, r)
+			return next(w, via(r))
 		}
 		q := r.URL.Query()
 		for name, vals := range q {
@@ -82,8 +82,18 @@ func (s *Server) authAny(next handler, tokens ...string) handler {
 		if !matches(strings.TrimSpace(got)) {
 			return unauthorized(w, "wrong token")
 		}
-		return next(w, r)
+		return next(w, via(r))
 	}
+}
+
+// via audits a request atelier mcp sends (apitype.HeaderVia) as actor
+// mcp: its tool calls are the MCP's, like those of /mcp. The header
+// grants nothing the token does not.
+func via(r *http.Request) *http.Request {
+	if r.Header.Get(apitype.HeaderVia) == apitype.ViaMCP && audit.ActorFrom(r.Context()) == actorAPI {
+		return r.WithContext(audit.WithActor(r.Context(), audit.ActorMCP))
+	}
+	return r
 }
 
 func unauthorized(w http.ResponseWriter, msg string) error {

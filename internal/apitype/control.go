@@ -14,6 +14,14 @@ type Holder struct {
 // person holds the session (POST /sessions/{id}/takeover returns it).
 const HeaderLease = "X-Atelier-Lease"
 
+// HeaderVia names the program a request comes through; ViaMCP (atelier
+// mcp) has the fleet audit what the request does as actor mcp, as it does
+// its own /mcp endpoint's. Other values are ignored.
+const (
+	HeaderVia = "X-Atelier-Via"
+	ViaMCP    = "mcp"
+)
+
 // HeaderRequestID names a request: the client's, if short and safe, else
 // one the fleet makes; every response carries it back.
 const HeaderRequestID = "X-Request-Id"

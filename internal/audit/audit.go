@@ -71,7 +71,7 @@ const (
 	ActorCLI     = "cli"     // the atelier command, acting on the data dir or a socket
 	ActorFleet   = "fleet"   // the fleet itself: reconciliation, repairs
 	ActorDesktop = "desktop" // the desktop itself: its egress connections
-	ActorMCP     = "mcp"     // the fleet's MCP endpoint, calling the API in process
+	ActorMCP     = "mcp"     // an MCP server: the fleet's /mcp, or atelier mcp
 )
 
 // Actor prefixes, each followed by an id: "token:ops", "task:t_12".

@@ -7,6 +7,7 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"atelier/internal/apitype"
 	"atelier/internal/mcp"
 	"atelier/internal/version"
 )
@@ -22,6 +23,7 @@ func runMCP(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	c = c.Via(apitype.ViaMCP) // audited as mcp, as /mcp is
 	t := &sdk.IOTransport{Reader: io.NopCloser(env.Stdin), Writer: nopWriteCloser{env.Stdout}}
 	// Its stdout is the protocol's: warnings go to stderr, which MCP
 	// clients show in their logs.

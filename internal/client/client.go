@@ -24,6 +24,7 @@ type Client struct {
 	base  string
 	token string
 	hc    *http.Client
+	via   string // sent as apitype.HeaderVia, if set
 }
 
 // New returns a client of the fleet at baseURL ("http://127.0.0.1:8090"),
@@ -33,6 +34,14 @@ func New(baseURL, token string, hc *http.Client) *Client {
 		hc = http.DefaultClient
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: hc}
+}
+
+// Via returns a copy of c whose requests say they come through the
+// program name (apitype.HeaderVia).
+func (c *Client) Via(name string) *Client {
+	d := *c
+	d.via = name
+	return &d
 }
 
 // BaseURL returns the fleet's base URL.
@@ -63,6 +72,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	for k, v := range header {
 		req.Header[k] = v
+	}
+	if c.via != "" {
+		req.Header.Set(apitype.HeaderVia, c.via)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

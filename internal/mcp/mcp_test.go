@@ -162,6 +162,7 @@ func TestTools(t *testing.T) {
 				}
 				id = s.ID
 			}
+			describedTools(t, cs)
 			var list mcp.SessionList
 			ok(t, cs, "list_sessions", nil, &list)
 			if len(list.Sessions) != 1 || list.Sessions[0].ID != id {
@@ -178,8 +179,8 @@ func TestTools(t *testing.T) {
 			typeIntoTerminal(t, f, cs, id, transport)
 			waitUpdated(t, n, auditURI(id), "the audit of the typing")
 			// Over HTTP the fleet calls its own API in process, as mcp;
-			// atelier mcp is a client of the API with the token.
-			checkAudited(t, f, id, "typed-over-"+transport, map[string]string{"http": audit.ActorMCP, "stdio": "token:api"}[transport])
+			// atelier mcp, a client of the API, says it is the MCP's.
+			checkAudited(t, f, id, "typed-over-"+transport, audit.ActorMCP)
 			readResources(t, cs, id, "typed-over-"+transport)
 			runTask(t, f, cs, id, transport, n.progress)
 			cancelTask(t, f, cs, id)
@@ -192,6 +193,29 @@ func TestTools(t *testing.T) {
 		cs := connect(t, f, "http", newNotes())
 		dailyCap(t, f, cs, id, model)
 	})
+}
+
+// describedTools checks every tool the issue names is there, with a
+// description and an input and output schema.
+func describedTools(t *testing.T, cs *sdk.ClientSession) {
+	t.Helper()
+	res, err := cs.ListTools(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tool := range res.Tools {
+		names = append(names, tool.Name)
+		if len(tool.Description) < 40 || tool.InputSchema == nil || tool.OutputSchema == nil {
+			t.Errorf("tool %s: description %q, input schema %v, output schema %v; want all three", tool.Name, tool.Description, tool.InputSchema != nil, tool.OutputSchema != nil)
+		}
+	}
+	slices.Sort(names)
+	want := []string{"cancel_task", "computer", "create_session", "delete_session", "hand_back", "list_sessions", "run_task",
+		"screenshot", "start_session", "stop_session", "take_over", "task_status"}
+	if !slices.Equal(names, want) {
+		t.Errorf("tools %v, want %v", names, want)
+	}
 }
 
 const sessionsURI = "atelier://sessions"
