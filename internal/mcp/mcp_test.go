@@ -189,6 +189,7 @@ func TestTools(t *testing.T) {
 			lifecycle(t, f, cs, n, id)
 		})
 	}
+	t.Run("http sessions and resumption", func(t *testing.T) { httpSessionsAndResumption(t, f, id) })
 	t.Run("daily cap", func(t *testing.T) {
 		cs := connect(t, f, "http", newNotes())
 		dailyCap(t, f, cs, id, model)
@@ -628,5 +629,99 @@ func httpNeedsToken(t *testing.T, f *fleettest.Fleet) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("token in the query: %d, want 401", resp.StatusCode)
+	}
+}
+
+// rawMCP speaks MCP's streamable HTTP by hand, to see what the SDK's
+// client hides: the session header and the streams' event ids.
+type rawMCP struct {
+	t       *testing.T
+	url     string
+	session string
+}
+
+// post sends one JSON-RPC message and returns the answer's status and its
+// SSE events (id and data), or its JSON body as one event.
+func (m *rawMCP) post(msg string) (int, [][2]string) {
+	m.t.Helper()
+	req, _ := http.NewRequestWithContext(m.t.Context(), http.MethodPost, m.url, strings.NewReader(msg))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	return m.send(req)
+}
+
+func (m *rawMCP) send(req *http.Request) (int, [][2]string) {
+	m.t.Helper()
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+	if m.session != "" {
+		req.Header.Set("Mcp-Session-Id", m.session)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if id := resp.Header.Get("Mcp-Session-Id"); id != "" {
+		m.session = id
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return resp.StatusCode, [][2]string{{"", string(b)}}
+	}
+	var evs [][2]string
+	for block := range strings.SplitSeq(string(b), "\n\n") {
+		var ev [2]string
+		for line := range strings.SplitSeq(block, "\n") {
+			if v, ok := strings.CutPrefix(line, "id: "); ok {
+				ev[0] = v
+			} else if v, ok := strings.CutPrefix(line, "data: "); ok {
+				ev[1] += v
+			}
+		}
+		if ev[1] != "" {
+			evs = append(evs, ev)
+		}
+	}
+	return resp.StatusCode, evs
+}
+
+// httpSessionsAndResumption checks /mcp's sessions and resumability as
+// the spec defines them: initialize names a session, a stream's events
+// carry ids, a GET with Last-Event-ID replays the events after one, and a
+// deleted session is gone.
+func httpSessionsAndResumption(t *testing.T, f *fleettest.Fleet, id string) {
+	m := &rawMCP{t: t, url: f.URL + "/mcp"}
+	st, _ := m.post(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
+	if st != http.StatusOK || m.session == "" {
+		t.Fatalf("initialize: %d, session %q; want 200 and a session", st, m.session)
+	}
+	if st, _ := m.post(`{"jsonrpc":"2.0","method":"notifications/initialized"}`); st != http.StatusAccepted {
+		t.Fatalf("initialized: %d, want 202", st)
+	}
+	call := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_task","_meta":{"progressToken":"raw"},"arguments":{"session_id":"` + id +
+		`","goal":"wait","backend":"scripted","script":[{"action":"wait","duration":0.1},{"action":"wait","duration":0.1},{"action":"wait","duration":0.1}]}}}`
+	st, evs := m.post(call)
+	if st != http.StatusOK || len(evs) < 4 || !strings.Contains(evs[len(evs)-1][1], `"status":"done"`) {
+		t.Fatalf("run_task: %d %q; want a progress event per step, then the result", st, evs)
+	}
+	for _, ev := range evs {
+		if ev[0] == "" {
+			t.Fatalf("an event without an id: %q", evs)
+		}
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, m.url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Last-Event-ID", evs[0][0])
+	st, replay := m.send(req)
+	if st != http.StatusOK || !slices.Equal(replay, evs[1:]) {
+		t.Errorf("resumed after %s: %d %q; want the events after it, %q", evs[0][0], st, replay, evs[1:])
+	}
+	req, _ = http.NewRequestWithContext(t.Context(), http.MethodDelete, m.url, nil)
+	if st, _ := m.send(req); st != http.StatusNoContent {
+		t.Errorf("DELETE the session: %d, want 204", st)
+	}
+	if st, _ := m.post(`{"jsonrpc":"2.0","id":3,"method":"tools/list"}`); st != http.StatusNotFound {
+		t.Errorf("a deleted session's request: %d, want 404", st)
 	}
 }
