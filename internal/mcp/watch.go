@@ -88,7 +88,7 @@ func (w *watch) close() {
 // of the session list of each lifecycle event, reopening the stream when
 // it drops (and listing the sessions again: events may have been lost).
 func (w *watch) followSessions() {
-	for pause := time.Second; ; pause = min(2*pause, retryMax) {
+	for pause := time.Second; ; {
 		err := w.t.c.SessionEvents(w.ctx, w.sync, func(ev apitype.SessionEvent) error {
 			pause = time.Second
 			w.changed(ev)
@@ -103,6 +103,7 @@ func (w *watch) followSessions() {
 			return
 		case <-time.After(pause):
 		}
+		pause = min(2*pause, retryMax) // reset by the next event
 	}
 }
 
@@ -252,7 +253,7 @@ func (w *watch) drop(ss *sdk.ServerSession) {
 // followAudit tells uri's subscribers of each entry appended to the
 // audit it names after seq last, until ctx ends or the audit is gone.
 func (w *watch) followAudit(ctx context.Context, uri string, last int64) {
-	for pause := time.Second; ; pause = min(2*pause, retryMax) {
+	for pause := time.Second; ; {
 		q := url.Values{audit.ParamFollow: {"1"}, audit.ParamSince: {strconv.FormatInt(last, 10)}}
 		err := w.t.readAudit(ctx, uri, q, func(line []byte) error {
 			seq, err := seqOf(line)
@@ -276,6 +277,7 @@ func (w *watch) followAudit(ctx context.Context, uri string, last int64) {
 			return
 		case <-time.After(pause):
 		}
+		pause = min(2*pause, retryMax) // reset by the next event
 	}
 }
 
