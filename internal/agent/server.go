@@ -15,6 +15,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"atelier/internal/agent/keys"
@@ -49,6 +50,10 @@ type Server struct {
 
 	cursorMu sync.Mutex
 	cursor   agentapi.Point
+
+	shotMu   sync.Mutex
+	shots    shotCache     // screenshots returned again while the screen is unchanged
+	captures atomic.Uint64 // screenshots captured and encoded (not returned again)
 }
 
 // New returns a server; it connects to the compositor on the first request

@@ -31,9 +31,11 @@ type Display struct {
 	pendW, pendH  int // mode announced, applied on wl_output.done
 
 	capture capturer
-	// settle is WaitStill's one-pixel buffer, apart from capture's, so a
-	// settle never holds up a screenshot.
-	settle capturer
+	damage  damageWatch
+	// settleMu serializes WaitStill; settled is the damage counter when the
+	// last one ended.
+	settleMu sync.Mutex
+	settled  uint64
 }
 
 type global struct {

@@ -7,7 +7,6 @@ import (
 	"image"
 	"os"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,12 +54,12 @@ func (d *Display) Capture(ctx context.Context, r image.Rectangle, fn func(*Frame
 	c := &d.capture
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f, err := d.copyFrame(ctx, c, r, false)
+	f, err := d.copyFrame(ctx, c, r)
 	if err != nil {
 		return err
 	}
 	defer f.destroy()
-	yInvert, err := f.ready(ctx, nil)
+	yInvert, err := f.ready(ctx)
 	if err != nil {
 		return err
 	}
@@ -68,49 +67,9 @@ func (d *Display) Capture(ctx context.Context, r image.Rectangle, fn func(*Frame
 	return fn(&fr)
 }
 
-// ErrNoDamage is WaitStill's error when the compositor's screencopy is too
-// old (version 1) to report damage.
+// ErrNoDamage is the damage watch's error when the compositor's
+// screencopy is too old (version 1) to report damage.
 var ErrNoDamage = errors.New("the compositor's screencopy does not report damage (version 1)")
-
-// WaitStill returns once the output has shown no change for quiet, or
-// when ceiling has passed, whichever comes first. still says which;
-// frames counts the changed frames seen. It asks for frames with damage:
-// the compositor answers one only once something on the output changed
-// since the last such frame (anything that changed before the call
-// counts, so a change just made is waited out). The frame is one pixel,
-// so the copy costs nothing; the damage is the whole output's.
-func (d *Display) WaitStill(ctx context.Context, quiet, ceiling time.Duration) (still bool, frames int, err error) {
-	if d.screencopyVersion < 2 {
-		return false, 0, ErrNoDamage
-	}
-	c := &d.settle
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	deadline := time.Now().Add(ceiling)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return false, frames, nil
-		}
-		f, err := d.copyFrame(ctx, c, image.Rect(0, 0, 1, 1), true)
-		if err != nil {
-			return false, frames, err
-		}
-		t := time.NewTimer(min(quiet, left))
-		_, err = f.ready(ctx, t.C)
-		t.Stop()
-		f.destroy()
-		if errors.Is(err, errGaveUp) {
-			// No change for the whole quiet period, unless the ceiling
-			// cut it short.
-			return quiet <= left, frames, nil
-		}
-		if err != nil {
-			return false, frames, err
-		}
-		frames++
-	}
-}
 
 // frame is one screencopy frame whose copy has been asked for.
 type frame struct {
@@ -119,14 +78,10 @@ type frame struct {
 	events chan frameEvent
 }
 
-// errGaveUp is frame.ready's error when a timer given fired first.
-var errGaveUp = errors.New("gave up waiting for the frame")
-
 // copyFrame asks for a frame of the output (or of its region r), waits
 // for the compositor's buffer parameters, makes c's buffer match, and
-// asks for the copy (with damage: only once the output changed). c.mu is
-// held by the caller.
-func (d *Display) copyFrame(ctx context.Context, c *capturer, r image.Rectangle, withDamage bool) (*frame, error) {
+// asks for the copy. c.mu is held by the caller.
+func (d *Display) copyFrame(ctx context.Context, c *capturer, r image.Rectangle) (*frame, error) {
 	f := &frame{d: d, events: make(chan frameEvent, 16)}
 	f.id = d.NewObject(func(e *Event) {
 		fe := frameEvent{opcode: e.Opcode}
@@ -182,11 +137,7 @@ func (d *Display) copyFrame(ctx context.Context, c *capturer, r image.Rectangle,
 			f.destroy()
 			return nil, err
 		}
-		op := uint16(0) // copy
-		if withDamage {
-			op = 2 // copy_with_damage
-		}
-		if err := d.Send(NewMessage(f.id, op).Uint(c.buffer)); err != nil {
+		if err := d.Send(NewMessage(f.id, 0).Uint(c.buffer)); err != nil { // copy
 			f.destroy()
 			return nil, fmt.Errorf("copy frame: %w", err)
 		}
@@ -207,15 +158,12 @@ func (f *frame) next(ctx context.Context) (frameEvent, error) {
 }
 
 // ready waits until the copy is in the buffer and reports whether its
-// rows are stored bottom-up. It gives up with errGaveUp when giveUp
-// fires (a nil channel never does).
-func (f *frame) ready(ctx context.Context, giveUp <-chan time.Time) (yInvert bool, err error) {
+// rows are stored bottom-up.
+func (f *frame) ready(ctx context.Context) (yInvert bool, err error) {
 	for {
 		var ev frameEvent
 		select {
 		case ev = <-f.events:
-		case <-giveUp:
-			return false, errGaveUp
 		case <-ctx.Done():
 			return false, ctx.Err()
 		case <-f.d.Done():
@@ -290,10 +238,11 @@ func (d *Display) Close() error {
 	// The connection ends first, so a capture waiting on it returns and
 	// gives up the buffer.
 	err := d.Conn.Close()
-	for _, c := range []*capturer{&d.capture, &d.settle} {
-		c.mu.Lock()
-		c.release(d)
-		c.mu.Unlock()
-	}
+	d.capture.mu.Lock()
+	d.capture.release(d)
+	d.capture.mu.Unlock()
+	d.damage.mu.Lock()
+	d.damage.buf.release(d)
+	d.damage.mu.Unlock()
 	return err
 }

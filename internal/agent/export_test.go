@@ -1,0 +1,5 @@
+package agent
+
+// Captures is how many screenshots s captured and encoded, rather than
+// returned again.
+func Captures(s *Server) uint64 { return s.captures.Load() }
