@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"runtime"
+	"runtime/debug"
+	"time"
 
 	"atelier/internal/agent/jpegenc"
 	"atelier/internal/agentapi"
@@ -80,6 +83,7 @@ func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agenta
 		return nil, err
 	}
 	s.captures.Add(1)
+	s.trimLater()
 	img.Region = req.Region
 	if armed {
 		s.shotMu.Lock()
@@ -90,6 +94,26 @@ func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agenta
 	}
 	cp := *img
 	return &cp, nil
+}
+
+// trimAfter is how long after the last capture the agent returns the
+// encoders' scratch memory (pooled buffers and compressors, several MB)
+// to the system: an idle desktop should hold none of it.
+const trimAfter = 10 * time.Second
+
+// trimLater frees the encoders' memory trimAfter from now, unless another
+// capture comes first.
+func (s *Server) trimLater() {
+	s.shotMu.Lock()
+	defer s.shotMu.Unlock()
+	if s.trim != nil {
+		s.trim.Reset(trimAfter)
+		return
+	}
+	s.trim = time.AfterFunc(trimAfter, func() {
+		runtime.GC() // pooled objects survive one collection
+		debug.FreeOSMemory()
+	})
 }
 
 // capture captures the output or the region r of it, scales and encodes

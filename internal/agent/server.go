@@ -54,6 +54,7 @@ type Server struct {
 	shotMu   sync.Mutex
 	shots    shotCache     // screenshots returned again while the screen is unchanged
 	captures atomic.Uint64 // screenshots captured and encoded (not returned again)
+	trim     *time.Timer   // gives the encoders' memory back once screenshots stop; guarded by shotMu
 }
 
 // New returns a server; it connects to the compositor on the first request
@@ -87,6 +88,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.disp, s.seat = nil, nil
 		}
 		s.connMu.Unlock()
+		s.shotMu.Lock()
+		if s.trim != nil {
+			s.trim.Stop()
+		}
+		s.shotMu.Unlock()
 	}()
 	for {
 		c, err := ln.Accept()

@@ -27,12 +27,12 @@ import (
 //
 // ATELIER_DENSITY_N desktops (default 10), ATELIER_DENSITY_SWEEPS sweeps
 // (default 5), ATELIER_DENSITY_IDLE seconds of idle measurement (default
-// 10). Targets (issue 17): sweep p99 ≤ 250 ms, PSS ≤ 35 MB a desktop,
+// 15, so the agents have given back their screenshot buffers). Targets (issue 17): sweep p99 ≤ 250 ms, PSS ≤ 35 MB a desktop,
 // fleet and desktops idle ≤ 10% of one core in all, at N = 100.
 func BenchmarkDensity(b *testing.B) {
 	n := envInt(b, "ATELIER_DENSITY_N", 10)
 	sweeps := envInt(b, "ATELIER_DENSITY_SWEEPS", 5)
-	idle := time.Duration(envInt(b, "ATELIER_DENSITY_IDLE", 10)) * time.Second
+	idle := time.Duration(envInt(b, "ATELIER_DENSITY_IDLE", 15)) * time.Second
 	p := fleettest.Serve(b, fleettest.Options{})
 	ctx := b.Context()
 
@@ -85,54 +85,68 @@ func BenchmarkDensity(b *testing.B) {
 	b.ReportMetric(pct(shots, 50), "shot-p50-ms")
 	b.ReportMetric(pct(shots, 99), "shot-p99-ms")
 
-	// Memory: the PSS of every process in each sandbox, summed by program.
+	// The desktops' processes, for CPU and memory.
 	list, err := p.Client.Sessions(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
-	byProg := map[string]int{} // kB, over all desktops
 	var trees [][]int
 	for _, s := range list {
 		root := sandboxPID(b, s)
-		tree := append([]int{root}, descendants(b, root, "")...)
-		trees = append(trees, tree)
-		for _, pid := range tree {
-			byProg[comm(pid)] += pssKB(pid)
-		}
+		trees = append(trees, append([]int{root}, descendants(b, root, "")...))
 	}
-	total := 0
-	for _, kb := range byProg {
-		total += kb
-	}
-	progs := slices.SortedFunc(maps.Keys(byProg), func(a, c string) int { return cmp.Compare(byProg[c], byProg[a]) })
-	var sb strings.Builder
-	for _, name := range progs {
-		fmt.Fprintf(&sb, "  %-16s %6.1f MB\n", name, float64(byProg[name])/1024/float64(len(list)))
-	}
-	b.Logf("PSS per desktop, by program:\n%s  %-16s %6.1f MB", sb.String(), "total", float64(total)/1024/float64(len(list)))
-	b.ReportMetric(float64(total)/1024/float64(len(list)), "pss-MB/desktop")
-	b.ReportMetric(float64(pssKB(p.Cmd.Process.Pid))/1024, "fleet-pss-MB")
 
 	// Idle CPU between sweeps: ticks of the fleet and of every desktop
 	// process over the idle window.
 	fleetPID := p.Cmd.Process.Pid
-	cpu := func() (fleet, desktops int) {
-		fleet = cpuTicks(fleetPID)
+	cpu := func() (fleet int, byProg map[string]int) {
+		byProg = map[string]int{}
 		for _, tree := range trees {
 			for _, pid := range tree {
-				desktops += cpuTicks(pid)
+				byProg[comm(pid)] += cpuTicks(pid)
 			}
 		}
-		return
+		return cpuTicks(fleetPID), byProg
 	}
 	f0, d0 := cpu()
 	time.Sleep(idle)
 	f1, d1 := cpu()
 	const hz = 100 // USER_HZ
 	pctCore := func(ticks int) float64 { return float64(ticks) / hz / idle.Seconds() * 100 }
+	desktops := 0
+	var cb strings.Builder
+	for name, t := range d1 {
+		desktops += t - d0[name]
+		fmt.Fprintf(&cb, "  %-16s %6.2f\n", name, pctCore(t-d0[name])/float64(len(list)))
+	}
+	b.Logf("idle CPU per desktop, %% of one core, by program, over %v:\n%s", idle, cb.String())
 	b.ReportMetric(pctCore(f1-f0), "fleet-idle-%core")
-	b.ReportMetric(pctCore(d1-d0)/float64(len(list)), "desktop-idle-%core")
-	b.ReportMetric(pctCore(f1-f0+d1-d0), "all-idle-%core")
+	b.ReportMetric(pctCore(desktops)/float64(len(list)), "desktop-idle-%core")
+	b.ReportMetric(pctCore(f1-f0+desktops), "all-idle-%core")
+
+	// Memory once idle: the PSS of every process in each sandbox, summed by program.
+	byProg := map[string]pss{} // over all desktops
+	var total pss
+	for _, tree := range trees {
+		for _, pid := range tree {
+			m := pssOf(pid)
+			byProg[comm(pid)] = byProg[comm(pid)].add(m)
+			total = total.add(m)
+		}
+	}
+	progs := slices.SortedFunc(maps.Keys(byProg), func(a, c string) int { return cmp.Compare(byProg[c].Total, byProg[a].Total) })
+	mb := func(kb int) float64 { return float64(kb) / 1024 / float64(len(list)) }
+	var sb strings.Builder
+	row := func(name string, m pss) {
+		fmt.Fprintf(&sb, "  %-16s %6.1f %6.1f %6.1f %6.1f\n", name, mb(m.Total), mb(m.Anon), mb(m.File), mb(m.Shmem))
+	}
+	for _, name := range progs {
+		row(name, byProg[name])
+	}
+	row("total", total)
+	b.Logf("PSS per desktop, MB, by program (N=%d):\n  %-16s %6s %6s %6s %6s\n%s", len(list), "program", "total", "anon", "file", "shmem", sb.String())
+	b.ReportMetric(mb(total.Total), "pss-MB/desktop")
+	b.ReportMetric(float64(pssOf(p.Cmd.Process.Pid).Total)/1024, "fleet-pss-MB")
 }
 
 // pct is the q-th percentile of ds in milliseconds.
@@ -154,20 +168,40 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-// pssKB is a process's proportional set size: its private pages and its
-// share of the pages it shares.
-func pssKB(pid int) int {
+// pss is a proportional set size in kB (private pages, plus a share of
+// each shared page), in all and by kind: heap and stacks, mapped files
+// (libraries, fonts), shared memory (Wayland buffers).
+type pss struct{ Total, Anon, File, Shmem int }
+
+func (p pss) add(q pss) pss {
+	return pss{p.Total + q.Total, p.Anon + q.Anon, p.File + q.File, p.Shmem + q.Shmem}
+}
+
+// pssOf reads a process's PSS from /proc/<pid>/smaps_rollup.
+func pssOf(pid int) pss {
+	var p pss
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
 	if err != nil {
-		return 0
+		return p
 	}
 	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		switch k {
+		case "Pss":
+			p.Total = n
+		case "Pss_Anon":
+			p.Anon = n
+		case "Pss_File":
+			p.File = n
+		case "Pss_Shmem":
+			p.Shmem = n
 		}
 	}
-	return 0
+	return p
 }
 
 // comm is a process's program name.
@@ -179,8 +213,9 @@ func comm(pid int) string {
 	return strings.TrimSpace(string(b))
 }
 
-// cpuTicks is a process's user and system time in clock ticks (its
-// threads included, its reaped children not).
+// cpuTicks is a process's user and system time in clock ticks, its
+// threads' and its reaped children's included (the programs a status bar
+// runs every few seconds end before anyone can read theirs).
 func cpuTicks(pid int) int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -188,10 +223,13 @@ func cpuTicks(pid int) int {
 	}
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
+	if len(f) < 15 {
 		return 0
 	}
-	u, _ := strconv.Atoi(f[11])
-	k, _ := strconv.Atoi(f[12])
-	return u + k
+	n := 0
+	for _, v := range f[11:15] { // utime stime cutime cstime
+		t, _ := strconv.Atoi(v)
+		n += t
+	}
+	return n
 }
