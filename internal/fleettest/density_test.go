@@ -33,7 +33,9 @@ func BenchmarkDensity(b *testing.B) {
 	n := envInt(b, "ATELIER_DENSITY_N", 10)
 	sweeps := envInt(b, "ATELIER_DENSITY_SWEEPS", 5)
 	idle := time.Duration(envInt(b, "ATELIER_DENSITY_IDLE", 15)) * time.Second
-	p := fleettest.Serve(b, fleettest.Options{MaxSessions: n})
+	// Idle desktops use a sliver of their memory limit: promise the host's
+	// memory ten times over, as a dense fleet would.
+	p := fleettest.Serve(b, fleettest.Options{MaxSessions: n, Args: []string{"--memory-overcommit", "10"}})
 	ctx := b.Context()
 
 	// Create, a few at a time: create → ready is measured, not the queue.
