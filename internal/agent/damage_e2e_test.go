@@ -12,8 +12,8 @@ import (
 
 // TestScreenshotReusedUntilChange: an unchanged screen answers with the
 // previous image, captured and encoded once per set of parameters; a
-// change (a typed character) is never answered with the stale image,
-// even asked for the instant the key went in.
+// change (a typed character) is never answered with the stale image, and
+// a screenshot asked for the instant the key went in shows it.
 func TestScreenshotReusedUntilChange(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a desktop")
@@ -52,7 +52,10 @@ func TestScreenshotReusedUntilChange(t *testing.T) {
 	prev := decode(t, before)
 	for i, ch := range "abcdefgh" {
 		e.do(t, agentapi.Request{Action: agentapi.Type, Text: string(ch)})
-		shot(agentapi.Request{}) // at once: may precede the repaint
+		// At once: the shot waits for the frame the key causes.
+		if now := decode(t, mustShot(t, e, nil)); samePixels(now, prev) {
+			t.Errorf("char %d: the screenshot right after typing %q does not show it", i, ch)
+		}
 		e.do(t, agentapi.Request{Action: agentapi.Settle, Quiet: 0.2, Duration: 5})
 		img, _ := shot(agentapi.Request{})
 		got, fresh := decode(t, img), decode(t, mustShot(t, e, full))

@@ -65,6 +65,16 @@ func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agenta
 	if err != nil && !errors.Is(err, wayland.ErrNoDamage) {
 		return nil, err
 	}
+	if wait := s.inputFrameWait(d, seq); armed && wait > 0 {
+		// The last input has not changed the screen yet: wait for the
+		// frame it causes rather than answer with the screen before it.
+		if _, err := d.WaitDamage(ctx, seq, wait); err != nil {
+			return nil, err
+		}
+		if seq, armed, err = d.DamageSeq(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if armed {
 		s.shotMu.Lock()
 		c := &s.shots
@@ -94,6 +104,44 @@ func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agenta
 	}
 	cp := *img
 	return &cp, nil
+}
+
+// lastInput is the damage counter of a display when an input action
+// ended, and when that was.
+type lastInput struct {
+	d   *wayland.Display
+	seq uint64
+	at  time.Time
+}
+
+// inputFrameWait bounds how long a screenshot after an input waits for the
+// input's frame: a program answers a key or a click within a few frames;
+// an input that changes nothing costs a later screenshot this much once.
+const inputFrameWait = 100 * time.Millisecond
+
+// noteInput records the damage counter once an input action has reached
+// the compositor (its round trip made).
+func (s *Server) noteInput(d *wayland.Display) {
+	seq, armed := d.DamageSeqNow()
+	if !armed {
+		return
+	}
+	s.shotMu.Lock()
+	s.input = lastInput{d: d, seq: seq, at: time.Now()}
+	s.shotMu.Unlock()
+}
+
+// inputFrameWait returns how long a screenshot should wait for the last
+// input's frame: while the screen has not changed since the input, up to
+// inputFrameWait after it.
+func (s *Server) inputFrameWait(d *wayland.Display, seq uint64) time.Duration {
+	s.shotMu.Lock()
+	defer s.shotMu.Unlock()
+	in := s.input
+	if in.d != d || in.seq != seq {
+		return 0
+	}
+	return inputFrameWait - time.Since(in.at)
 }
 
 // trimAfter is how long after the last capture the agent returns the

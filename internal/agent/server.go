@@ -55,6 +55,7 @@ type Server struct {
 	shots    shotCache     // screenshots returned again while the screen is unchanged
 	captures atomic.Uint64 // screenshots captured and encoded (not returned again)
 	trim     *time.Timer   // gives the encoders' memory back once screenshots stop; guarded by shotMu
+	input    lastInput     // guarded by shotMu
 }
 
 // New returns a server; it connects to the compositor on the first request
@@ -319,7 +320,11 @@ func (s *Server) do(ctx context.Context, req *agentapi.Request, resp *agentapi.R
 		return wlErr(d, err)
 	}
 	// Answer once the compositor has the events, not merely the socket.
-	return wlErr(d, d.Roundtrip(ctx))
+	if err := d.Roundtrip(ctx); err != nil {
+		return wlErr(d, err)
+	}
+	s.noteInput(d)
+	return nil
 }
 
 // KeymapReset tells the server that the compositor dropped its virtual

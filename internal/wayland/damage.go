@@ -148,6 +148,40 @@ func (d *Display) DamageSeq(ctx context.Context) (seq uint64, armed bool, err er
 	return w.seq, w.armed && w.running, nil
 }
 
+// DamageSeqNow is DamageSeq without its round trip, for a caller that has
+// just made one; it does not start the watch.
+func (d *Display) DamageSeqNow() (seq uint64, armed bool) {
+	w := &d.damage
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seq, w.armed && w.running
+}
+
+// WaitDamage returns once the damage counter has moved past after, or
+// when timeout has passed, with the counter as it then is.
+func (d *Display) WaitDamage(ctx context.Context, after uint64, timeout time.Duration) (uint64, error) {
+	w := &d.damage
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		w.mu.Lock()
+		seq, changed := w.seq, w.changed
+		w.mu.Unlock()
+		if seq != after {
+			return seq, nil
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+			return seq, nil
+		case <-ctx.Done():
+			return seq, ctx.Err()
+		case <-d.Done():
+			return seq, d.closedErr()
+		}
+	}
+}
+
 // WaitStill returns once the output has shown no change for quiet, or
 // when ceiling has passed, whichever comes first. still says which;
 // frames counts the changes seen since the previous WaitStill ended (so
