@@ -64,9 +64,9 @@ func (w *damageWatch) bump() {
 // it as the spare, once the compositor has described its buffer. w.mu is
 // held.
 func (w *damageWatch) prepare(d *Display) error {
-	var id uint32
 	var params frameEvent
-	id = d.NewObject(func(e *Event) {
+	_, err := d.Create(func(e *Event) {
+		id := e.Sender
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		switch e.Opcode {
@@ -91,8 +91,10 @@ func (w *damageWatch) prepare(d *Display) error {
 				w.spare = 0
 			}
 		}
+	}, func(id uint32) *Message {
+		return NewMessage(d.screencopy, 1).Uint(id).Int(0).Uint(d.output).Int(0).Int(0).Int(1).Int(1)
 	})
-	return d.Send(NewMessage(d.screencopy, 1).Uint(id).Int(0).Uint(d.output).Int(0).Int(0).Int(1).Int(1))
+	return err
 }
 
 // prepared takes a frame whose buffer is described: it is armed at once

@@ -105,7 +105,7 @@ type frame struct {
 // asks for the copy. c.mu is held by the caller.
 func (d *Display) copyFrame(ctx context.Context, c *capturer, r image.Rectangle) (*frame, error) {
 	f := &frame{d: d, events: make(chan frameEvent, 16)}
-	f.id = d.NewObject(func(e *Event) {
+	id, err := d.Create(func(e *Event) {
 		fe := frameEvent{opcode: e.Opcode}
 		switch e.Opcode {
 		case 0: // buffer: format, width, height, stride
@@ -120,15 +120,15 @@ func (d *Display) copyFrame(ctx context.Context, c *capturer, r image.Rectangle)
 		case f.events <- fe:
 		default: // more events than a frame ever sends: drop, the waiter has what it needs
 		}
-	})
-	var m *Message
-	if r.Empty() {
-		m = NewMessage(d.screencopy, 0).Uint(f.id).Int(0).Uint(d.output)
-	} else {
-		m = NewMessage(d.screencopy, 1).Uint(f.id).Int(0).Uint(d.output).
+	}, func(id uint32) *Message {
+		if r.Empty() {
+			return NewMessage(d.screencopy, 0).Uint(id).Int(0).Uint(d.output)
+		}
+		return NewMessage(d.screencopy, 1).Uint(id).Int(0).Uint(d.output).
 			Int(int32(r.Min.X)).Int(int32(r.Min.Y)).Int(int32(r.Dx())).Int(int32(r.Dy()))
-	}
-	if err := d.Send(m); err != nil {
+	})
+	f.id = id
+	if err != nil {
 		return nil, fmt.Errorf("capture output: %w", err)
 	}
 	var shm frameEvent
@@ -225,13 +225,14 @@ func (c *capturer) ensure(d *Display, ev frameEvent) error {
 		return fmt.Errorf("map shm buffer: %w", err)
 	}
 	c.file, c.mem = f, mem
-	c.pool = d.NewObject(nil)
-	if err := d.Send(NewMessage(d.shm, 0).Uint(c.pool).FD(int(f.Fd())).Int(int32(size))); err != nil {
+	c.pool, err = d.Create(nil, func(id uint32) *Message { return NewMessage(d.shm, 0).Uint(id).FD(int(f.Fd())).Int(int32(size)) })
+	if err != nil {
 		return fmt.Errorf("create shm pool: %w", err)
 	}
-	c.buffer = d.NewObject(nil)
-	m := NewMessage(c.pool, 0).Uint(c.buffer).Int(0).Int(int32(w)).Int(int32(h)).Int(int32(stride)).Uint(ev.format)
-	if err := d.Send(m); err != nil {
+	c.buffer, err = d.Create(nil, func(id uint32) *Message {
+		return NewMessage(c.pool, 0).Uint(id).Int(0).Int(int32(w)).Int(int32(h)).Int(int32(stride)).Uint(ev.format)
+	})
+	if err != nil {
 		return fmt.Errorf("create shm buffer: %w", err)
 	}
 	c.w, c.h, c.stride, c.format = w, h, stride, ev.format
