@@ -7,7 +7,7 @@ BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X atelier/internal/version.Version=$(VERSION)
 
-.PHONY: all deps build test test-short bench fuzz demo image vet clean
+.PHONY: all deps build test test-short bench bench-density fuzz demo image vet clean
 
 all: build
 
@@ -36,6 +36,12 @@ BENCHTIME ?= 20x
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 30m ./... | tee bench.out
 	@echo; echo 'percentiles (p50/p95/p99, ms) per benchmark:'; grep -E 'p50' bench.out || true
+
+# N idle desktops on the local runtime: create → ready, a round-robin
+# screenshot sweep (p50/p99), PSS per desktop by program, idle CPU.
+N ?= 10
+bench-density: build
+	ATELIER_DENSITY_N=$(N) $(GO) test -run '^$$' -bench '^BenchmarkDensity$$' -benchtime 1x -timeout 60m -v ./internal/fleettest/
 
 # A short fuzzing pass over every parser (FUZZTIME each).
 FUZZTIME ?= 20s

@@ -63,7 +63,7 @@ func Render(dir string, c Config) error {
 	data := struct {
 		Config
 		BudgetCommand string
-	}{c, shellQuote(c.AgentPath) + " budget-line " + shellQuote(filepath.Join(c.RunDir, BudgetFile))}
+	}{c, shellQuote(c.AgentPath) + " budget-line --follow " + shellQuote(filepath.Join(c.RunDir, BudgetFile))}
 
 	// Execute every template before writing anything.
 	out := make([][]byte, len(rendered))

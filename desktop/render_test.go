@@ -66,15 +66,18 @@ func TestRenderEveryTheme(t *testing.T) {
 				Budget  struct {
 					Exec       string `json:"exec"`
 					ReturnType string `json:"return-type"`
-					Interval   int    `json:"interval"`
+					Interval   any    `json:"interval"`
+					Restart    int    `json:"restart-interval"`
 				} `json:"custom/budget"`
 			}
 			if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, desktop.WaybarConfigPath))), &bar); err != nil {
 				t.Fatalf("waybar config is not JSON: %v", err)
 			}
-			wantExec := `'/usr/local/bin/atelier-agent' budget-line '/run/it'\''s here/budget'`
-			if bar.Budget.Exec != wantExec || bar.Budget.ReturnType != "json" || bar.Budget.Interval != 2 {
-				t.Errorf("custom/budget = %+v, want exec %s, json, every 2 s", bar.Budget, wantExec)
+			// No interval: waybar reads the command's lines as they come
+			// (one per change), restarting it should it end.
+			wantExec := `'/usr/local/bin/atelier-agent' budget-line --follow '/run/it'\''s here/budget'`
+			if bar.Budget.Exec != wantExec || bar.Budget.ReturnType != "json" || bar.Budget.Interval != nil || bar.Budget.Restart == 0 {
+				t.Errorf("custom/budget = %+v, want exec %s, json, no interval, a restart interval", bar.Budget, wantExec)
 			}
 			css := readFile(t, filepath.Join(dir, desktop.WaybarStylePath))
 			if !strings.Contains(css, "background-color: "+string(th.Surface)) || strings.Contains(css, "rgba") {

@@ -4,10 +4,11 @@
 // agent), and writes the run dir's ready file once all of them answer.
 //
 //	atelier-agent [--run-dir DIR] [--home DIR] [--resolution WxH] [--theme NAME] [--log-level LEVEL] [--egress-gate SOCKET]
-//	atelier-agent budget-line FILE   # one waybar JSON line for the budget file
+//	atelier-agent budget-line [--follow] FILE   # waybar JSON lines for the budget file
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,7 +41,7 @@ func main() {
 // a usage error.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "budget-line" {
-		return budgetLine(args[1:], stdout, stderr)
+		return budgetLine(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("atelier-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -155,18 +156,43 @@ func serve(ctx context.Context, log *slog.Logger, runDir, home string, res deskt
 	return errors.Join(runErr, serveErr)
 }
 
-// budgetLine prints waybar's JSON line for the budget file: waybar runs it
-// every two seconds, so it always prints a line and exits 0.
-func budgetLine(args []string, stdout, stderr io.Writer) int {
+// followEvery is how often budget-line --follow rereads the budget file.
+const followEvery = 2 * time.Second
+
+// budgetLine prints waybar's JSON line for the budget file and exits 0.
+// With --follow it runs until ctx ends or waybar stops reading, printing
+// a line at start and then only when the line changes: waybar redraws the
+// bar, and sway the screen, at each line, and a command run every few
+// seconds would cost each idle desktop a process start.
+func budgetLine(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	follow := len(args) > 0 && args[0] == "--follow"
+	if follow {
+		args = args[1:]
+	}
 	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: atelier-agent budget-line FILE")
+		fmt.Fprintln(stderr, "usage: atelier-agent budget-line [--follow] FILE")
 		return 2
 	}
-	b, err := json.Marshal(desktop.BudgetLine(args[0], time.Now()))
-	if err != nil {
-		fmt.Fprintln(stderr, "atelier-agent:", err)
-		return 1
+	var last []byte
+	for {
+		b, err := json.Marshal(desktop.BudgetLine(args[0], time.Now()))
+		if err != nil {
+			fmt.Fprintln(stderr, "atelier-agent:", err)
+			return 1
+		}
+		if !bytes.Equal(b, last) {
+			if _, err := fmt.Fprintf(stdout, "%s\n", b); err != nil {
+				return 1
+			}
+			last = b
+		}
+		if !follow {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(followEvery):
+		}
 	}
-	fmt.Fprintf(stdout, "%s\n", b)
-	return 0
 }

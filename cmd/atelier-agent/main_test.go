@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +39,49 @@ func TestBudgetLine(t *testing.T) {
 	}
 	if code, _, stderr := runAgent(t, "budget-line"); code != 2 || !strings.Contains(stderr, "usage") {
 		t.Errorf("budget-line without a file argument: exit %d, %q; want 2 and the usage", code, stderr)
+	}
+}
+
+// TestBudgetLineFollow: --follow prints the line at once, again when the
+// file changes (the next reread, within followEvery), and returns 0 when
+// its context ends.
+func TestBudgetLineFollow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), desktop.BudgetFile)
+	if err := desktop.WriteBudget(path, desktop.Budget{SpentUSD: 0.42, CapUSD: 2, Updated: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	r, w := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"budget-line", "--follow", path}, func(string) string { return "" }, w, io.Discard)
+		w.Close()
+	}()
+	lines := bufio.NewScanner(r)
+	next := func() desktop.BarLine {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("no line: %v", lines.Err())
+		}
+		var l desktop.BarLine
+		if err := json.Unmarshal(lines.Bytes(), &l); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	if l := next(); l.Text != "$0.42 / $2.00" {
+		t.Errorf("first line %+v, want $0.42 / $2.00", l)
+	}
+	if err := desktop.WriteBudget(path, desktop.Budget{SpentUSD: 1.9, CapUSD: 2, Updated: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if l := next(); l.Text != "$1.90 / $2.00" || l.Class != desktop.BudgetWarning {
+		t.Errorf("after the change %+v, want $1.90 / $2.00, warning", l)
+	}
+	cancel()
+	go io.Copy(io.Discard, r)
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d after the context ended, want 0", code)
 	}
 }
 

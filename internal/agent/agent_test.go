@@ -49,6 +49,7 @@ type env struct {
 	sway   *desktoptest.Sway
 	sock   string
 	client *agentapi.Client
+	srv    *agent.Server
 }
 
 func start(t testing.TB) *env {
@@ -75,7 +76,7 @@ func serve(t testing.TB, waylandSocket string, sw *desktoptest.Sway) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	e := &env{sway: sw, sock: sock, client: agentapi.UnixClient(sock)}
+	e := &env{sway: sw, sock: sock, client: agentapi.UnixClient(sock), srv: srv}
 	t.Cleanup(func() {
 		e.client.Close()
 		cancel()

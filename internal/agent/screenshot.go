@@ -1,10 +1,15 @@
 package agent
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"math"
+	"runtime"
+	"runtime/debug"
+	"time"
 
 	"atelier/internal/agent/jpegenc"
 	"atelier/internal/agentapi"
@@ -14,22 +19,155 @@ import (
 // DefaultJPEGQuality is the quality of a JPEG screenshot that names none.
 const DefaultJPEGQuality = 80
 
-// screenshot captures the output or a region, scales it and encodes it.
-// The encoders read the frame in the capture buffer, in the compositor's
-// pixel layout, so the pixels are never converted or copied first.
+// shotCache holds the screenshots taken of one display since its damage
+// counter last moved, one per set of parameters (a few at most: callers
+// ask for one or two kinds).
+type shotCache struct {
+	d    *wayland.Display
+	seq  uint64 // the display's damage counter, read before the captures were asked for
+	imgs map[shotKey]*agentapi.Image
+}
+
+// maxShots bounds the cache; past it, it starts over.
+const maxShots = 4
+
+// shotKey is what a screenshot request asks for, defaults applied.
+type shotKey struct {
+	format  string
+	quality int
+	scale   float64
+	region  agentapi.Region
+}
+
+// screenshot returns the output or a region, scaled and encoded. While the
+// display reports no change since the previous screenshot with the same
+// parameters, that one is returned again: no capture, no encoding.
+// Otherwise the encoders read the frame in the capture buffer, in the
+// compositor's pixel layout, so the pixels are never converted or copied
+// first.
 func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agentapi.Request) (*agentapi.Image, error) {
 	var r image.Rectangle
+	key := shotKey{format: req.Format, scale: req.Scale}
 	if g := req.Region; g != nil {
 		r = image.Rect(g.X, g.Y, g.X+g.Width, g.Y+g.Height)
+		key.region = *g
 	}
-	scale := req.Scale
-	if scale == 0 {
-		scale = 1
+	if key.scale == 0 {
+		key.scale = 1
 	}
-	format := req.Format
-	if format == "" {
-		format = agentapi.FormatPNG
+	if key.format == "" {
+		key.format = agentapi.FormatPNG
 	}
+	if key.format == agentapi.FormatJPEG {
+		key.quality = cmp.Or(req.Quality, DefaultJPEGQuality)
+	}
+	seq, armed, err := d.DamageSeq(ctx)
+	if err != nil && !errors.Is(err, wayland.ErrNoDamage) {
+		return nil, err
+	}
+	if wait := s.inputFrameWait(d, seq); armed && wait > 0 {
+		// The last input has not changed the screen yet: wait for the
+		// frame it causes rather than answer with the screen before it.
+		if _, err := d.WaitDamage(ctx, seq, wait); err != nil {
+			return nil, err
+		}
+		if seq, armed, err = d.DamageSeq(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if armed {
+		s.shotMu.Lock()
+		c := &s.shots
+		if c.d != d || c.seq != seq || len(c.imgs) >= maxShots {
+			*c = shotCache{d: d, seq: seq, imgs: map[shotKey]*agentapi.Image{}}
+		}
+		img := c.imgs[key]
+		s.shotMu.Unlock()
+		if img != nil {
+			cp := *img
+			return &cp, nil
+		}
+	}
+	img, err := s.capture(ctx, d, r, key)
+	if err != nil {
+		return nil, err
+	}
+	s.captures.Add(1)
+	s.trimLater()
+	img.Region = req.Region
+	if armed {
+		s.shotMu.Lock()
+		if c := &s.shots; c.d == d && c.seq == seq {
+			c.imgs[key] = img
+		}
+		s.shotMu.Unlock()
+	}
+	cp := *img
+	return &cp, nil
+}
+
+// lastInput is the damage counter of a display when an input action
+// ended, and when that was.
+type lastInput struct {
+	d   *wayland.Display
+	seq uint64
+	at  time.Time
+}
+
+// inputFrameWait bounds how long a screenshot after an input waits for the
+// input's frame: a program answers a key or a click within a few frames;
+// an input that changes nothing costs a later screenshot this much once.
+const inputFrameWait = 100 * time.Millisecond
+
+// noteInput records the damage counter once an input action has reached
+// the compositor (its round trip made).
+func (s *Server) noteInput(d *wayland.Display) {
+	seq, armed := d.DamageSeqNow()
+	if !armed {
+		return
+	}
+	s.shotMu.Lock()
+	s.input = lastInput{d: d, seq: seq, at: time.Now()}
+	s.shotMu.Unlock()
+}
+
+// inputFrameWait returns how long a screenshot should wait for the last
+// input's frame: while the screen has not changed since the input, up to
+// inputFrameWait after it.
+func (s *Server) inputFrameWait(d *wayland.Display, seq uint64) time.Duration {
+	s.shotMu.Lock()
+	defer s.shotMu.Unlock()
+	in := s.input
+	if in.d != d || in.seq != seq {
+		return 0
+	}
+	return inputFrameWait - time.Since(in.at)
+}
+
+// trimAfter is how long after the last capture the agent returns the
+// encoders' scratch memory (pooled buffers and compressors, several MB)
+// to the system: an idle desktop should hold none of it.
+const trimAfter = 10 * time.Second
+
+// trimLater frees the encoders' memory trimAfter from now, unless another
+// capture comes first.
+func (s *Server) trimLater() {
+	s.shotMu.Lock()
+	defer s.shotMu.Unlock()
+	if s.trim != nil {
+		s.trim.Reset(trimAfter)
+		return
+	}
+	s.trim = time.AfterFunc(trimAfter, func() {
+		runtime.GC() // pooled objects survive one collection
+		debug.FreeOSMemory()
+	})
+}
+
+// capture captures the output or the region r of it, scales and encodes
+// it.
+func (s *Server) capture(ctx context.Context, d *wayland.Display, r image.Rectangle, key shotKey) (*agentapi.Image, error) {
+	scale, format := key.scale, key.format
 	var data []byte
 	var w, h int
 	err := d.Capture(ctx, r, func(f *wayland.Frame) error {
@@ -41,20 +179,13 @@ func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agenta
 			px = downscale(px, scale)
 		}
 		w, h = px.Width, px.Height
-		data, err = encode(px, format, req.Quality)
+		data, err = encode(px, format, key.quality)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &agentapi.Image{
-		Format: format,
-		Width:  w,
-		Height: h,
-		Scale:  scale,
-		Region: req.Region,
-		Data:   data,
-	}, nil
+	return &agentapi.Image{Format: format, Width: w, Height: h, Scale: scale, Data: data}, nil
 }
 
 // framePixels describes a captured frame's pixels where they lie.

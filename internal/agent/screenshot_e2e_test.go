@@ -2,15 +2,13 @@ package agent_test
 
 import (
 	"bytes"
-	"image"
-	"image/color"
 	"image/jpeg"
 	"image/png"
-	"math"
 	"strconv"
 	"testing"
 	"time"
 
+	"atelier/internal/agent"
 	"atelier/internal/agentapi"
 )
 
@@ -49,7 +47,7 @@ func TestScreenshotJPEGMatchesPNG(t *testing.T) {
 			if img.Bounds() != want.Bounds() {
 				t.Fatalf("jpeg %v, png %v", img.Bounds(), want.Bounds())
 			}
-			if p := psnr(want, img); p < 30 {
+			if p := agent.PSNR(want, img); p < 30 {
 				t.Errorf("jpeg differs from png: PSNR %.1f dB, want ≥ 30", p)
 			}
 		})
@@ -69,24 +67,4 @@ func settle(t testing.TB, e *env) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Fatal("the screen did not settle in 20s")
-}
-
-// psnr compares two images of the same size over R, G and B.
-func psnr(a, b image.Image) float64 {
-	var se float64
-	r := a.Bounds()
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			p := color.RGBAModel.Convert(a.At(x, y)).(color.RGBA)
-			q := color.RGBAModel.Convert(b.At(x, y)).(color.RGBA)
-			for _, d := range []int{int(p.R) - int(q.R), int(p.G) - int(q.G), int(p.B) - int(q.B)} {
-				se += float64(d * d)
-			}
-		}
-	}
-	mse := se / float64(3*r.Dx()*r.Dy())
-	if mse == 0 {
-		return math.Inf(1)
-	}
-	return 10 * math.Log10(255*255/mse)
 }

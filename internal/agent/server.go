@@ -15,6 +15,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"atelier/internal/agent/keys"
@@ -49,6 +50,12 @@ type Server struct {
 
 	cursorMu sync.Mutex
 	cursor   agentapi.Point
+
+	shotMu   sync.Mutex
+	shots    shotCache     // screenshots returned again while the screen is unchanged
+	captures atomic.Uint64 // screenshots captured and encoded (not returned again)
+	trim     *time.Timer   // gives the encoders' memory back once screenshots stop; guarded by shotMu
+	input    lastInput     // guarded by shotMu
 }
 
 // New returns a server; it connects to the compositor on the first request
@@ -82,6 +89,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.disp, s.seat = nil, nil
 		}
 		s.connMu.Unlock()
+		s.shotMu.Lock()
+		if s.trim != nil {
+			s.trim.Stop()
+		}
+		s.shotMu.Unlock()
 	}()
 	for {
 		c, err := ln.Accept()
@@ -308,7 +320,11 @@ func (s *Server) do(ctx context.Context, req *agentapi.Request, resp *agentapi.R
 		return wlErr(d, err)
 	}
 	// Answer once the compositor has the events, not merely the socket.
-	return wlErr(d, d.Roundtrip(ctx))
+	if err := d.Roundtrip(ctx); err != nil {
+		return wlErr(d, err)
+	}
+	s.noteInput(d)
+	return nil
 }
 
 // KeymapReset tells the server that the compositor dropped its virtual

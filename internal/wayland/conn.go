@@ -28,7 +28,8 @@ var ErrClosed = errors.New("wayland connection closed")
 type Conn struct {
 	uc *net.UnixConn
 
-	wmu sync.Mutex // serializes writes, so messages never interleave
+	wmu   sync.Mutex // serializes writes, so messages never interleave
+	newMu sync.Mutex // serializes Create: ids reach the compositor in the order they are allocated
 
 	mu       sync.Mutex
 	handlers map[uint32]func(*Event)
@@ -88,9 +89,21 @@ func (c *Conn) fail(err error) {
 	})
 }
 
-// NewObject allocates an object id whose events go to h. h runs on the
-// reader goroutine and must not block.
-func (c *Conn) NewObject(h func(*Event)) uint32 {
+// Create allocates an object id whose events go to h and sends req(id),
+// the request that creates the object, as one step: the compositor
+// refuses a new id above the next one it expects (a protocol error that
+// ends the connection), so two goroutines must not allocate in one order
+// and send in the other. h runs on the reader goroutine and must not
+// block; it may run before Create returns.
+func (c *Conn) Create(h func(*Event), req func(id uint32) *Message) (uint32, error) {
+	c.newMu.Lock()
+	defer c.newMu.Unlock()
+	id := c.newObject(h)
+	return id, c.Send(req(id))
+}
+
+// newObject allocates an object id whose events go to h.
+func (c *Conn) newObject(h func(*Event)) uint32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var id uint32
@@ -142,12 +155,12 @@ func (c *Conn) closedErr() error {
 // before it (wl_display.sync), or ctx ends, or the connection does.
 func (c *Conn) Roundtrip(ctx context.Context) error {
 	done := make(chan struct{})
-	cb := c.NewObject(func(e *Event) {
+	_, err := c.Create(func(e *Event) {
 		if e.Opcode == 0 { // wl_callback.done
 			close(done)
 		}
-	})
-	if err := c.Send(NewMessage(displayID, 0).Uint(cb)); err != nil {
+	}, func(cb uint32) *Message { return NewMessage(displayID, 0).Uint(cb) })
+	if err != nil {
 		return err
 	}
 	select {

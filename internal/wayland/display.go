@@ -31,9 +31,11 @@ type Display struct {
 	pendW, pendH  int // mode announced, applied on wl_output.done
 
 	capture capturer
-	// settle is WaitStill's one-pixel buffer, apart from capture's, so a
-	// settle never holds up a screenshot.
-	settle capturer
+	damage  damageWatch
+	// settleMu serializes WaitStill; settled is the damage counter when the
+	// last one ended.
+	settleMu sync.Mutex
+	settled  uint64
 }
 
 type global struct {
@@ -59,7 +61,7 @@ func Dial(ctx context.Context, socketPath string) (*Display, error) {
 func (d *Display) bindAll(ctx context.Context) error {
 	var mu sync.Mutex
 	globals := map[string]global{}
-	registry := d.NewObject(func(e *Event) {
+	registry, err := d.Create(func(e *Event) {
 		if e.Opcode != 0 { // only global; removals do not concern the first output here
 			return
 		}
@@ -69,8 +71,8 @@ func (d *Display) bindAll(ctx context.Context) error {
 			globals[iface] = global{name, version}
 		}
 		mu.Unlock()
-	})
-	if err := d.Send(NewMessage(displayID, 1).Uint(registry)); err != nil {
+	}, func(id uint32) *Message { return NewMessage(displayID, 1).Uint(id) })
+	if err != nil {
 		return err
 	}
 	if err := d.Roundtrip(ctx); err != nil {
@@ -84,11 +86,11 @@ func (d *Display) bindAll(ctx context.Context) error {
 			return 0, 0, fmt.Errorf("compositor does not offer %s", iface)
 		}
 		v := min(g.version, maxVersion)
-		id := d.NewObject(h)
-		err := d.Send(NewMessage(registry, 0).Uint(g.name).String(iface).Uint(v).Uint(id))
+		id, err := d.Create(h, func(id uint32) *Message {
+			return NewMessage(registry, 0).Uint(g.name).String(iface).Uint(v).Uint(id)
+		})
 		return id, v, err
 	}
-	var err error
 	if d.output, _, err = bind(ifaceOutput, 2, d.outputEvent); err != nil {
 		return err
 	}

@@ -41,8 +41,8 @@ type Keyboard struct {
 // NewKeyboard creates a virtual keyboard on the seat. It needs a keymap
 // (SetKeymap) before its first key.
 func (d *Display) NewKeyboard() (*Keyboard, error) {
-	id := d.NewObject(nil)
-	if err := d.Send(NewMessage(d.vkbd, 0).Uint(d.seat).Uint(id)); err != nil {
+	id, err := d.Create(nil, func(id uint32) *Message { return NewMessage(d.vkbd, 0).Uint(d.seat).Uint(id) })
+	if err != nil {
 		return nil, fmt.Errorf("create virtual keyboard: %w", err)
 	}
 	return &Keyboard{d, id}, nil
@@ -84,8 +84,8 @@ type Pointer struct {
 
 // NewPointer creates a virtual pointer on the seat.
 func (d *Display) NewPointer() (*Pointer, error) {
-	id := d.NewObject(nil)
-	if err := d.Send(NewMessage(d.vptr, 0).Uint(d.seat).Uint(id)); err != nil {
+	id, err := d.Create(nil, func(id uint32) *Message { return NewMessage(d.vptr, 0).Uint(d.seat).Uint(id) })
+	if err != nil {
 		return nil, fmt.Errorf("create virtual pointer: %w", err)
 	}
 	return &Pointer{d, id}, nil

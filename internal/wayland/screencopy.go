@@ -41,6 +41,26 @@ type capturer struct {
 	w, h   int
 	stride int
 	format uint32
+	idle   *time.Timer // releases the buffer once captures stop
+}
+
+// keepBuffer is how long the capture buffer outlives the last capture: a
+// screenshot soon after reuses it, an idle desktop gives its memory back
+// (a 1280×720 frame is 3.6 MB, shared with the compositor).
+const keepBuffer = 10 * time.Second
+
+// releaseLater releases the buffer keepBuffer from now unless a capture
+// comes first. c.mu is held.
+func (c *capturer) releaseLater(d *Display) {
+	if c.idle != nil {
+		c.idle.Reset(keepBuffer)
+		return
+	}
+	c.idle = time.AfterFunc(keepBuffer, func() {
+		c.mu.Lock()
+		c.release(d)
+		c.mu.Unlock()
+	})
 }
 
 type frameEvent struct {
@@ -55,12 +75,13 @@ func (d *Display) Capture(ctx context.Context, r image.Rectangle, fn func(*Frame
 	c := &d.capture
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f, err := d.copyFrame(ctx, c, r, false)
+	defer c.releaseLater(d)
+	f, err := d.copyFrame(ctx, c, r)
 	if err != nil {
 		return err
 	}
 	defer f.destroy()
-	yInvert, err := f.ready(ctx, nil)
+	yInvert, err := f.ready(ctx)
 	if err != nil {
 		return err
 	}
@@ -68,49 +89,9 @@ func (d *Display) Capture(ctx context.Context, r image.Rectangle, fn func(*Frame
 	return fn(&fr)
 }
 
-// ErrNoDamage is WaitStill's error when the compositor's screencopy is too
-// old (version 1) to report damage.
+// ErrNoDamage is the damage watch's error when the compositor's
+// screencopy is too old (version 1) to report damage.
 var ErrNoDamage = errors.New("the compositor's screencopy does not report damage (version 1)")
-
-// WaitStill returns once the output has shown no change for quiet, or
-// when ceiling has passed, whichever comes first. still says which;
-// frames counts the changed frames seen. It asks for frames with damage:
-// the compositor answers one only once something on the output changed
-// since the last such frame (anything that changed before the call
-// counts, so a change just made is waited out). The frame is one pixel,
-// so the copy costs nothing; the damage is the whole output's.
-func (d *Display) WaitStill(ctx context.Context, quiet, ceiling time.Duration) (still bool, frames int, err error) {
-	if d.screencopyVersion < 2 {
-		return false, 0, ErrNoDamage
-	}
-	c := &d.settle
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	deadline := time.Now().Add(ceiling)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return false, frames, nil
-		}
-		f, err := d.copyFrame(ctx, c, image.Rect(0, 0, 1, 1), true)
-		if err != nil {
-			return false, frames, err
-		}
-		t := time.NewTimer(min(quiet, left))
-		_, err = f.ready(ctx, t.C)
-		t.Stop()
-		f.destroy()
-		if errors.Is(err, errGaveUp) {
-			// No change for the whole quiet period, unless the ceiling
-			// cut it short.
-			return quiet <= left, frames, nil
-		}
-		if err != nil {
-			return false, frames, err
-		}
-		frames++
-	}
-}
 
 // frame is one screencopy frame whose copy has been asked for.
 type frame struct {
@@ -119,16 +100,12 @@ type frame struct {
 	events chan frameEvent
 }
 
-// errGaveUp is frame.ready's error when a timer given fired first.
-var errGaveUp = errors.New("gave up waiting for the frame")
-
 // copyFrame asks for a frame of the output (or of its region r), waits
 // for the compositor's buffer parameters, makes c's buffer match, and
-// asks for the copy (with damage: only once the output changed). c.mu is
-// held by the caller.
-func (d *Display) copyFrame(ctx context.Context, c *capturer, r image.Rectangle, withDamage bool) (*frame, error) {
+// asks for the copy. c.mu is held by the caller.
+func (d *Display) copyFrame(ctx context.Context, c *capturer, r image.Rectangle) (*frame, error) {
 	f := &frame{d: d, events: make(chan frameEvent, 16)}
-	f.id = d.NewObject(func(e *Event) {
+	id, err := d.Create(func(e *Event) {
 		fe := frameEvent{opcode: e.Opcode}
 		switch e.Opcode {
 		case 0: // buffer: format, width, height, stride
@@ -143,15 +120,15 @@ func (d *Display) copyFrame(ctx context.Context, c *capturer, r image.Rectangle,
 		case f.events <- fe:
 		default: // more events than a frame ever sends: drop, the waiter has what it needs
 		}
-	})
-	var m *Message
-	if r.Empty() {
-		m = NewMessage(d.screencopy, 0).Uint(f.id).Int(0).Uint(d.output)
-	} else {
-		m = NewMessage(d.screencopy, 1).Uint(f.id).Int(0).Uint(d.output).
+	}, func(id uint32) *Message {
+		if r.Empty() {
+			return NewMessage(d.screencopy, 0).Uint(id).Int(0).Uint(d.output)
+		}
+		return NewMessage(d.screencopy, 1).Uint(id).Int(0).Uint(d.output).
 			Int(int32(r.Min.X)).Int(int32(r.Min.Y)).Int(int32(r.Dx())).Int(int32(r.Dy()))
-	}
-	if err := d.Send(m); err != nil {
+	})
+	f.id = id
+	if err != nil {
 		return nil, fmt.Errorf("capture output: %w", err)
 	}
 	var shm frameEvent
@@ -182,11 +159,7 @@ func (d *Display) copyFrame(ctx context.Context, c *capturer, r image.Rectangle,
 			f.destroy()
 			return nil, err
 		}
-		op := uint16(0) // copy
-		if withDamage {
-			op = 2 // copy_with_damage
-		}
-		if err := d.Send(NewMessage(f.id, op).Uint(c.buffer)); err != nil {
+		if err := d.Send(NewMessage(f.id, 0).Uint(c.buffer)); err != nil { // copy
 			f.destroy()
 			return nil, fmt.Errorf("copy frame: %w", err)
 		}
@@ -207,15 +180,12 @@ func (f *frame) next(ctx context.Context) (frameEvent, error) {
 }
 
 // ready waits until the copy is in the buffer and reports whether its
-// rows are stored bottom-up. It gives up with errGaveUp when giveUp
-// fires (a nil channel never does).
-func (f *frame) ready(ctx context.Context, giveUp <-chan time.Time) (yInvert bool, err error) {
+// rows are stored bottom-up.
+func (f *frame) ready(ctx context.Context) (yInvert bool, err error) {
 	for {
 		var ev frameEvent
 		select {
 		case ev = <-f.events:
-		case <-giveUp:
-			return false, errGaveUp
 		case <-ctx.Done():
 			return false, ctx.Err()
 		case <-f.d.Done():
@@ -255,13 +225,14 @@ func (c *capturer) ensure(d *Display, ev frameEvent) error {
 		return fmt.Errorf("map shm buffer: %w", err)
 	}
 	c.file, c.mem = f, mem
-	c.pool = d.NewObject(nil)
-	if err := d.Send(NewMessage(d.shm, 0).Uint(c.pool).FD(int(f.Fd())).Int(int32(size))); err != nil {
+	c.pool, err = d.Create(nil, func(id uint32) *Message { return NewMessage(d.shm, 0).Uint(id).FD(int(f.Fd())).Int(int32(size)) })
+	if err != nil {
 		return fmt.Errorf("create shm pool: %w", err)
 	}
-	c.buffer = d.NewObject(nil)
-	m := NewMessage(c.pool, 0).Uint(c.buffer).Int(0).Int(int32(w)).Int(int32(h)).Int(int32(stride)).Uint(ev.format)
-	if err := d.Send(m); err != nil {
+	c.buffer, err = d.Create(nil, func(id uint32) *Message {
+		return NewMessage(c.pool, 0).Uint(id).Int(0).Int(int32(w)).Int(int32(h)).Int(int32(stride)).Uint(ev.format)
+	})
+	if err != nil {
 		return fmt.Errorf("create shm buffer: %w", err)
 	}
 	c.w, c.h, c.stride, c.format = w, h, stride, ev.format
@@ -290,10 +261,14 @@ func (d *Display) Close() error {
 	// The connection ends first, so a capture waiting on it returns and
 	// gives up the buffer.
 	err := d.Conn.Close()
-	for _, c := range []*capturer{&d.capture, &d.settle} {
-		c.mu.Lock()
-		c.release(d)
-		c.mu.Unlock()
+	d.capture.mu.Lock()
+	if d.capture.idle != nil {
+		d.capture.idle.Stop()
 	}
+	d.capture.release(d)
+	d.capture.mu.Unlock()
+	d.damage.mu.Lock()
+	d.damage.buf.release(d)
+	d.damage.mu.Unlock()
 	return err
 }

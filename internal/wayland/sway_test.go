@@ -74,3 +74,38 @@ func TestProtocolError(t *testing.T) {
 		t.Fatal("connection still open after a protocol error")
 	}
 }
+
+// TestConcurrentCreates creates objects from many goroutines at once
+// (round trips, captures, the damage watch re-arming on the reader
+// goroutine): the compositor refuses a new id sent before a lower one, so
+// an allocation and its request must be one step, or the connection dies
+// with a protocol error.
+func TestConcurrentCreates(t *testing.T) {
+	s := desktoptest.StartSway(t, desktop.Resolution{Width: 320, Height: 240})
+	d := dial(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := d.DamageSeq(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Terminal(t, "busy", "while :; do date +%s%N; sleep 0.005; done") // damage, so the watch re-arms
+	errs := make(chan error, 9)
+	for i := range 8 {
+		go func() {
+			var err error
+			for j := 0; j < 200 && err == nil; j++ {
+				if i == 0 && j%20 == 0 {
+					err = d.Capture(ctx, image.Rect(0, 0, 8, 8), func(*wayland.Frame) error { return nil })
+				} else {
+					err = d.Roundtrip(ctx)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent requests: %v", err)
+		}
+	}
+}
