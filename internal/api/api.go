@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"atelier/internal/audit"
+	"atelier/internal/batches"
 	"atelier/internal/budget"
 	"atelier/internal/control"
 	"atelier/internal/sessions"
@@ -29,6 +30,8 @@ type Options struct {
 	CapUSD float64
 	// Tasks serves the task routes; nil answers them 503.
 	Tasks *tasks.Manager
+	// Batches serves POST /tasks and the batch routes; nil answers them 503.
+	Batches *batches.Manager
 	// Audit serves GET /sessions/{id}/audit and records session lifecycle
 	// events; nil answers the route 503 and records nothing.
 	Audit *audit.Log

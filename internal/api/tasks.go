@@ -44,15 +44,9 @@ func (s *Server) handleSubmitTask(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	spec := tasks.Spec{Goal: body.Goal, Backend: body.Backend, Model: body.Model, MaxSteps: body.MaxSteps, MaxUSD: body.MaxUSD}
-	for i, raw := range body.Script {
-		var req agentapi.Request
-		if err := decodeBytes(raw, &req); err != nil {
-			ae := err.(*apiError)
-			ae.msg = fmt.Sprintf("script action %d: %s", i, ae.msg)
-			return ae
-		}
-		spec.Script = append(spec.Script, req)
+	spec, err := taskSpec(body)
+	if err != nil {
+		return err
 	}
 	t, err := m.Submit(r.Context(), r.PathValue("id"), spec)
 	if err != nil {
@@ -60,6 +54,21 @@ func (s *Server) handleSubmitTask(w http.ResponseWriter, r *http.Request) error 
 	}
 	encode(w, http.StatusAccepted, apitype.TaskSubmitted{TaskID: t.ID, Status: apitype.TaskStatus(t.Status), StreamURL: "/tasks/" + t.ID + "/stream"})
 	return nil
+}
+
+// taskSpec turns a wire spec into the tasks manager's, decoding its script.
+func taskSpec(body apitype.TaskSpec) (tasks.Spec, error) {
+	spec := tasks.Spec{Goal: body.Goal, Backend: body.Backend, Model: body.Model, MaxSteps: body.MaxSteps, MaxUSD: body.MaxUSD}
+	for i, raw := range body.Script {
+		var req agentapi.Request
+		if err := decodeBytes(raw, &req); err != nil {
+			ae := err.(*apiError)
+			ae.msg = fmt.Sprintf("script action %d: %s", i, ae.msg)
+			return tasks.Spec{}, ae
+		}
+		spec.Script = append(spec.Script, req)
+	}
+	return spec, nil
 }
 
 // handleGetTask serves GET /tasks/{id}: the task with its events.
@@ -130,11 +139,7 @@ func (s *Server) handleTaskStream(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc.Flush()
+	startSSE(w, rc)
 	tick := time.NewTicker(keepalive)
 	defer tick.Stop()
 	for {

@@ -22,6 +22,7 @@ import (
 
 	"atelier/internal/api"
 	"atelier/internal/audit"
+	"atelier/internal/batches"
 	"atelier/internal/config"
 	"atelier/internal/egress"
 	"atelier/internal/fleetwire"
@@ -149,6 +150,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	self := client.New("http://fleet.in-process", cfg.APIToken, &http.Client{Transport: inProcess{handler: func() http.Handler { return f.API.Handler() }, actor: audit.ActorMCP}})
 	f.API = api.New(api.Options{MCP: mcp.HTTPHandler(self, opts.Version), Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
 		View: vh, Snapshots: snaps, Desktops: f.Runtime, Budget: spend, Tasks: tm, Audit: f.Audit, Control: leases,
+		Batches: &batches.Manager{Store: f.Store, Tasks: tm, Sessions: f.Sessions},
 		Metrics: mx.Handler(), MetricsToken: cfg.MetricsToken,
 		Ready: []api.ReadyCheck{{Name: "store", Check: f.Store.CheckWritable}, {Name: "runtime", Check: f.runtimeAnswers},
 			{Name: "sessions", Check: f.Sessions.CheckReconciled}},
