@@ -18,12 +18,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"atelier/internal/api"
 	"atelier/internal/audit"
 	"atelier/internal/batches"
 	"atelier/internal/config"
+	"atelier/internal/console"
 	"atelier/internal/egress"
 	"atelier/internal/fleetwire"
 	"atelier/internal/metrics"
@@ -148,7 +150,11 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	// The MCP endpoint drives the fleet through its own API, in process,
 	// audited as mcp.
 	self := client.New("http://fleet.in-process", cfg.APIToken, &http.Client{Transport: inProcess{handler: func() http.Handler { return f.API.Handler() }, actor: audit.ActorMCP}})
-	f.API = api.New(api.Options{MCP: mcp.HTTPHandler(self, opts.Version), Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
+	cons := console.New(console.Options{Store: f.Store, Token: cfg.APIToken, API: func() http.Handler { return f.API.Handler() },
+		Shots: f.Sessions, Audit: f.Audit, CapUSD: cfg.MaxUSDPerDay, Secure: strings.HasPrefix(cfg.View.PublicURL, "https:"),
+		Logger: log.With("part", "console")})
+	f.closing(func() error { cons.Close(); return nil })
+	f.API = api.New(api.Options{Console: cons, MCP: mcp.HTTPHandler(self, opts.Version), Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
 		View: vh, Snapshots: snaps, Desktops: f.Runtime, Budget: spend, Tasks: tm, Audit: f.Audit, Control: leases,
 		Batches: &batches.Manager{Store: f.Store, Tasks: tm, Sessions: f.Sessions},
 		Metrics: mx.Handler(), MetricsToken: cfg.MetricsToken,
