@@ -90,38 +90,24 @@ func (s *Server) handleBatchEvents(w http.ResponseWriter, r *http.Request) error
 	}
 	rc := http.NewResponseController(w)
 	startSSE(w, rc)
-	tick := time.NewTicker(keepalive)
-	defer tick.Stop()
 	n := 0
-	for {
-		select {
-		case ev, ok := <-evs:
-			if !ok {
-				if r.Context().Err() != nil {
-					return nil
-				}
-				b, err := m.Get(r.Context(), id)
-				if err != nil {
-					s.log.ErrorContext(r.Context(), "batch stream: read the batch", "batch", id, "err", err)
-					return nil
-				}
-				out := batchToAPI(b)
-				n++
-				apitype.WriteSSE(w, strconv.Itoa(n), apitype.BatchEventEnd, apitype.BatchEvent{Batch: &out})
-				rc.Flush()
-				return nil
-			}
-			te := eventToAPI(ev.Event)
-			n++
-			if apitype.WriteSSE(w, strconv.Itoa(n), apitype.BatchEventTask, apitype.BatchEvent{SessionID: ev.SessionID, TaskID: ev.TaskID, Event: &te}) != nil || rc.Flush() != nil {
-				return nil
-			}
-		case <-tick.C:
-			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
-				return nil
-			}
-		}
+	ended := pump(w, rc, evs, func(ev batches.Event) error {
+		te := eventToAPI(ev.Event)
+		n++
+		return apitype.WriteSSE(w, strconv.Itoa(n), apitype.BatchEventTask, apitype.BatchEvent{SessionID: ev.SessionID, TaskID: ev.TaskID, Event: &te})
+	})
+	if !ended || r.Context().Err() != nil {
+		return nil
 	}
+	b, err := m.Get(r.Context(), id)
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "batch stream: read the batch", "batch", id, "err", err)
+		return nil
+	}
+	out := batchToAPI(b)
+	apitype.WriteSSE(w, strconv.Itoa(n+1), apitype.BatchEventEnd, apitype.BatchEvent{Batch: &out})
+	rc.Flush()
+	return nil
 }
 
 // startSSE writes the headers of an event stream.
@@ -131,6 +117,29 @@ func startSSE(w http.ResponseWriter, rc *http.ResponseController) {
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	rc.Flush()
+}
+
+// pump writes each value of evs with write, and a comment line while
+// idle so proxies keep the stream open, until evs closes (true) or the
+// client is gone (false).
+func pump[T any](w http.ResponseWriter, rc *http.ResponseController, evs <-chan T, write func(T) error) bool {
+	tick := time.NewTicker(keepalive)
+	defer tick.Stop()
+	for {
+		select {
+		case ev, ok := <-evs:
+			if !ok {
+				return true
+			}
+			if write(ev) != nil || rc.Flush() != nil {
+				return false
+			}
+		case <-tick.C:
+			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
+				return false
+			}
+		}
+	}
 }
 
 func batchToAPI(b batches.Batch) apitype.Batch {

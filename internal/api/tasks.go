@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -140,23 +139,8 @@ func (s *Server) handleTaskStream(w http.ResponseWriter, r *http.Request) error 
 	}
 	rc := http.NewResponseController(w)
 	startSSE(w, rc)
-	tick := time.NewTicker(keepalive)
-	defer tick.Stop()
-	for {
-		select {
-		case ev, ok := <-evs:
-			if !ok {
-				return nil
-			}
-			if apitype.WriteEvent(w, eventToAPI(ev)) != nil || rc.Flush() != nil {
-				return nil
-			}
-		case <-tick.C:
-			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
-				return nil
-			}
-		}
-	}
+	pump(w, rc, evs, func(ev tasks.Event) error { return apitype.WriteEvent(w, eventToAPI(ev)) })
+	return nil
 }
 
 // handleTaskScreenshot serves GET /tasks/{id}/steps/{step}/screenshot:

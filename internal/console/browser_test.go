@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -19,34 +18,17 @@ import (
 
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
+	"atelier/internal/browsertest"
 	"atelier/internal/console"
 	"atelier/internal/fleettest"
 )
 
-const (
-	token        = "console-test-token-0123456789abcdef"
-	chromiumPath = "/usr/bin/chromium"
-)
+const token = "console-test-token-0123456789abcdef"
 
 func TestMain(m *testing.M) { fleettest.Main(m) }
 
 // startBrowser starts a headless Chromium at 1280×720.
-func startBrowser(t testing.TB) context.Context {
-	t.Helper()
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		t.Skip("SKIP: chromium is not installed (apt-get install chromium); browser tests cannot run")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath), chromedp.Flag("headless", "new"), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 720))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(func() { cancel(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
+func startBrowser(t testing.TB) context.Context { return browsertest.Start(t, 1280, 720) }
 
 type browser struct {
 	t   testing.TB
@@ -205,7 +187,9 @@ func TestConsole(t *testing.T) {
 	// A scripted task's steps stream in with their screenshots.
 	b.run("session page", chromedp.Navigate(f.URL+"/console/sessions/"+sid), chromedp.WaitVisible("#task"))
 	b.waitJS(`document.getElementById("view").src.includes("/embed?token=")`, "the live view", 20*time.Second)
-	script := `[{"action":"type","text":"echo console > ~/console\n"},{"action":"wait","duration":1}]`
+	// The desktop's words are shown as text: markup typed in it (as a
+	// prompt-injected page could make a task type) never becomes markup.
+	script := `[{"action":"type","text":"echo console > ~/console\n"},{"action":"type","text":"# <img src=x onerror=\"document.title='pwned'\">\n"},{"action":"wait","duration":1}]`
 	b.run("start task", chromedp.SetValue(`#task textarea[name="goal"]`, "write console"), chromedp.SetValue(`#task textarea[name="script"]`, script),
 		chromedp.Click(`#task button[type="submit"]`))
 	b.waitJS(`[...document.querySelectorAll("#steps li")].some(li => li.textContent.startsWith("Ended done"))`, "the task's end", 40*time.Second)
@@ -216,6 +200,10 @@ func TestConsole(t *testing.T) {
 	f.Home(sid).WaitFile(t, "console", "console\n")
 	b.waitJS(`document.getElementById("verified").textContent.startsWith("chain verified")`, "a verified audit chain", 15*time.Second)
 	b.waitJS(`[...document.querySelectorAll("#audit td")].some(td => td.textContent === "console")`, "audit entries by the console", 15*time.Second)
+	b.waitJS(`[...document.querySelectorAll("#audit td, #steps p")].some(e => e.textContent.includes("<img src=x"))`, "the typed markup as text", 15*time.Second)
+	if n := eval[int](b, `document.querySelectorAll("#audit img, #steps p img").length`); n != 0 || eval[string](b, `document.title`) == "pwned" {
+		t.Errorf("typed markup became %d elements (title %q)", n, eval[string](b, `document.title`))
+	}
 
 	// Take over from the console pauses a running task; hand back resumes it.
 	long := `[{"action":"wait","duration":2},{"action":"wait","duration":2},{"action":"wait","duration":2},{"action":"wait","duration":2}]`
