@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,9 +19,11 @@ import (
 
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
+	"atelier/internal/config"
 	"atelier/internal/browsertest"
 	"atelier/internal/console"
 	"atelier/internal/fleettest"
+	"atelier/internal/model/modeltest"
 )
 
 const token = "console-test-token-0123456789abcdef"
@@ -147,7 +150,12 @@ func checkSignedOut(t *testing.T, base, cookie, sessionID string) {
 // another origin or without the CSRF token fail; signed out, and with a
 // changed API token, every route refuses.
 func TestConsole(t *testing.T) {
-	f := fleettest.New(t, fleettest.Options{Token: token})
+	// Goals without a script go to Holo3, played by the fake model server;
+	// scripts run on the scripted backend.
+	thought := "The desktop shows a terminal; the goal is met."
+	reply, _ := json.Marshal(map[string]any{"note": nil, "thought": thought, "tool_call": map[string]any{"tool_name": "answer", "content": "done"}})
+	srv := modeltest.OpenAISteps(t, []modeltest.OpenAIStep{{Content: reply, PromptTokens: 2400, CompletionTokens: 80}})
+	f := fleettest.New(t, fleettest.Options{Token: token, Model: config.Model{Backend: "holo", HoloEndpoint: srv.URL}})
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	checkSignedOut(t, f.URL, "", "")
@@ -205,6 +213,14 @@ func TestConsole(t *testing.T) {
 		t.Errorf("typed markup became %d elements (title %q)", n, eval[string](b, `document.title`))
 	}
 
+	// A model's step shows its thought and what it saw.
+	eval[bool](b, `(document.querySelector('#task textarea[name="script"]').value = "", true)`)
+	b.run("model task", chromedp.SetValue(`#task textarea[name="goal"]`, "check the desktop"), chromedp.Click(`#task button[type="submit"]`))
+	b.waitJS(fmt.Sprintf(`[...document.querySelectorAll("#steps .thought")].some(p => p.textContent === %q) && [...document.querySelectorAll("#steps li")].some(li => li.textContent.startsWith("Ended done"))`, thought),
+		"the model's thought and the task's end", 40*time.Second)
+	b.waitJS(`document.querySelectorAll("#steps img").length === 1 && document.querySelector("#steps img").naturalWidth > 0`, "the model's screenshot", 10*time.Second)
+	modelTask := eval[string](b, `document.getElementById("taskinfo").textContent.split(" ")[1]`)
+
 	// Take over from the console pauses a running task; hand back resumes it.
 	long := `[{"action":"wait","duration":2},{"action":"wait","duration":2},{"action":"wait","duration":2},{"action":"wait","duration":2}]`
 	b.run("start long task", chromedp.SetValue(`#task textarea[name="script"]`, long), chromedp.Click(`#task button[type="submit"]`))
@@ -241,6 +257,12 @@ func TestConsole(t *testing.T) {
 	b.run("money", chromedp.Navigate(f.URL+"/console/money"), chromedp.WaitVisible("#spend"))
 	if n := eval[int](b, `document.querySelectorAll("svg.chart rect").length`); n != 30 {
 		t.Errorf("money chart has %d bars, want 30", n)
+	}
+	if got := eval[string](b, `document.getElementById("bytask").textContent`); !strings.Contains(got, modelTask) {
+		t.Errorf("money by task shows %q, want the model task %s", got, modelTask)
+	}
+	if got := eval[string](b, `document.getElementById("bymodel").textContent + document.getElementById("spend").textContent`); !strings.Contains(got, "holo") || strings.Contains(got, "Spent $0.0000") {
+		t.Errorf("money shows %q, want the holo model's spend", got)
 	}
 
 	// Every control has a name a screen reader can say, and a narrow
