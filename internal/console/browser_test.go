@@ -194,7 +194,8 @@ func TestConsole(t *testing.T) {
 
 	// A scripted task's steps stream in with their screenshots.
 	b.run("session page", chromedp.Navigate(f.URL+"/console/sessions/"+sid), chromedp.WaitVisible("#task"))
-	b.waitJS(`document.getElementById("view").src.includes("/embed?token=")`, "the live view", 20*time.Second)
+	b.waitJS(`(() => { const d = document.getElementById("view").contentDocument; const st = d && d.getElementById("state"); return !!st && st.dataset.state === "live"; })()`,
+		"the live view, with control", 30*time.Second)
 	// The desktop's words are shown as text: markup typed in it (as a
 	// prompt-injected page could make a task type) never becomes markup.
 	script := `[{"action":"type","text":"echo console > ~/console\n"},{"action":"type","text":"# <img src=x onerror=\"document.title='pwned'\">\n"},{"action":"wait","duration":1}]`
@@ -236,6 +237,23 @@ func TestConsole(t *testing.T) {
 	if !eval[bool](b, `[...document.querySelectorAll("#steps li")].some(li => li.textContent.includes("paused for human"))`) {
 		t.Error("the task console showed no pause")
 	}
+
+	// Snapshots: take one, clone it into a new session, delete it.
+	b.click("#snap")
+	b.waitJS(`document.querySelectorAll("#snaps li").length === 1`, "the snapshot", 60*time.Second)
+	snap := eval[string](b, `document.querySelector("#snaps li").dataset.id`)
+	b.click("#snaps li button")
+	b.waitJS(`document.getElementById("status").textContent.startsWith("cloned into ")`, "the clone", 90*time.Second)
+	clone := strings.TrimPrefix(eval[string](b, `document.getElementById("status").textContent`), "cloned into ")
+	if c, err := f.Client.Session(ctx, clone, 0); err != nil || c.SnapshotID != snap {
+		t.Errorf("clone %s: %+v %v, want a session from %s", clone, c, err, snap)
+	}
+	if err := f.Client.DeleteSession(ctx, clone, true); err != nil {
+		t.Fatal(err)
+	}
+	eval[bool](b, `(window.confirm = () => true, true)`)
+	b.click("#snaps li button.danger")
+	b.waitJS(`document.querySelectorAll("#snaps li").length === 0`, "the snapshot deleted", 20*time.Second)
 
 	// Dispatch to three sessions; the board finishes with three done.
 	var wg sync.WaitGroup
