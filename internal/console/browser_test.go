@@ -154,7 +154,10 @@ func TestConsole(t *testing.T) {
 	// scripts run on the scripted backend.
 	thought := "The desktop shows a terminal; the goal is met."
 	reply, _ := json.Marshal(map[string]any{"note": nil, "thought": thought, "tool_call": map[string]any{"tool_name": "answer", "content": "done"}})
-	srv := modeltest.OpenAISteps(t, []modeltest.OpenAIStep{{Content: reply, PromptTokens: 2400, CompletionTokens: 80}})
+	question := "Which account should I sign in with?"
+	ask, _ := json.Marshal(map[string]any{"note": nil, "thought": "Only the person knows.", "tool_call": map[string]any{"tool_name": "ask_user", "question": question}})
+	srv := modeltest.OpenAISteps(t, []modeltest.OpenAIStep{{Content: reply, PromptTokens: 2400, CompletionTokens: 80},
+		{Content: ask, PromptTokens: 2400, CompletionTokens: 40}, {Content: reply, PromptTokens: 2400, CompletionTokens: 80}})
 	f := fleettest.New(t, fleettest.Options{Token: token, Model: config.Model{Backend: "holo", HoloEndpoint: srv.URL}})
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
@@ -221,6 +224,15 @@ func TestConsole(t *testing.T) {
 		"the model's thought and the task's end", 40*time.Second)
 	b.waitJS(`document.querySelectorAll("#steps img").length === 1 && document.querySelector("#steps img").naturalWidth > 0`, "the model's screenshot", 10*time.Second)
 	modelTask := eval[string](b, `document.getElementById("taskinfo").textContent.split(" ")[1]`)
+
+	// A task that asks for help is answered from the console.
+	b.run("help task", chromedp.SetValue(`#task textarea[name="goal"]`, "sign in"), chromedp.Click(`#task button[type="submit"]`))
+	b.waitJS(fmt.Sprintf(`!document.getElementById("help").hidden && document.getElementById("question").textContent === %q`, question), "the task's question", 30*time.Second)
+	b.run("answer", chromedp.SendKeys(`#help input[name="message"]`, "the ops account"), chromedp.Click(`#help button[type="submit"]`))
+	b.waitJS(`[...document.querySelectorAll("#steps li")].filter(li => li.textContent.startsWith("Ended done")).length === 1 && document.getElementById("help").hidden`, "the answered task's end", 30*time.Second)
+	if reqs := srv.Requests(); len(reqs) != 3 || !strings.Contains(requestText(reqs[2]), "the ops account") {
+		t.Errorf("the model's request after the answer does not carry it (%d requests)", len(reqs))
+	}
 
 	// Take over from the console pauses a running task; hand back resumes it.
 	long := `[{"action":"wait","duration":2},{"action":"wait","duration":2},{"action":"wait","duration":2},{"action":"wait","duration":2}]`
@@ -349,6 +361,12 @@ func TestConsole(t *testing.T) {
 	f.Close()
 	f2 := fleettest.New(t, fleettest.Options{Token: token + "-rotated", DataDir: f.DataDir})
 	checkSignedOut(t, f2.URL, second, sid)
+}
+
+// requestText is the messages of a model request, as JSON.
+func requestText(r modeltest.Request) string {
+	b, _ := json.Marshal(r.Body["messages"])
+	return string(b)
 }
 
 // signInCookie signs in with a form post and returns the cookie's value.
