@@ -19,8 +19,8 @@ import (
 
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
-	"atelier/internal/config"
 	"atelier/internal/browsertest"
+	"atelier/internal/config"
 	"atelier/internal/console"
 	"atelier/internal/fleettest"
 	"atelier/internal/model/modeltest"
