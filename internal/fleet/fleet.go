@@ -1,9 +1,9 @@
 // Package fleet is the composition root: it opens every part of a fleet
 // from its configuration, in order (store, audit, runtime, snapshots,
 // egress gateway, sessions, control, live view, tasks, console, API),
-// serves the API, and closes the parts in the reverse order. `atelier serve` and the
-// test fleets (fleettest) are both made here, so a test runs the fleet
-// users run.
+// serves the API, and closes the parts in the reverse order. `atelier
+// serve` and the test fleets (fleettest) are both made here, so a test
+// runs the fleet users run.
 package fleet
 
 import (
