@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"atelier/internal/audit"
+	"atelier/internal/batches"
 	"atelier/internal/budget"
 	"atelier/internal/control"
 	"atelier/internal/sessions"
@@ -29,6 +30,8 @@ type Options struct {
 	CapUSD float64
 	// Tasks serves the task routes; nil answers them 503.
 	Tasks *tasks.Manager
+	// Batches serves POST /tasks and the batch routes; nil answers them 503.
+	Batches *batches.Manager
 	// Audit serves GET /sessions/{id}/audit and records session lifecycle
 	// events; nil answers the route 503 and records nothing.
 	Audit *audit.Log
@@ -53,6 +56,9 @@ type Options struct {
 	// 404). Input is admitted by the sessions' pipeline, which must be
 	// given the same leases (sessions.Options.Control).
 	Control *control.Leases
+	// Console, if set, serves the web console under /console (its own
+	// sign-in guards it; it is not part of the API's document).
+	Console http.Handler
 	// MCP, if set, serves the Model Context Protocol's streamable HTTP
 	// transport at /mcp, behind the bearer token; nil: /mcp answers 404.
 	MCP http.Handler
@@ -106,6 +112,10 @@ func New(opts Options) *Server {
 		}
 		mux.Handle(rt.pattern, s.serve(h))
 		s.patterns = append(s.patterns, rt.pattern)
+	}
+	if opts.Console != nil {
+		mux.Handle("/console", opts.Console)
+		mux.Handle("/console/", opts.Console)
 	}
 	s.handler = withRequestID(s.recover(s.logRequests(secureHeaders(s.fallback(mux)))))
 	return s

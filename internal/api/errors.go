@@ -8,6 +8,7 @@ import (
 
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
+	"atelier/internal/batches"
 	"atelier/internal/control"
 	"atelier/internal/sessions"
 	"atelier/internal/snapshot"
@@ -99,6 +100,10 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusNotFound, apitype.CodeNotFound, msg
 	case errors.Is(err, tasks.ErrNotRunning):
 		return http.StatusConflict, apitype.CodeTaskEnded, msg
+	case errors.Is(err, batches.ErrInvalid):
+		return http.StatusBadRequest, apitype.CodeBadRequest, msg
+	case errors.Is(err, batches.ErrNotFound), errors.Is(err, batches.ErrNoMatch):
+		return http.StatusNotFound, apitype.CodeNotFound, msg
 	case errors.Is(err, tasks.ErrClosed), errors.Is(err, view.ErrClosed):
 		return http.StatusServiceUnavailable, apitype.CodeShuttingDown, msg
 	}

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -44,15 +43,9 @@ func (s *Server) handleSubmitTask(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	spec := tasks.Spec{Goal: body.Goal, Backend: body.Backend, Model: body.Model, MaxSteps: body.MaxSteps, MaxUSD: body.MaxUSD}
-	for i, raw := range body.Script {
-		var req agentapi.Request
-		if err := decodeBytes(raw, &req); err != nil {
-			ae := err.(*apiError)
-			ae.msg = fmt.Sprintf("script action %d: %s", i, ae.msg)
-			return ae
-		}
-		spec.Script = append(spec.Script, req)
+	spec, err := taskSpec(body)
+	if err != nil {
+		return err
 	}
 	t, err := m.Submit(r.Context(), r.PathValue("id"), spec)
 	if err != nil {
@@ -60,6 +53,21 @@ func (s *Server) handleSubmitTask(w http.ResponseWriter, r *http.Request) error 
 	}
 	encode(w, http.StatusAccepted, apitype.TaskSubmitted{TaskID: t.ID, Status: apitype.TaskStatus(t.Status), StreamURL: "/tasks/" + t.ID + "/stream"})
 	return nil
+}
+
+// taskSpec turns a wire spec into the tasks manager's, decoding its script.
+func taskSpec(body apitype.TaskSpec) (tasks.Spec, error) {
+	spec := tasks.Spec{Goal: body.Goal, Backend: body.Backend, Model: body.Model, MaxSteps: body.MaxSteps, MaxUSD: body.MaxUSD}
+	for i, raw := range body.Script {
+		var req agentapi.Request
+		if err := decodeBytes(raw, &req); err != nil {
+			ae := err.(*apiError)
+			ae.msg = fmt.Sprintf("script action %d: %s", i, ae.msg)
+			return tasks.Spec{}, ae
+		}
+		spec.Script = append(spec.Script, req)
+	}
+	return spec, nil
 }
 
 // handleGetTask serves GET /tasks/{id}: the task with its events.
@@ -130,28 +138,9 @@ func (s *Server) handleTaskStream(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	rc.Flush()
-	tick := time.NewTicker(keepalive)
-	defer tick.Stop()
-	for {
-		select {
-		case ev, ok := <-evs:
-			if !ok {
-				return nil
-			}
-			if apitype.WriteEvent(w, eventToAPI(ev)) != nil || rc.Flush() != nil {
-				return nil
-			}
-		case <-tick.C:
-			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
-				return nil
-			}
-		}
-	}
+	startSSE(w, rc)
+	pump(w, rc, evs, func(ev tasks.Event) error { return apitype.WriteEvent(w, eventToAPI(ev)) })
+	return nil
 }
 
 // handleTaskScreenshot serves GET /tasks/{id}/steps/{step}/screenshot:

@@ -72,6 +72,7 @@ const (
 	ActorFleet   = "fleet"   // the fleet itself: reconciliation, repairs
 	ActorDesktop = "desktop" // the desktop itself: its egress connections
 	ActorMCP     = "mcp"     // an MCP server: the fleet's /mcp, or atelier mcp
+	ActorConsole = "console" // a person signed in to the web console
 )
 
 // Actor prefixes, each followed by an id: "token:ops", "task:t_12".
@@ -163,7 +164,7 @@ func CheckSession(id string) error {
 // prefixes followed by a non-empty id.
 func CheckActor(a string) error {
 	switch a {
-	case ActorCLI, ActorFleet, ActorDesktop, ActorMCP:
+	case ActorCLI, ActorFleet, ActorDesktop, ActorMCP, ActorConsole:
 		return nil
 	}
 	for _, p := range []string{ActorToken, ActorTask, ActorViewer} {
@@ -171,7 +172,7 @@ func CheckActor(a string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: actor %q: want cli, fleet, desktop, mcp, token:<id>, task:<id> or viewer:<id>", ErrBadEntry, a)
+	return fmt.Errorf("%w: actor %q: want cli, fleet, desktop, mcp, console, token:<id>, task:<id> or viewer:<id>", ErrBadEntry, a)
 }
 
 // check validates what a caller provides, the same rules on write and read.

@@ -20,7 +20,7 @@ import (
 
 // taskCommands are the subcommands of `atelier task`.
 var taskCommands = []command{
-	{"run", "give a session a goal (--follow streams its steps)", runTaskRun},
+	{"run", "give a session a goal, or every session with a label (--follow streams the steps)", runTaskRun},
 	{"ls", "list a session's tasks", runTaskList},
 	{"show", "show a task and its steps", runTaskShow},
 	{"cancel", "cancel a running task", runTaskCancel},
@@ -32,8 +32,9 @@ func runTask(ctx context.Context, env *Env, args []string) error {
 }
 
 func runTaskRun(ctx context.Context, env *Env, args []string) error {
-	fs := newFlagSet(env, "task run", `SESSION "GOAL" [--follow] [--backend B] [--model M] [--max-steps N] [--max-usd X] [--script FILE] [--json]`)
+	fs := newFlagSet(env, "task run", `SESSION "GOAL" | --label L "GOAL" [--follow] [--backend B] [--model M] [--max-steps N] [--max-usd X] [--script FILE] [--json]`)
 	var spec apitype.TaskSpec
+	label := fs.String("label", "", "give the goal to every session with this label, one task each (no SESSION)")
 	follow := fs.Bool("follow", false, "stream the steps until the task ends")
 	asJSON := fs.Bool("json", false, "print JSON (with --follow: one event per line)")
 	script := fs.String("script", "", "a JSON file of protocol-v1 actions to run (the scripted backend)")
@@ -44,6 +45,14 @@ func runTaskRun(ctx context.Context, env *Env, args []string) error {
 	pos, err := parseRunArgs(fs, args)
 	if err != nil {
 		return err
+	}
+	if *label != "" {
+		// The label stands in for SESSION: the one argument is the goal.
+		if len(pos) > 1 {
+			fs.Usage()
+			return fmt.Errorf("%w: with --label, give only the goal in quotes", ErrUsage)
+		}
+		pos = append([]string{""}, pos...)
 	}
 	if len(pos) > 1 {
 		spec.Goal = pos[1]
@@ -72,6 +81,9 @@ func runTaskRun(ctx context.Context, env *Env, args []string) error {
 	api, err := newAPIClient(env)
 	if err != nil {
 		return err
+	}
+	if *label != "" {
+		return runBatch(ctx, env, api, apitype.Dispatch{TaskSpec: spec, Label: *label}, *follow, *asJSON)
 	}
 	sr, err := api.SubmitTask(ctx, pos[0], spec)
 	if err != nil {

@@ -1,9 +1,9 @@
 // Package fleet is the composition root: it opens every part of a fleet
 // from its configuration, in order (store, audit, runtime, snapshots,
-// egress gateway, sessions, control, live view, tasks, API), serves the
-// API, and closes the parts in the reverse order. `atelier serve` and the
-// test fleets (fleettest) are both made here, so a test runs the fleet
-// users run.
+// egress gateway, sessions, control, live view, tasks, console, API),
+// serves the API, and closes the parts in the reverse order. `atelier
+// serve` and the test fleets (fleettest) are both made here, so a test
+// runs the fleet users run.
 package fleet
 
 import (
@@ -18,11 +18,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"atelier/internal/api"
 	"atelier/internal/audit"
+	"atelier/internal/batches"
 	"atelier/internal/config"
+	"atelier/internal/console"
 	"atelier/internal/egress"
 	"atelier/internal/fleetwire"
 	"atelier/internal/metrics"
@@ -150,8 +153,13 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	self := client.New("http://fleet.in-process", cfg.APIToken, &http.Client{Transport: inProcess{handler: func() http.Handler { return f.API.Handler() }, actor: audit.ActorMCP}})
 	ms := mcp.NewServer(self, opts.Version, log.With("part", "mcp"))
 	f.closing(ms.Close)
-	f.API = api.New(api.Options{MCP: ms.HTTPHandler(), Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
+	cons := console.New(console.Options{Store: f.Store, Token: cfg.APIToken, API: func() http.Handler { return f.API.Handler() },
+		Shots: f.Sessions, Audit: f.Audit, CapUSD: cfg.MaxUSDPerDay, Secure: strings.HasPrefix(cfg.View.PublicURL, "https:"),
+		Logger: log.With("part", "console")})
+	f.closing(func() error { cons.Close(); return nil })
+	f.API = api.New(api.Options{Console: cons, MCP: ms.HTTPHandler(), Sessions: f.Sessions, Token: cfg.APIToken, Version: opts.Version, Logger: log,
 		View: vh, Snapshots: snaps, Desktops: f.Runtime, Budget: spend, Tasks: tm, Audit: f.Audit, Control: leases,
+		Batches: &batches.Manager{Store: f.Store, Tasks: tm, Sessions: f.Sessions},
 		Metrics: mx.Handler(), MetricsToken: cfg.MetricsToken,
 		Ready: []api.ReadyCheck{{Name: "store", Check: f.Store.CheckWritable}, {Name: "runtime", Check: f.runtimeAnswers},
 			{Name: "sessions", Check: f.Sessions.CheckReconciled}},

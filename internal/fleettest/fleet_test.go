@@ -250,44 +250,14 @@ func isCode(err error, code string) bool {
 // command name is comm (any name if comm is empty).
 func descendants(t testing.TB, root int, comm string) []int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc")
+	procs, err := fleettest.Procs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	parent := map[int]int{}
-	name := map[int]string{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may hold spaces, so cut at the last ')'.
-		s := string(b)
-		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || close < open {
-			continue
-		}
-		fields := strings.Fields(s[close+1:])
-		if len(fields) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		parent[pid], name[pid] = ppid, s[open+1:close]
-	}
 	var out []int
-	for pid, n := range name {
-		if comm != "" && n != comm {
-			continue
-		}
-		for p := parent[pid]; p > 1; p = parent[p] {
-			if p == root {
-				out = append(out, pid)
-				break
-			}
+	for pid, p := range procs {
+		if (comm == "" || p.Comm == comm) && fleettest.Descends(procs, pid, root, nil) {
+			out = append(out, pid)
 		}
 	}
 	return out

@@ -177,3 +177,23 @@ func (s *Store) Ledger(ctx context.Context, day string) ([]LedgerEntry, error) {
 	}
 	return out, rows.Err()
 }
+
+// SpendByDay returns the settled spend of each day from since (UTC,
+// 2006-01-02) on; days without spend are absent.
+func (s *Store) SpendByDay(ctx context.Context, since string) (map[string]float64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT day, SUM(nano_usd) FROM ledger WHERE day >= ? GROUP BY day`, since)
+	if err != nil {
+		return nil, fmt.Errorf("spend since %s: %w", since, err)
+	}
+	defer rows.Close()
+	out := map[string]float64{}
+	for rows.Next() {
+		var day string
+		var nano int64
+		if err := rows.Scan(&day, &nano); err != nil {
+			return nil, fmt.Errorf("spend since %s: %w", since, err)
+		}
+		out[day] = fromNano(nano)
+	}
+	return out, rows.Err()
+}

@@ -23,6 +23,9 @@ var migrations = []string{
 	// 4: what a ledger entry's cost rests on: usage, unpriced, reservation
 	// (a call abandoned by a cancel). Older entries were all priced by usage.
 	`ALTER TABLE ledger ADD COLUMN basis TEXT NOT NULL DEFAULT 'usage';`,
+	// 5: batches (one goal dispatched to many sessions) and the console's
+	// sign-in sessions.
+	batchesSchemaV5 + consoleSchemaV5,
 }
 
 // SchemaVersion is the version this build migrates databases to.

@@ -33,6 +33,12 @@ const (
 	StatusInterrupted     Status = "interrupted"      // the fleet stopped while it ran
 )
 
+// Live reports whether a task in status s has not ended: it runs, or waits
+// for a person.
+func (s Status) Live() bool {
+	return s == StatusRunning || s == StatusPausedForHuman || s == StatusNeedsHelp
+}
+
 // Limits of a Spec.
 const (
 	DefaultMaxSteps = 50

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,35 +12,14 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"atelier/internal/browsertest"
 	"atelier/internal/control"
 	"atelier/internal/sessions"
 	"atelier/internal/view"
 )
 
-// chromiumPath is Debian's chromium.
-const chromiumPath = "/usr/bin/chromium"
-
 // startBrowser starts a headless Chromium for the test.
-func startBrowser(t testing.TB) context.Context {
-	t.Helper()
-	if _, err := exec.LookPath(chromiumPath); err != nil {
-		t.Skip("SKIP: chromium is not installed (apt-get install chromium); browser tests cannot run")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", "new"),
-		chromedp.NoSandbox, // tests run as root
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1024, 768),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(func() { cancel(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
+func startBrowser(t testing.TB) context.Context { return browsertest.Start(t, 1024, 768) }
 
 // page is the viewer page open in a browser tab.
 type page struct {
