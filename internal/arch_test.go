@@ -145,7 +145,7 @@ func TestImportRules(t *testing.T) {
 		}
 		if under(path, "atelier/cmd/atelier-agent") {
 			for _, d := range p.Deps {
-				for _, banned := range []string{"database/sql", "modernc.org/sqlite", "github.com/moby", "github.com/docker", "github.com/anthropics", "github.com/openai"} {
+				for _, banned := range []string{"database/sql", "modernc.org/sqlite", "github.com/moby", "github.com/docker", "github.com/anthropics", "github.com/openai", "k8s.io"} {
 					if under(d, banned) {
 						t.Errorf("atelier-agent links %s (via its deps): the in-desktop binary stays small", d)
 					}

@@ -9,6 +9,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"time"
@@ -82,6 +83,18 @@ type Resources struct {
 	MemoryBytes int64
 	CPUs        float64
 	PIDs        int64
+}
+
+// Check refuses negative resources and a memory limit too small for a
+// desktop.
+func (r Resources) Check() error {
+	if r.MemoryBytes < 0 || r.CPUs < 0 || r.PIDs < 0 {
+		return fmt.Errorf("negative resources %+v", r)
+	}
+	if r.MemoryBytes != 0 && r.MemoryBytes < 256<<20 {
+		return fmt.Errorf("memory %d bytes: a desktop needs at least 256 MiB", r.MemoryBytes)
+	}
+	return nil
 }
 
 // Instance is what a runtime reports of one desktop.

@@ -118,7 +118,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.Limits.PIDs == 0 {
 		opts.Limits.PIDs = DefaultLimits.PIDs
 	}
-	if err := checkResources(opts.Limits); err != nil {
+	if err := opts.Limits.Check(); err != nil {
 		return nil, fmt.Errorf("docker runtime: limits: %w", err)
 	}
 	if opts.StopTimeout == 0 {
@@ -211,16 +211,6 @@ func (r *Runtime) runDir(id string) string { return filepath.Join(r.dir(id), "ru
 // gateDir is the fleet's, read-only in the container.
 func (r *Runtime) gateDir(id string) string { return filepath.Join(r.dir(id), "gate") }
 
-func checkResources(res runtime.Resources) error {
-	if res.MemoryBytes < 0 || res.CPUs < 0 || res.PIDs < 0 {
-		return fmt.Errorf("negative resources %+v", res)
-	}
-	if res.MemoryBytes != 0 && res.MemoryBytes < 256<<20 {
-		return fmt.Errorf("memory %d bytes: a desktop needs at least 256 MiB", res.MemoryBytes)
-	}
-	return nil
-}
-
 // Create makes the desktop's home volume (kept if it exists), run dir and
 // container, and fills a new home from spec.HomeArchive. A refused spec or
 // archive changes nothing.
@@ -241,7 +231,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 	if _, err := desktop.LookupTheme(spec.Theme); err != nil {
 		return fmt.Errorf("create %s: %w", id, err)
 	}
-	if err := checkResources(spec.Resources); err != nil {
+	if err := spec.Resources.Check(); err != nil {
 		return fmt.Errorf("create %s: %w", id, err)
 	}
 	image := r.opts.Image
