@@ -24,6 +24,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -49,12 +50,13 @@ const BaseImage = "atelier/debian-base:bookworm"
 
 // Env is the cluster as a test sees it.
 type Env struct {
-	Config    *rest.Config
-	Client    kubernetes.Interface
-	Namespace string // the test's own, deleted after it
-	Image     string // the desktop image, imported
-	Node      string
-	dir       string // the cluster's state dir
+	Config     *rest.Config
+	Kubeconfig string // its file, for programs the test starts
+	Client     kubernetes.Interface
+	Namespace  string // the test's own, deleted after it
+	Image      string // the desktop image, imported
+	Node       string
+	dir        string // the cluster's state dir
 }
 
 var cluster struct {
@@ -184,7 +186,7 @@ func setup(img string) {
 		cluster.err = err
 		return
 	}
-	cluster.env = Env{Config: cfg, Client: c, Image: img, Node: vars["NODE"], dir: vars["DIR"]}
+	cluster.env = Env{Config: cfg, Kubeconfig: vars["KUBECONFIG"], Client: c, Image: img, Node: vars["NODE"], dir: vars["DIR"]}
 	cluster.err = cluster.env.storageClass(context.Background())
 }
 
@@ -276,4 +278,42 @@ func (e *Env) Runtime(t testing.TB, opts kube.Options) *kube.Runtime {
 	}
 	t.Cleanup(func() { rt.Close() })
 	return rt
+}
+
+// HomeDir is the host directory of desktop id's home: the local volume its
+// claim is bound to (the node is this host). os.ErrNotExist if the claim
+// is gone or not bound yet (a desktop never started).
+func (e *Env) HomeDir(ctx context.Context, id string) (string, error) {
+	pvc, err := e.Client.CoreV1().PersistentVolumeClaims(e.Namespace).Get(ctx, kube.ClaimName(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || err == nil && pvc.Spec.VolumeName == "" {
+		return "", fmt.Errorf("home of %s: %w", id, os.ErrNotExist)
+	}
+	if err != nil {
+		return "", err
+	}
+	pv, err := e.Client.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	if pv.Spec.Local == nil {
+		return "", fmt.Errorf("home of %s: volume %s is not local", id, pv.Name)
+	}
+	return pv.Spec.Local.Path, nil
+}
+
+// DumpLogs logs the last lines of every container of the test's pods.
+func (e *Env) DumpLogs(t testing.TB) {
+	ctx := context.WithoutCancel(t.Context())
+	pods, err := e.Client.CoreV1().Pods(e.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Logf("kubetest: pods: %v", err)
+		return
+	}
+	lines := int64(40)
+	for _, p := range pods.Items {
+		for _, c := range append(p.Spec.InitContainers, p.Spec.Containers...) {
+			b, err := e.Client.CoreV1().Pods(e.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: c.Name, TailLines: &lines}).DoRaw(ctx)
+			t.Logf("--- pod %s container %s (%s) %v\n%s", p.Name, c.Name, p.Status.Phase, err, b)
+		}
+	}
 }
