@@ -85,6 +85,42 @@ type Resources struct {
 	PIDs        int64
 }
 
+// Check fills in the spec's defaults (desktop.DefaultResolution and
+// desktop.DefaultTheme) and refuses a malformed id, a resolution or theme
+// the desktop does not have, and bad resources.
+func (s *Spec) Check() error {
+	if err := CheckID(s.ID); err != nil {
+		return err
+	}
+	if s.Resolution == (desktop.Resolution{}) {
+		s.Resolution = desktop.DefaultResolution
+	}
+	if err := s.Resolution.Validate(); err != nil {
+		return err
+	}
+	if s.Theme == "" {
+		s.Theme = desktop.DefaultTheme
+	}
+	if _, err := desktop.LookupTheme(s.Theme); err != nil {
+		return err
+	}
+	return s.Resources.Check()
+}
+
+// Or is r with its zero fields taken from def.
+func (r Resources) Or(def Resources) Resources {
+	if r.MemoryBytes == 0 {
+		r.MemoryBytes = def.MemoryBytes
+	}
+	if r.CPUs == 0 {
+		r.CPUs = def.CPUs
+	}
+	if r.PIDs == 0 {
+		r.PIDs = def.PIDs
+	}
+	return r
+}
+
 // Check refuses negative resources and a memory limit too small for a
 // desktop.
 func (r Resources) Check() error {

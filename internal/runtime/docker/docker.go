@@ -109,15 +109,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.Client == nil || opts.Image == "" || opts.DataDir == "" {
 		return nil, errors.New("docker runtime: Client, Image and DataDir are required")
 	}
-	if opts.Limits.MemoryBytes == 0 {
-		opts.Limits.MemoryBytes = DefaultLimits.MemoryBytes
-	}
-	if opts.Limits.CPUs == 0 {
-		opts.Limits.CPUs = DefaultLimits.CPUs
-	}
-	if opts.Limits.PIDs == 0 {
-		opts.Limits.PIDs = DefaultLimits.PIDs
-	}
+	opts.Limits = opts.Limits.Or(DefaultLimits)
 	if err := opts.Limits.Check(); err != nil {
 		return nil, fmt.Errorf("docker runtime: limits: %w", err)
 	}
@@ -219,19 +211,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 		return fmt.Errorf("create: %w", err)
 	}
 	id := spec.ID
-	if spec.Resolution == (desktop.Resolution{}) {
-		spec.Resolution = desktop.DefaultResolution
-	}
-	if err := spec.Resolution.Validate(); err != nil {
-		return fmt.Errorf("create %s: %w", id, err)
-	}
-	if spec.Theme == "" {
-		spec.Theme = desktop.DefaultTheme
-	}
-	if _, err := desktop.LookupTheme(spec.Theme); err != nil {
-		return fmt.Errorf("create %s: %w", id, err)
-	}
-	if err := spec.Resources.Check(); err != nil {
+	if err := spec.Check(); err != nil {
 		return fmt.Errorf("create %s: %w", id, err)
 	}
 	image := r.opts.Image
@@ -316,16 +296,7 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec, image string, n
 	if err := os.Chmod(r.gateDir(id), 0o711); err != nil {
 		return err
 	}
-	res := spec.Resources
-	if res.MemoryBytes == 0 {
-		res.MemoryBytes = r.opts.Limits.MemoryBytes
-	}
-	if res.CPUs == 0 {
-		res.CPUs = r.opts.Limits.CPUs
-	}
-	if res.PIDs == 0 {
-		res.PIDs = r.opts.Limits.PIDs
-	}
+	res := spec.Resources.Or(r.opts.Limits)
 	network := r.opts.Network
 	if network == "" {
 		network = "none"

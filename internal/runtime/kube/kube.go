@@ -76,7 +76,8 @@ const (
 	DesktopGID = 1000
 )
 
-// DefaultLimits are the resources of a desktop whose spec names none.
+// DefaultLimits are the resources of a desktop whose spec names none: the
+// docker runtime's.
 var DefaultLimits = runtime.Resources{MemoryBytes: 4 << 30, CPUs: 2, PIDs: 1024}
 
 // Options configure a Runtime.
@@ -133,15 +134,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.HomeSize.Sign() < 0 {
 		return nil, fmt.Errorf("kube runtime: home size %s: negative", opts.HomeSize.String())
 	}
-	if opts.Limits.MemoryBytes == 0 {
-		opts.Limits.MemoryBytes = DefaultLimits.MemoryBytes
-	}
-	if opts.Limits.CPUs == 0 {
-		opts.Limits.CPUs = DefaultLimits.CPUs
-	}
-	if opts.Limits.PIDs == 0 {
-		opts.Limits.PIDs = DefaultLimits.PIDs
-	}
+	opts.Limits = opts.Limits.Or(DefaultLimits)
 	if err := opts.Limits.Check(); err != nil {
 		return nil, fmt.Errorf("kube runtime: limits: %w", err)
 	}

@@ -34,19 +34,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 		return fmt.Errorf("create: %w", err)
 	}
 	id := spec.ID
-	if spec.Resolution == (desktop.Resolution{}) {
-		spec.Resolution = desktop.DefaultResolution
-	}
-	if err := spec.Resolution.Validate(); err != nil {
-		return fmt.Errorf("create %s: %w", id, err)
-	}
-	if spec.Theme == "" {
-		spec.Theme = desktop.DefaultTheme
-	}
-	if _, err := desktop.LookupTheme(spec.Theme); err != nil {
-		return fmt.Errorf("create %s: %w", id, err)
-	}
-	if err := spec.Resources.Check(); err != nil {
+	if err := spec.Check(); err != nil {
 		return fmt.Errorf("create %s: %w", id, err)
 	}
 	// A hostile archive is refused here, before anything is made.
@@ -129,7 +117,7 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec, old *corev1.Sec
 	if spec.Image != "" {
 		image = spec.Image
 	}
-	res := r.resources(spec.Resources)
+	res := spec.Resources.Or(r.opts.Limits)
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: objectName(id), Labels: r.labels(id, roleDesktop), Annotations: map[string]string{
 			annLabel: spec.Label, annResolution: spec.Resolution.String(), annTheme: spec.Theme, annImage: image,
@@ -160,20 +148,6 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec, old *corev1.Sec
 		}
 	}
 	return os.MkdirAll(r.gateDir(id), 0o711)
-}
-
-// resources fills res's zero fields from the runtime's limits.
-func (r *Runtime) resources(res runtime.Resources) runtime.Resources {
-	if res.MemoryBytes == 0 {
-		res.MemoryBytes = r.opts.Limits.MemoryBytes
-	}
-	if res.CPUs == 0 {
-		res.CPUs = r.opts.Limits.CPUs
-	}
-	if res.PIDs == 0 {
-		res.PIDs = r.opts.Limits.PIDs
-	}
-	return res
 }
 
 // applyPolicy makes (or remakes) desktop id's NetworkPolicy: in, only the
@@ -239,7 +213,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 // container with the spec's resources.
 func (r *Runtime) desktopPod(spec runtime.Spec) *corev1.Pod {
 	id := spec.ID
-	res := r.resources(spec.Resources)
+	res := spec.Resources.Or(r.opts.Limits)
 	grace := int64(stopGrace)
 	mem := resource.NewQuantity(res.MemoryBytes, resource.BinarySI)
 	cpu := resource.NewMilliQuantity(int64(res.CPUs*1000), resource.DecimalSI)
@@ -404,8 +378,8 @@ func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
 	return nil
 }
 
-// Inspect reports one desktop. A running desktop whose container is not
-// ready (no ready file) once it had time to be is degraded.
+// Inspect reports one desktop: running from the pod's creation on; degraded
+// when its desktop container is not ready (no ready file) after a minute.
 func (r *Runtime) Inspect(ctx context.Context, id string) (runtime.Instance, error) {
 	if _, err := r.secret(ctx, id); err != nil {
 		return runtime.Instance{}, fmt.Errorf("inspect: %w", err)
@@ -430,19 +404,23 @@ func instance(id string, p *corev1.Pod) runtime.Instance {
 	if p.Status.PodIP != "" {
 		in.Detail += " " + p.Status.PodIP
 	}
-	if _, err := podAddr(p); err != nil {
+	// A pod the cluster accepted runs, as a started container does: one
+	// still scheduled or pulling its image is not a desktop to start again.
+	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodPending && p.Status.Phase != corev1.PodRunning {
 		return in
 	}
 	in.Running = true
+	in.StartedAt = p.CreationTimestamp.Time
+	ready := false
 	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Name != "desktop" {
-			continue
+		if cs.Name == "desktop" {
+			ready = cs.Ready
+			if cs.State.Running != nil {
+				in.StartedAt = cs.State.Running.StartedAt.Time
+			}
 		}
-		if cs.State.Running != nil {
-			in.StartedAt = cs.State.Running.StartedAt.Time
-		}
-		in.Degraded = !cs.Ready && (cs.State.Running == nil || time.Since(in.StartedAt) > degradedAfter)
 	}
+	in.Degraded = !ready && time.Since(in.StartedAt) > degradedAfter
 	return in
 }
 
