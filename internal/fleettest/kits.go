@@ -25,6 +25,9 @@ import (
 // registry (fleet.RuntimeNames, checked by a test), so no test branches
 // on a runtime's name.
 type kit struct {
+	// lacks names the features the runtime does not have yet, and why:
+	// a test of one skips, loudly (Requires).
+	lacks     map[Feature]string
 	configure func(t testing.TB, cfg *config.Config)
 	home      homeAccess
 	dumpLogs  func(t testing.TB, dataDir string)
@@ -60,6 +63,12 @@ var kits = map[string]kit{
 		purge: dockertest.Purge,
 	},
 	"kube": {
+		lacks: map[Feature]string{
+			EgressGateway: "desktops in pods have no egress gateway yet (their NetworkPolicy allows no egress at all), " +
+				"and the test cluster's bridge CNI does not enforce NetworkPolicy, so the pod network is open there",
+			HomeQuota: "a home is a PersistentVolumeClaim whose size the storage class enforces (the test cluster's local volumes do not); " +
+				"the runtime reports no usage",
+		},
 		configure: func(t testing.TB, cfg *config.Config) {
 			// A fleet restarted on a data dir finds its desktops in the
 			// namespace of the fleet before it.
@@ -126,6 +135,23 @@ func (k kubeHome) exists(t testing.TB, h Home) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// Feature is something a runtime offers that a test of it needs.
+type Feature string
+
+// Features a runtime may lack.
+const (
+	EgressGateway Feature = "the egress gateway and an isolated network"
+	HomeQuota     Feature = "home disk quotas"
+)
+
+// Requires skips the test, loudly, when runtime lacks feature.
+func Requires(t testing.TB, runtime string, feature Feature) {
+	t.Helper()
+	if why, ok := kitOf(t, runtime).lacks[feature]; ok {
+		t.Skipf("SKIPPED: the %s runtime lacks %s: %s", runtime, feature, why)
+	}
 }
 
 // kitOf returns runtime's kit.
