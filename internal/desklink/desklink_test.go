@@ -29,7 +29,7 @@ type link struct {
 
 // serve starts a link server on loopback over a run dir whose agent.sock
 // answers every line with "agent:" and the line.
-func serve(t *testing.T) *link {
+func serve(t testing.TB) *link {
 	t.Helper()
 	l := &link{run: t.TempDir(), home: t.TempDir()}
 	var err error
@@ -78,7 +78,7 @@ func serve(t *testing.T) *link {
 	return l
 }
 
-func (l *link) dial(t *testing.T, p desklink.Pair, proto string) (*tls.Conn, error) {
+func (l *link) dial(t testing.TB, p desklink.Pair, proto string) (*tls.Conn, error) {
 	t.Helper()
 	cfg, err := desklink.ClientConfig(p, id, l.desk.Cert, proto)
 	if err != nil {
@@ -253,4 +253,37 @@ func FuzzRunFileRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkDialAndAsk: a new link connection (TCP, mutual TLS 1.3 with
+// ECDSA P-256, ALPN) and one request through it, on loopback.
+func BenchmarkDialAndAsk(b *testing.B) {
+	l := serve(b)
+	for b.Loop() {
+		c, err := l.dial(b, l.fleet, desklink.ProtoAgent)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := ask(c); got != "agent:status\n" {
+			b.Fatalf("answer %q", got)
+		}
+		c.Close()
+	}
+}
+
+// BenchmarkAsk: one request over a link connection already open.
+func BenchmarkAsk(b *testing.B) {
+	l := serve(b)
+	c, err := l.dial(b, l.fleet, desklink.ProtoAgent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for b.Loop() {
+		io.WriteString(c, "status\n")
+		if line, err := r.ReadString('\n'); err != nil || line != "agent:status\n" {
+			b.Fatalf("answer %q %v", line, err)
+		}
+	}
 }
