@@ -230,7 +230,7 @@ up() {
   for c in containerd runc ctr docker openssl curl; do command -v $c >/dev/null || die "up: $c missing (scripts/install-deps.sh)"; done
   [ -x "$CNI_BIN/bridge" ] || die "up: $CNI_BIN/bridge missing: apt-get install containernetworking-plugins"
   if running apiserver; then log "already up ($S)"; return; fi
-  down >/dev/null 2>&1 || true # the leftovers of a run that was killed
+  (down) >/dev/null 2>&1 || true # the leftovers of a run that was killed (a subshell: down turns errexit off)
   local ip; ip=$(node_ip); [ -n "$ip" ] || die "up: no IPv4 default route (the kubelet needs a non-loopback node IP)"
   mkdir -p "$S"
   # What the kubelet changes and down puts back.
