@@ -85,6 +85,10 @@ type Resources struct {
 	PIDs        int64
 }
 
+// ContainerLimits are the resources of a desktop in a container (docker,
+// kube) whose spec and runtime name none.
+var ContainerLimits = Resources{MemoryBytes: 4 << 30, CPUs: 2, PIDs: 1024}
+
 // Check fills in the spec's defaults (desktop.DefaultResolution and
 // desktop.DefaultTheme) and refuses a malformed id, a resolution or theme
 // the desktop does not have, and bad resources.

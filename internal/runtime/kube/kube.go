@@ -72,13 +72,12 @@ const (
 
 // The desktop user of the image (desktop/Dockerfile), who owns the home.
 const (
-	DesktopUID = 1000
-	DesktopGID = 1000
+	DesktopUID = desktop.ImageUID
+	DesktopGID = desktop.ImageGID
 )
 
-// DefaultLimits are the resources of a desktop whose spec names none: the
-// docker runtime's.
-var DefaultLimits = runtime.Resources{MemoryBytes: 4 << 30, CPUs: 2, PIDs: 1024}
+// DefaultLimits are the resources of a desktop whose spec names none.
+var DefaultLimits = runtime.ContainerLimits
 
 // Options configure a Runtime.
 type Options struct {
