@@ -400,10 +400,8 @@ func instance(id string, p *corev1.Pod) runtime.Instance {
 	if p == nil {
 		return in
 	}
-	in.Detail = "pod " + p.Name + " " + string(p.Status.Phase)
-	if p.Status.PodIP != "" {
-		in.Detail += " " + p.Status.PodIP
-	}
+	// The pod's uid names this incarnation: a restarted desktop is a new pod.
+	in.Detail = "pod " + p.Name + " uid " + string(p.UID)[:min(8, len(p.UID))]
 	// A pod the cluster accepted runs, as a started container does: one
 	// still scheduled or pulling its image is not a desktop to start again.
 	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodPending && p.Status.Phase != corev1.PodRunning {
