@@ -31,6 +31,13 @@ const (
 	GateSocket  = "egress.sock"
 )
 
+// ImageUID and ImageGID are the desktop user's (operator) in the desktop
+// image (desktop/Dockerfile): the owner of the home in a container.
+const (
+	ImageUID = 1000
+	ImageGID = 1000
+)
+
 // ProxyAddr is where the agent serves the egress proxy on the desktop's own
 // loopback; the desktop's programs get it as their http(s)_proxy.
 const ProxyAddr = "127.0.0.1:3128"

@@ -5,6 +5,8 @@
 //
 //	atelier-agent [--run-dir DIR] [--home DIR] [--resolution WxH] [--theme NAME] [--log-level LEVEL] [--egress-gate SOCKET]
 //	atelier-agent budget-line [--follow] FILE   # waybar JSON lines for the budget file
+//	atelier-agent link [--listen ADDR] [--tls-dir DIR] [--run-dir DIR] [--home DIR]
+//	                                  # the desktop's mutual-TLS link (desklink), in a pod
 package main
 
 import (
@@ -28,6 +30,7 @@ import (
 	"atelier/desktop"
 	"atelier/internal/agent"
 	"atelier/internal/agent/supervisor"
+	"atelier/internal/desklink"
 )
 
 func main() {
@@ -42,6 +45,9 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "budget-line" {
 		return budgetLine(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "link" {
+		return link(ctx, args[1:], stderr)
 	}
 	fs := flag.NewFlagSet("atelier-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -195,4 +201,58 @@ func budgetLine(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		case <-time.After(followEvery):
 		}
 	}
+}
+
+// link serves the desktop's link (package desklink) until ctx is done: the
+// one way into a desktop in a Kubernetes pod, run in a container of its
+// own that alone holds the desktop's credential.
+func link(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("atelier-agent link", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", fmt.Sprintf(":%d", desklink.Port), "TCP address to listen on")
+	tlsDir := fs.String("tls-dir", "/etc/atelier/link", "directory of "+desklink.CertFile+", "+desklink.KeyFile+" and "+desklink.FleetFile)
+	runDir := fs.String("run-dir", desktop.RunDirPath, "the desktop's run dir")
+	home := fs.String("home", "/home-volume", "the desktop's home volume")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "atelier-agent link: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join(*tlsDir, name))
+		if err != nil {
+			log.Error("link credential", "err", err)
+		}
+		return b
+	}
+	cfg, err := desklink.ServerConfig(desklink.Pair{Cert: read(desklink.CertFile), Key: read(desklink.KeyFile)}, read(desklink.FleetFile))
+	if err != nil {
+		log.Error("atelier-agent link", "err", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Error("atelier-agent link", "err", err)
+		return 1
+	}
+	log.Info("atelier-agent link serving", "addr", ln.Addr().String(), "run_dir", *runDir, "home", *home)
+	srv := &desklink.Server{RunDir: *runDir, Home: *home, Config: cfg, Log: log}
+	for _, name := range []string{desktop.BudgetFile, desktop.ThemeFile} {
+		if b, err := os.ReadFile(filepath.Join(*tlsDir, desklink.RunFilePrefix+name)); err == nil {
+			if err := srv.PutRunFile(name, b); err != nil {
+				log.Warn("link: run file", "file", name, "err", err)
+			}
+		}
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
+		log.Error("atelier-agent link stopped", "err", err)
+		return 1
+	}
+	return 0
 }

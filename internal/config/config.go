@@ -49,7 +49,7 @@ const (
 )
 
 // Runtimes lists the runtimes a fleet can use.
-var Runtimes = []string{"local", "docker"}
+var Runtimes = []string{"local", "docker", "kube"}
 
 // Config is the fleet server's configuration.
 type Config struct {
@@ -57,7 +57,7 @@ type Config struct {
 	Addr string
 	// DataDir holds the database, the homes and the run dirs.
 	DataDir string
-	// Runtime runs the desktops: "local" or "docker".
+	// Runtime runs the desktops: "local", "docker" or "kube".
 	Runtime string
 	// APIToken, if set, is the bearer token every route but /health needs.
 	APIToken string
@@ -76,6 +76,8 @@ type Config struct {
 	// View configures the live view; Docker the docker runtime.
 	View   View
 	Docker Docker
+	// Kube configures the kube runtime.
+	Kube Kube
 	// Model configures the task backends.
 	Model Model
 	// Records configures the audit log and the kept step screenshots.

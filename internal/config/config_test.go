@@ -64,6 +64,7 @@ func TestLoad(t *testing.T) {
 			got.Records = config.Records{}                        // TestLoadRecords covers it
 			got.Limits, got.HTTP = config.Limits{}, config.HTTP{} // TestLimits covers them
 			got.Egress = egress.Policy{}                          // TestLoadEgress covers it
+			got.Kube = config.Kube{}                              // TestLoadKube covers it
 			got.HomeQuota = 0                                     // TestLoadHomeQuota covers it
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Load mismatch (-want +got):\n%s", diff)

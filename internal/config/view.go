@@ -96,6 +96,7 @@ func (c *Config) loadExtras(getenv func(string) string, fs *flag.FlagSet) error 
 	fs.DurationVar(&c.View.ControlIdle, "control-idle", c.View.ControlIdle, "a person's control lease returns after this long without input (env "+EnvControlIdle+")")
 	fs.StringVar(&c.Docker.Image, "docker-image", c.Docker.Image, "desktop image of the docker runtime (env "+EnvDockerImage+")")
 	fs.StringVar(&c.Docker.Network, "docker-network", c.Docker.Network, "Docker network desktops join; empty: none (env "+EnvDockerNetwork+")")
+	c.loadKube(getenv, fs)
 	return nil
 }
 
@@ -120,5 +121,5 @@ func (c Config) validateExtras() []error {
 	if c.Runtime == "docker" && c.Docker.Image == "" {
 		errs = append(errs, errors.New("docker image is empty: pass --docker-image"))
 	}
-	return errs
+	return append(errs, c.validateKube()...)
 }

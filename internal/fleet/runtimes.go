@@ -9,10 +9,15 @@ import (
 	"path/filepath"
 
 	"github.com/moby/moby/client"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"atelier/internal/config"
 	"atelier/internal/runtime"
 	"atelier/internal/runtime/docker"
+	"atelier/internal/runtime/kube"
 	"atelier/internal/runtime/local"
 	"atelier/internal/snapshot"
 )
@@ -31,6 +36,7 @@ var runtimes = []struct {
 }{
 	{"local", openLocal},
 	{"docker", openDocker},
+	{"kube", openKube},
 }
 
 // RuntimeNames lists the runtimes built in, in the registry's order.
@@ -89,6 +95,47 @@ type dockerRuntime struct {
 // Close closes the runtime, then its client.
 func (d *dockerRuntime) Close() error {
 	return errors.Join(d.Runtime.Close(), d.client.Close())
+}
+
+// inClusterNamespace is where a pod finds its own namespace.
+const inClusterNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// openKube reaches the API server with cfg.Kube's kubeconfig, or the
+// pod's service account, or $KUBECONFIG, in that order.
+func openKube(ctx context.Context, cfg config.Config, log *slog.Logger) (runtime.Runtime, snapshot.Images, error) {
+	var rc *rest.Config
+	var err error
+	switch {
+	case cfg.Kube.Kubeconfig != "":
+		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kube.Kubeconfig)
+	default:
+		if rc, err = rest.InClusterConfig(); errors.Is(err, rest.ErrNotInCluster) {
+			rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube runtime: API server: %w", err)
+	}
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube runtime: %w", err)
+	}
+	ns := cfg.Kube.Namespace
+	if ns == "" {
+		b, err := os.ReadFile(inClusterNamespace)
+		if err != nil {
+			return nil, nil, errors.New("kube runtime: no namespace: pass --kube-namespace (outside a cluster)")
+		}
+		ns = string(b)
+	}
+	size, err := resource.ParseQuantity(cfg.Kube.HomeSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube runtime: home size %q: %w", cfg.Kube.HomeSize, err)
+	}
+	rt, err := kube.New(ctx, kube.Options{Client: c, Namespace: ns, Image: cfg.Kube.Image, DataDir: cfg.DataDir,
+		StorageClass: cfg.Kube.StorageClass, HomeSize: size, Limits: resources(cfg.Limits),
+		FleetPods: cfg.Kube.FleetPodLabels(), FleetCIDRs: cfg.Kube.FleetCIDRList(), Logger: log})
+	return rt, nil, err
 }
 
 // resources is the resources of each desktop l sets; zero fields take the

@@ -175,6 +175,7 @@ func testDesktopNetwork(t *testing.T, runtime string) {
 		t.Skip("SKIP: desktops under -short")
 	}
 	fleettest.RequireDesktops(t)
+	fleettest.Requires(t, runtime, fleettest.EgressGateway)
 	inet := newInternet(t)
 	policy, err := egress.ParsePolicy("allowlist", "allowed.test")
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 	"atelier/internal/egress"
 	"atelier/internal/fleet"
 	"atelier/internal/runtime"
+	"atelier/internal/runtime/kube/kubetest"
 	"atelier/internal/sessions"
 )
 
@@ -252,10 +253,11 @@ func Binary(t testing.TB, name string) string {
 	return filepath.Join(binDir, name)
 }
 
-// Main runs a package's tests and then removes the binaries Binary built.
-// Call it from TestMain.
+// Main runs a package's tests and then removes the binaries Binary built
+// (and brings the test cluster down if they brought it up). Call it from
+// TestMain.
 func Main(m *testing.M) {
-	code := m.Run()
+	code := kubetest.Main(m)
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
@@ -286,7 +288,9 @@ func Serve(t testing.TB, opts Options) *Process {
 	cfg := runtimeConfig(t, &opts)
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", cfg.DataDir,
 		"--runtime", cfg.Runtime, "--agent", cfg.AgentPath, "--docker-image", cfg.Docker.Image,
-		"--home-quota", strconv.FormatInt(cfg.HomeQuota, 10)}
+		"--home-quota", strconv.FormatInt(cfg.HomeQuota, 10),
+		"--kubeconfig", cfg.Kube.Kubeconfig, "--kube-namespace", cfg.Kube.Namespace, "--kube-image", cfg.Kube.Image,
+		"--kube-storage-class", cfg.Kube.StorageClass, "--kube-home-size", cfg.Kube.HomeSize}
 	if opts.Token == "" {
 		args = append(args, "--insecure-no-token") // a tokenless fleet must be asked for
 	}

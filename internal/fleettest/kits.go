@@ -7,11 +7,14 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"atelier/internal/config"
 	"atelier/internal/runtime/docker/dockertest"
+	"atelier/internal/runtime/kube"
+	"atelier/internal/runtime/kube/kubetest"
 	"atelier/internal/runtime/local"
 )
 
@@ -22,6 +25,9 @@ import (
 // registry (fleet.RuntimeNames, checked by a test), so no test branches
 // on a runtime's name.
 type kit struct {
+	// lacks names the features the runtime does not have yet, and why:
+	// a test of one skips, loudly (Requires).
+	lacks     map[Feature]string
 	configure func(t testing.TB, cfg *config.Config)
 	home      homeAccess
 	dumpLogs  func(t testing.TB, dataDir string)
@@ -56,6 +62,96 @@ var kits = map[string]kit{
 		},
 		purge: dockertest.Purge,
 	},
+	"kube": {
+		lacks: map[Feature]string{
+			EgressGateway: "desktops in pods have no egress gateway yet (their NetworkPolicy allows no egress at all), " +
+				"and the test cluster's bridge CNI does not enforce NetworkPolicy, so the pod network is open there",
+			HomeQuota: "a home is a PersistentVolumeClaim whose size the storage class enforces (the test cluster's local volumes do not); " +
+				"the runtime reports no usage",
+		},
+		configure: func(t testing.TB, cfg *config.Config) {
+			// A fleet restarted on a data dir finds its desktops in the
+			// namespace of the fleet before it.
+			var env *kubetest.Env
+			if e, ok := kubeEnvs.Load(cfg.DataDir); ok {
+				env = e.(*kubetest.Env)
+			} else {
+				env = kubetest.Cluster(t)
+			}
+			cfg.Kube = config.Kube{Kubeconfig: env.Kubeconfig, Namespace: env.Namespace, Image: env.Image,
+				StorageClass: kubetest.StorageClass, HomeSize: kubetest.HomeSize}
+			kubeEnvs.Store(cfg.DataDir, env)
+		},
+		home: kubeHome{},
+		dumpLogs: func(t testing.TB, dataDir string) {
+			if env, ok := kubeEnvs.Load(dataDir); ok {
+				env.(*kubetest.Env).DumpLogs(t)
+			}
+		},
+		// The test's namespace, and all in it, goes with the test.
+		purge: func(testing.TB, string) {},
+	},
+}
+
+// kubeEnvs is the cluster namespace of each kube fleet, by data dir.
+var kubeEnvs sync.Map
+
+// kubeHome is the local volume the home's claim is bound to, on this host
+// (the test cluster's one node).
+type kubeHome struct{}
+
+func (kubeHome) env(t testing.TB, h Home) *kubetest.Env {
+	env, ok := kubeEnvs.Load(h.dataDir)
+	if !ok {
+		t.Fatalf("fleettest: no cluster namespace for the fleet on %s", h.dataDir)
+	}
+	return env.(*kubetest.Env)
+}
+
+func (k kubeHome) read(t testing.TB, h Home, name string) ([]byte, error) {
+	dir, err := k.hostPath(t, h)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(filepath.Join(dir, name))
+}
+
+func (k kubeHome) write(t testing.TB, h Home, name string, content []byte) error {
+	dir, err := k.hostPath(t, h)
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(dir, name)
+	return errors.Join(os.WriteFile(p, content, 0o644), os.Chown(p, kube.DesktopUID, kube.DesktopGID))
+}
+
+func (k kubeHome) hostPath(t testing.TB, h Home) (string, error) {
+	return k.env(t, h).HomeDir(t.Context(), h.id)
+}
+
+func (k kubeHome) exists(t testing.TB, h Home) (bool, error) {
+	_, err := k.hostPath(t, h)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Feature is something a runtime offers that a test of it needs.
+type Feature string
+
+// Features a runtime may lack.
+const (
+	EgressGateway Feature = "the egress gateway and an isolated network"
+	HomeQuota     Feature = "home disk quotas"
+)
+
+// Requires skips the test, loudly, when runtime lacks feature.
+func Requires(t testing.TB, runtime string, feature Feature) {
+	t.Helper()
+	if why, ok := kitOf(t, runtime).lacks[feature]; ok {
+		t.Skipf("SKIPPED: the %s runtime lacks %s: %s", runtime, feature, why)
+	}
 }
 
 // kitOf returns runtime's kit.

@@ -19,6 +19,7 @@ func TestHomeQuota(t *testing.T) { fleettest.EachRuntime(t, testHomeQuota) }
 // filesystem must be mounted again (a host reboot), a snapshot and its
 // clone; a purge leaves no image and no loop device.
 func testHomeQuota(t *testing.T, runtime string) {
+	fleettest.Requires(t, runtime, fleettest.HomeQuota)
 	const quota = 128 << 20
 	ctx := t.Context()
 	p1 := fleettest.Serve(t, fleettest.Options{Token: token, Runtime: runtime, HomeQuota: quota})

@@ -9,6 +9,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"time"
@@ -82,6 +83,58 @@ type Resources struct {
 	MemoryBytes int64
 	CPUs        float64
 	PIDs        int64
+}
+
+// ContainerLimits are the resources of a desktop in a container (docker,
+// kube) whose spec and runtime name none.
+var ContainerLimits = Resources{MemoryBytes: 4 << 30, CPUs: 2, PIDs: 1024}
+
+// Check fills in the spec's defaults (desktop.DefaultResolution and
+// desktop.DefaultTheme) and refuses a malformed id, a resolution or theme
+// the desktop does not have, and bad resources.
+func (s *Spec) Check() error {
+	if err := CheckID(s.ID); err != nil {
+		return err
+	}
+	if s.Resolution == (desktop.Resolution{}) {
+		s.Resolution = desktop.DefaultResolution
+	}
+	if err := s.Resolution.Validate(); err != nil {
+		return err
+	}
+	if s.Theme == "" {
+		s.Theme = desktop.DefaultTheme
+	}
+	if _, err := desktop.LookupTheme(s.Theme); err != nil {
+		return err
+	}
+	return s.Resources.Check()
+}
+
+// Or is r with its zero fields taken from def.
+func (r Resources) Or(def Resources) Resources {
+	if r.MemoryBytes == 0 {
+		r.MemoryBytes = def.MemoryBytes
+	}
+	if r.CPUs == 0 {
+		r.CPUs = def.CPUs
+	}
+	if r.PIDs == 0 {
+		r.PIDs = def.PIDs
+	}
+	return r
+}
+
+// Check refuses negative resources and a memory limit too small for a
+// desktop.
+func (r Resources) Check() error {
+	if r.MemoryBytes < 0 || r.CPUs < 0 || r.PIDs < 0 {
+		return fmt.Errorf("negative resources %+v", r)
+	}
+	if r.MemoryBytes != 0 && r.MemoryBytes < 256<<20 {
+		return fmt.Errorf("memory %d bytes: a desktop needs at least 256 MiB", r.MemoryBytes)
+	}
+	return nil
 }
 
 // Instance is what a runtime reports of one desktop.

@@ -56,12 +56,12 @@ const (
 
 // The desktop user of the image (desktop/Dockerfile), who owns the home.
 const (
-	DesktopUID = 1000
-	DesktopGID = 1000
+	DesktopUID = desktop.ImageUID
+	DesktopGID = desktop.ImageGID
 )
 
 // DefaultLimits are the resources of a desktop whose spec names none.
-var DefaultLimits = runtime.Resources{MemoryBytes: 4 << 30, CPUs: 2, PIDs: 1024}
+var DefaultLimits = runtime.ContainerLimits
 
 // Options configure a Runtime.
 type Options struct {
@@ -109,16 +109,8 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if opts.Client == nil || opts.Image == "" || opts.DataDir == "" {
 		return nil, errors.New("docker runtime: Client, Image and DataDir are required")
 	}
-	if opts.Limits.MemoryBytes == 0 {
-		opts.Limits.MemoryBytes = DefaultLimits.MemoryBytes
-	}
-	if opts.Limits.CPUs == 0 {
-		opts.Limits.CPUs = DefaultLimits.CPUs
-	}
-	if opts.Limits.PIDs == 0 {
-		opts.Limits.PIDs = DefaultLimits.PIDs
-	}
-	if err := checkResources(opts.Limits); err != nil {
+	opts.Limits = opts.Limits.Or(DefaultLimits)
+	if err := opts.Limits.Check(); err != nil {
 		return nil, fmt.Errorf("docker runtime: limits: %w", err)
 	}
 	if opts.StopTimeout == 0 {
@@ -211,16 +203,6 @@ func (r *Runtime) runDir(id string) string { return filepath.Join(r.dir(id), "ru
 // gateDir is the fleet's, read-only in the container.
 func (r *Runtime) gateDir(id string) string { return filepath.Join(r.dir(id), "gate") }
 
-func checkResources(res runtime.Resources) error {
-	if res.MemoryBytes < 0 || res.CPUs < 0 || res.PIDs < 0 {
-		return fmt.Errorf("negative resources %+v", res)
-	}
-	if res.MemoryBytes != 0 && res.MemoryBytes < 256<<20 {
-		return fmt.Errorf("memory %d bytes: a desktop needs at least 256 MiB", res.MemoryBytes)
-	}
-	return nil
-}
-
 // Create makes the desktop's home volume (kept if it exists), run dir and
 // container, and fills a new home from spec.HomeArchive. A refused spec or
 // archive changes nothing.
@@ -229,19 +211,7 @@ func (r *Runtime) Create(ctx context.Context, spec runtime.Spec) error {
 		return fmt.Errorf("create: %w", err)
 	}
 	id := spec.ID
-	if spec.Resolution == (desktop.Resolution{}) {
-		spec.Resolution = desktop.DefaultResolution
-	}
-	if err := spec.Resolution.Validate(); err != nil {
-		return fmt.Errorf("create %s: %w", id, err)
-	}
-	if spec.Theme == "" {
-		spec.Theme = desktop.DefaultTheme
-	}
-	if _, err := desktop.LookupTheme(spec.Theme); err != nil {
-		return fmt.Errorf("create %s: %w", id, err)
-	}
-	if err := checkResources(spec.Resources); err != nil {
+	if err := spec.Check(); err != nil {
 		return fmt.Errorf("create %s: %w", id, err)
 	}
 	image := r.opts.Image
@@ -326,16 +296,7 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec, image string, n
 	if err := os.Chmod(r.gateDir(id), 0o711); err != nil {
 		return err
 	}
-	res := spec.Resources
-	if res.MemoryBytes == 0 {
-		res.MemoryBytes = r.opts.Limits.MemoryBytes
-	}
-	if res.CPUs == 0 {
-		res.CPUs = r.opts.Limits.CPUs
-	}
-	if res.PIDs == 0 {
-		res.PIDs = r.opts.Limits.PIDs
-	}
+	res := spec.Resources.Or(r.opts.Limits)
 	network := r.opts.Network
 	if network == "" {
 		network = "none"

@@ -179,15 +179,7 @@ func (r *Runtime) newSpec(s runtime.Spec) (spec, error) {
 	if sp.Theme != "" && !themeRE.MatchString(sp.Theme) {
 		return spec{}, fmt.Errorf("theme %q: want lowercase letters, digits and dashes", sp.Theme)
 	}
-	if sp.Resources.MemoryBytes == 0 {
-		sp.Resources.MemoryBytes = r.opts.Limits.MemoryBytes
-	}
-	if sp.Resources.CPUs == 0 {
-		sp.Resources.CPUs = r.opts.Limits.CPUs
-	}
-	if sp.Resources.PIDs == 0 {
-		sp.Resources.PIDs = r.opts.Limits.PIDs
-	}
+	sp.Resources = sp.Resources.Or(r.opts.Limits)
 	if err := checkLimits(sp.Resources); err != nil {
 		return spec{}, err
 	}

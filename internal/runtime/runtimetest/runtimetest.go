@@ -30,10 +30,24 @@ const ReadyTimeout = 60 * time.Second
 // runtime ready to use and arranges (t.Cleanup) that what it made is
 // removed and the runtime closed when the test ends.
 func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime) {
+	RunWith(t, Options{}, newRuntime)
+}
+
+// Options tell the suite what kind of desktop a runtime makes.
+type Options struct {
+	// PodNetwork: the desktop has a network interface of its own (a
+	// Kubernetes pod's, which the fleet reaches it through); instead of
+	// the absence of a network, the suite checks that nothing in the
+	// desktop holds the credential of that link or of the cluster.
+	PodNetwork bool
+}
+
+// RunWith is Run for a runtime whose desktops opts describes.
+func RunWith(t *testing.T, opts Options, newRuntime func(t *testing.T) runtime.Runtime) {
 	t.Run("UnknownID", func(t *testing.T) { testUnknownID(t, newRuntime(t)) })
 	t.Run("BadInput", func(t *testing.T) { testBadInput(t, newRuntime(t)) })
 	t.Run("HomeArchive", func(t *testing.T) { testHomeArchive(t, newRuntime(t)) })
-	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, newRuntime(t)) })
+	t.Run("Lifecycle", func(t *testing.T) { testLifecycle(t, opts, newRuntime(t)) })
 }
 
 func testUnknownID(t *testing.T, rt runtime.Runtime) {
@@ -165,7 +179,7 @@ func archive(t *testing.T, entries map[string]string) io.Reader {
 	return &buf
 }
 
-func testLifecycle(t *testing.T, rt runtime.Runtime) {
+func testLifecycle(t *testing.T, opts Options, rt runtime.Runtime) {
 	ctx := t.Context()
 	id := runtime.NewID()
 	res := desktop.Resolution{Width: 1024, Height: 768}
@@ -203,11 +217,18 @@ func testLifecycle(t *testing.T, rt runtime.Runtime) {
 	RunInTerminal(t, rt, id, "echo hi > ~/f")
 	WaitHomeFile(t, rt, id, "f", "hi\n")
 
-	// The desktop has a network of its own with no way out: loopback is
-	// its one interface, and it has no route (the egress gateway's socket
-	// is its one way out).
-	RunInTerminal(t, rt, id, "echo $(grep -c : /proc/net/dev) $(tail -n +2 /proc/net/route | wc -l) > ~/net")
-	WaitHomeFile(t, rt, id, "net", "1 0\n")
+	if opts.PodNetwork {
+		// The link's key and the cluster's service account token are
+		// mounted in the link's container alone.
+		RunInTerminal(t, rt, id, "echo $(ls /etc/atelier/link /var/run/secrets/kubernetes.io 2>&1 | grep -vc 'No such') > ~/net")
+		WaitHomeFile(t, rt, id, "net", "0\n")
+	} else {
+		// The desktop has a network of its own with no way out: loopback is
+		// its one interface, and it has no route (the egress gateway's socket
+		// is its one way out).
+		RunInTerminal(t, rt, id, "echo $(grep -c : /proc/net/dev) $(tail -n +2 /proc/net/route | wc -l) > ~/net")
+		WaitHomeFile(t, rt, id, "net", "1 0\n")
+	}
 	if _, err := rt.GateSocket(id); err != nil {
 		t.Errorf("GateSocket: %v", err)
 	}

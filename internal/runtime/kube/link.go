@@ -1,0 +1,168 @@
+package kube
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"atelier/internal/desklink"
+	"atelier/internal/runtime"
+)
+
+// homePodTimeout bounds how long a home pod may take to serve.
+const homePodTimeout = 2 * time.Minute
+
+// link opens a connection carrying proto to desktop id's link server at
+// addr, which must present the certificate cert.
+func (r *Runtime) link(ctx context.Context, id, addr string, cert []byte, proto string) (*tls.Conn, error) {
+	cfg, err := desklink.ClientConfig(r.fleet, id, cert, proto)
+	if err != nil {
+		return nil, err
+	}
+	return desklink.Dial(ctx, addr, cfg)
+}
+
+// running returns the link address of desktop id's running pod and the
+// certificate its link presents.
+func (r *Runtime) running(ctx context.Context, id string) (addr string, cert []byte, err error) {
+	s, err := r.secret(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	p, err := r.pod(ctx, objectName(id))
+	if err != nil {
+		return "", nil, err
+	}
+	if addr, err = podAddr(p); err != nil {
+		return "", nil, fmt.Errorf("%s: desktop %w", id, err)
+	}
+	return addr, s.Data[desklink.CertFile], nil
+}
+
+// Dial connects to the desktop's agent or VNC server through its link.
+func (r *Runtime) Dial(ctx context.Context, id string, endpoint runtime.Endpoint) (net.Conn, error) {
+	proto := map[runtime.Endpoint]string{runtime.EndpointAgent: desklink.ProtoAgent, runtime.EndpointVNC: desklink.ProtoVNC}[endpoint]
+	if proto == "" {
+		return nil, fmt.Errorf("dial %s: unknown endpoint %q", id, endpoint)
+	}
+	addr, cert, err := r.running(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	c, err := r.link(ctx, id, addr, cert, proto)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// WriteRunFile writes the budget or theme file: into the desktop's Secret,
+// which the link server copies into the run dir when the pod starts, and,
+// if the desktop runs, through its link at once.
+func (r *Runtime) WriteRunFile(ctx context.Context, id, name string, data []byte) error {
+	if err := desklink.CheckRunFile(name); err != nil {
+		return fmt.Errorf("write run file of %s: %w", id, err)
+	}
+	s, err := r.secret(ctx, id)
+	if err != nil {
+		return fmt.Errorf("write run file: %w", err)
+	}
+	s.Data[desklink.RunFilePrefix+name] = data
+	if _, err := r.c.CoreV1().Secrets(r.ns).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("write run file %s of %s: %w", name, id, err)
+	}
+	p, err := r.pod(ctx, objectName(id))
+	if err != nil {
+		return fmt.Errorf("write run file %s of %s: %w", name, id, err)
+	}
+	addr, err := podAddr(p)
+	if err != nil {
+		return nil // stopped: the Secret has it for the next start
+	}
+	c, err := r.link(ctx, id, addr, s.Data[desklink.CertFile], desklink.ProtoRunFile)
+	if err != nil {
+		return fmt.Errorf("write run file %s of %s: %w", name, id, err)
+	}
+	if err := desklink.WriteRunFile(c, name, data); err != nil {
+		return fmt.Errorf("write run file %s of %s: %w", name, id, err)
+	}
+	return nil
+}
+
+// ExportHome writes the desktop's home as a tar stream through its link,
+// or, while it is stopped, through a home pod's.
+func (r *Runtime) ExportHome(ctx context.Context, id string, w io.Writer) error {
+	export := func(addr string, cert []byte) error {
+		c, err := r.link(ctx, id, addr, cert, desklink.ProtoHomeExport)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = io.Copy(w, c)
+		return err
+	}
+	addr, cert, err := r.running(ctx, id)
+	if err == nil {
+		err = export(addr, cert)
+	} else if _, serr := r.secret(ctx, id); serr == nil {
+		err = r.withHomePod(ctx, id, export)
+	}
+	if err != nil {
+		return fmt.Errorf("export home of %s: %w", id, err)
+	}
+	return nil
+}
+
+// withHomePod runs the link server alone in a pod mounting desktop id's
+// home claim, calls fn with its address once it serves, and deletes it.
+func (r *Runtime) withHomePod(ctx context.Context, id string, fn func(addr string, cert []byte) error) error {
+	s, err := r.secret(ctx, id)
+	if err != nil {
+		return err
+	}
+	spec, err := specOf(s)
+	if err != nil {
+		return fmt.Errorf("desktop record: %w", err)
+	}
+	name := homePodName(id)
+	defer r.deleteAndWait(context.WithoutCancel(ctx), name, 0)
+	p := r.basePod(name, id, roleHomeIO)
+	p.Spec.Containers = []corev1.Container{r.linkContainer(spec.Image)}
+	if err := r.deleteAndWait(ctx, name, 0); err != nil {
+		return err
+	}
+	if _, err := r.c.CoreV1().Pods(r.ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("home pod: %w", err)
+	}
+	var addr string
+	err = poll(ctx, homePodTimeout, func() (bool, error) {
+		p, err := r.pod(ctx, name)
+		if err != nil {
+			return false, err
+		}
+		if p != nil && p.Status.Phase == corev1.PodFailed {
+			return false, fmt.Errorf("home pod %s failed: %s", name, p.Status.Message)
+		}
+		addr, err = podAddr(p)
+		if err != nil {
+			return false, nil
+		}
+		// Running is not yet listening: a handshake tells.
+		c, err := r.link(ctx, id, addr, s.Data[desklink.CertFile], desklink.ProtoRunFile)
+		if err != nil {
+			return false, nil
+		}
+		c.Close()
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("home pod %s: %w", name, err)
+	}
+	return fn(addr, s.Data[desklink.CertFile])
+}
