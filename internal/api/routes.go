@@ -66,6 +66,16 @@ func (s *Server) routes() []route {
 			errs: []answer{errs(400, apitype.CodeBadAction, apitype.CodeBadID), refused, notFound,
 				errs(409, apitype.CodeNotRunning, apitype.CodeBusy, apitype.CodeControlHeld, apitype.CodeBadLease, apitype.CodeAgentOutdated), agentDown, unavailable}}},
 
+		// A home's files, paths relative to it; never through a link.
+		{pattern: "PUT /sessions/{id}/files/{path...}", h: s.handlePutFile, doc: doc{summary: "upload a file into the home (the body, streamed; its directory must exist); it replaces a file there whole",
+			inMedia: mediaFile, out: apitype.FileWritten{}, errs: append(fileErrs, errs(507, apitype.CodeHomeFull))}},
+		{pattern: "GET /sessions/{id}/files/{path...}", h: s.handleGetFile, doc: doc{summary: "download a regular file of the home",
+			media: mediaFile, errs: fileErrs}},
+		{pattern: "DELETE /sessions/{id}/files/{path...}", h: s.handleDeleteFile, doc: doc{summary: "delete a file, a link (not its target) or an empty directory of the home",
+			status: http.StatusNoContent, errs: append(fileErrs, errs(409, apitype.CodeNotEmpty))}},
+		{pattern: "GET /sessions/{id}/dir/{path...}", h: s.handleListDir, doc: doc{summary: "list a directory of the home (empty path: the home); links are listed, not followed",
+			out: apitype.FileList{}, errs: append(fileErrs, errs(409, apitype.CodeNotDir))}},
+
 		// One control lease per session: a task, a person, or nobody.
 		{pattern: "GET /sessions/{id}/control", h: s.handleControl, doc: doc{summary: "who holds the session's control; where its task stands",
 			out: apitype.ControlState{}, errs: []answer{badID, notFound}}},
@@ -134,6 +144,7 @@ func (s *Server) routes() []route {
 }
 
 var (
+	fileErrs = []answer{errs(400, apitype.CodeBadPath, apitype.CodeBadID), notFound, errs(409, apitype.CodeNotRunning, apitype.CodeNotFile), unavailable}
 	themeDoc = doc{summary: "change the session's theme, live", in: apitype.SetTheme{}, out: apitype.Session{},
 		errs: []answer{errs(400, apitype.CodeBadTheme, apitype.CodeBadID), refused, notFound, errs(409, apitype.CodeNotRunning, apitype.CodeBusy), agentDown, unavailable}}
 	assetDoc = doc{summary: "the live view's files (scripts, styles, noVNC's modules)", media: mediaFile, errs: []answer{errs(http.StatusNotFound)}}

@@ -259,6 +259,7 @@ func Codes() []string {
 		CodeBadCoordinate, CodeBadKey, CodeTimeout, CodeAgentOutdated,
 		CodeTooManySessions, CodeTooManyStreams, CodeRequestTimeout,
 		CodeSnapshotInUse, CodeBadSnapshot,
+		CodeBadPath, CodeNotFile, CodeNotDir, CodeNotEmpty, CodeHomeFull,
 	}
 	slices.Sort(codes)
 	return codes

@@ -62,7 +62,10 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	if body != nil {
+	if s, ok := body.(*sized); ok && s.n >= 0 {
+		req.ContentLength = s.n
+	}
+	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
@@ -108,8 +111,13 @@ func (c *Client) callHeader(ctx context.Context, method, path string, q url.Valu
 	if out == nil {
 		return nil
 	}
+	return decodeJSON(resp, out)
+}
+
+// decodeJSON decodes a successful answer's JSON body into out.
+func decodeJSON(resp *http.Response, out any) error {
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		return fmt.Errorf("%s %s: decode answer: %w", resp.Request.Method, resp.Request.URL.Path, err)
 	}
 	return nil
 }

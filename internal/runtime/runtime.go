@@ -50,6 +50,12 @@ type Runtime interface {
 	GateSocket(id string) (string, error)
 	// ExportHome writes the desktop's home as a tar stream.
 	ExportHome(ctx context.Context, id string, w io.Writer) error
+	// Home reports where the desktop's home is on the host and who owns
+	// it, for the fleet's file API; the home is the desktop's, so its
+	// content is hostile (the caller resolves paths beneath it, never
+	// through links), while the returned directory itself is the
+	// runtime's to name.
+	Home(ctx context.Context, id string) (HomeDir, error)
 	// Close releases the runtime's resources and leaves desktops running.
 	Close() error
 }
@@ -106,6 +112,14 @@ type HomeUsage struct {
 	// Quota is the filesystem's size. Its own journal and tables take a
 	// few percent of it (more of a small one), so Used+Free is less.
 	Quota int64
+}
+
+// HomeDir is a desktop's home as the host sees it.
+type HomeDir struct {
+	// Path is the home's root on the host.
+	Path string
+	// UID and GID own the home: files the fleet writes are given to them.
+	UID, GID int
 }
 
 // ErrNotFound is returned by a runtime for an id it has no desktop for.

@@ -704,6 +704,26 @@ func (r *Runtime) ExportHome(ctx context.Context, id string, w io.Writer) error 
 	return nil
 }
 
+// Home reports the desktop's home on the host: its own filesystem's home
+// if it has one, else the engine's directory of its volume (the fleet
+// runs beside the engine, as root, either way).
+func (r *Runtime) Home(ctx context.Context, id string) (runtime.HomeDir, error) {
+	h := r.home(id)
+	if ok, err := h.Exists(); err != nil {
+		return runtime.HomeDir{}, fmt.Errorf("home of %s: %w", id, err)
+	} else if ok {
+		return runtime.HomeDir{Path: h.Path(), UID: DesktopUID, GID: DesktopGID}, nil
+	}
+	v, err := r.c.VolumeInspect(ctx, VolumeName(id), client.VolumeInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return runtime.HomeDir{}, fmt.Errorf("home of %s: %w", id, runtime.ErrNotFound)
+	}
+	if err != nil {
+		return runtime.HomeDir{}, fmt.Errorf("home of %s: %w", id, err)
+	}
+	return runtime.HomeDir{Path: v.Volume.Mountpoint, UID: DesktopUID, GID: DesktopGID}, nil
+}
+
 // rebase copies the engine's archive of a directory (entries named
 // "operator/...") as an archive of its content, keeping only directories,
 // regular files and symbolic links.

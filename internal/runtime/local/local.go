@@ -666,6 +666,15 @@ func (r *Runtime) ExportHome(ctx context.Context, id string, w io.Writer) error 
 	return nil
 }
 
+// Home reports the desktop's home on the host.
+func (r *Runtime) Home(_ context.Context, id string) (runtime.HomeDir, error) {
+	d, err := r.lookup(id)
+	if err != nil {
+		return runtime.HomeDir{}, fmt.Errorf("home: %w", err)
+	}
+	return runtime.HomeDir{Path: d.home(), UID: r.uid, GID: r.gid}, nil
+}
+
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil

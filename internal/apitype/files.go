@@ -1,0 +1,43 @@
+package apitype
+
+import "time"
+
+// Error codes of the file routes.
+const (
+	CodeBadPath  = "bad_path"        // malformed, or it leaves the home (absolute, "..", a symbolic link on the way)
+	CodeNotFile  = "not_a_file"      // a download or upload at something other than a regular file of the home
+	CodeNotDir   = "not_a_directory" // a listing of something other than a directory
+	CodeNotEmpty = "not_empty"       // a delete of a directory that holds something
+	CodeHomeFull = "home_full"       // the home's quota is used up; nothing was written
+)
+
+// FileWritten is the answer of PUT /sessions/{id}/files/{path}.
+type FileWritten struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// File types of a FileEntry.
+const (
+	FileRegular = "file"
+	FileDir     = "dir"
+	FileSymlink = "symlink"
+	FileOther   = "other"
+)
+
+// FileEntry is one entry of a directory listing.
+type FileEntry struct {
+	Name string `json:"name"`
+	// Type is file, dir, symlink or other; a link is never followed.
+	Type     string    `json:"type"`
+	Size     int64     `json:"size"`
+	Mode     string    `json:"mode"` // permission bits in octal, such as 0644
+	Modified time.Time `json:"modified"`
+}
+
+// FileList is the answer of GET /sessions/{id}/dir/{path}.
+type FileList struct {
+	Path    string      `json:"path"`
+	Entries []FileEntry `json:"entries"`
+}
