@@ -113,10 +113,25 @@ func (h *Home) resolve(rel string, flags uint64) (int, error) {
 	if rel == "" {
 		rel = "."
 	}
-	fd, err := unix.Openat2(h.root, rel, &unix.OpenHow{
+	how := unix.OpenHow{
 		Flags:   flags | unix.O_CLOEXEC | unix.O_NOFOLLOW,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	}
+	fd, err := unix.Openat2(h.root, rel, &how)
+	if errors.Is(err, unix.ENOTDIR) && flags&unix.O_DIRECTORY != 0 {
+		// O_DIRECTORY meets a link as "not a directory": say it is a link.
+		how.Flags = unix.O_PATH | unix.O_CLOEXEC | unix.O_NOFOLLOW
+		if fd2, err2 := unix.Openat2(h.root, rel, &how); err2 != nil {
+			err = err2
+		} else {
+			// O_PATH|O_NOFOLLOW opens a trailing link itself.
+			var st unix.Stat_t
+			if unix.Fstat(fd2, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				err = unix.ELOOP
+			}
+			unix.Close(fd2)
+		}
+	}
 	if err != nil {
 		return -1, pathErr(rel, err)
 	}

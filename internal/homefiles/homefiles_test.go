@@ -212,6 +212,9 @@ func TestEscapes(t *testing.T) {
 	os.Symlink("../outside/secret", filepath.Join(root, "rel"))
 	os.Mkdir(filepath.Join(root, "d"), 0o700)
 	os.Symlink("/", filepath.Join(root, "d", "up"))
+	if _, err := h.Put("d/up/x", strings.NewReader("x"), 1); !errors.Is(err, ErrBadPath) {
+		t.Errorf("Put through a link to /: %v, want ErrBadPath", err)
+	}
 	// A hard link to a file the desktop does not own.
 	os.WriteFile(filepath.Join(outside, "roots"), []byte("ROOT"), 0o600)
 	hard := os.Link(filepath.Join(outside, "roots"), filepath.Join(root, "hard"))
@@ -228,6 +231,9 @@ func TestEscapes(t *testing.T) {
 		}
 		if _, err := h.List(p); err == nil {
 			t.Errorf("List(%q) succeeded", p)
+		}
+		if _, err := h.Put(p+"/x", strings.NewReader("PWNED"), 10); !errors.Is(err, ErrBadPath) && !errors.Is(err, ErrNotFound) {
+			t.Errorf("Put(%q/x): %v", p, err)
 		}
 	}
 	if hard == nil {
