@@ -76,6 +76,15 @@ func (s *Server) routes() []route {
 		{pattern: "GET /sessions/{id}/dir/{path...}", h: s.handleListDir, doc: doc{summary: "list a directory of the home (empty path: the home); links are listed, not followed",
 			out: apitype.FileList{}, errs: append(fileErrs, errs(409, apitype.CodeNotDir))}},
 
+		// The clipboard, through the input pipeline: setting it is input.
+		{pattern: "GET /sessions/{id}/clipboard", h: s.handleGetClipboard, doc: doc{summary: "read the desktop's clipboard (?mime=image/png for an image; text by default)",
+			out: apitype.Clipboard{}, params: []param{query("mime", "text/plain;charset=utf-8 (default) or image/png")},
+			errs: []answer{errs(400, apitype.CodeBadAction, apitype.CodeBadID), refused, notFound, errs(409, apitype.CodeNotRunning, apitype.CodeBusy, apitype.CodeAgentOutdated), agentDown, unavailable}}},
+		{pattern: "PUT /sessions/{id}/clipboard", h: s.handleSetClipboard, doc: doc{summary: "set the desktop's clipboard: text, or a PNG in base64 (mime image/png)",
+			in: apitype.Clipboard{}, status: http.StatusNoContent, params: []param{leaseParam},
+			errs: []answer{errs(400, apitype.CodeBadAction, apitype.CodeBadID, apitype.CodeMissingField), refused, notFound,
+				errs(409, apitype.CodeNotRunning, apitype.CodeBusy, apitype.CodeControlHeld, apitype.CodeBadLease, apitype.CodeAgentOutdated), agentDown, unavailable}}},
+
 		// One control lease per session: a task, a person, or nobody.
 		{pattern: "GET /sessions/{id}/control", h: s.handleControl, doc: doc{summary: "who holds the session's control; where its task stands",
 			out: apitype.ControlState{}, errs: []answer{badID, notFound}}},

@@ -344,6 +344,7 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) error {
 		if c := ar.Response.Cursor; c != nil {
 			o.Cursor = &[2]int{c.X, c.Y}
 		}
+		o.Clipboard = clipboardToAPI(ar.Response.Clipboard)
 		out.Results = append(out.Results, o)
 	}
 	encode(w, http.StatusOK, out)

@@ -216,6 +216,8 @@ type ActionResult struct {
 	Cursor *[2]int `json:"cursor,omitempty"`
 	// Image is set for a screenshot action.
 	Image *Image `json:"image,omitempty"`
+	// Clipboard is set for a clipboard_get action.
+	Clipboard *Clipboard `json:"clipboard,omitempty"`
 	// TookMS is how long the desktop took.
 	TookMS float64 `json:"took_ms"`
 }

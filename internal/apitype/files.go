@@ -41,3 +41,19 @@ type FileList struct {
 	Path    string      `json:"path"`
 	Entries []FileEntry `json:"entries"`
 }
+
+// Clipboard MIME types.
+const (
+	MimeText = "text/plain;charset=utf-8"
+	MimePNG  = "image/png"
+)
+
+// Clipboard is a desktop's clipboard: the body of PUT and the answer of
+// GET /sessions/{id}/clipboard. Data is the text itself, or for image/png
+// the PNG in standard base64; Mime defaults to text. Size is the
+// content's bytes (in answers).
+type Clipboard struct {
+	Mime string `json:"mime,omitempty"`
+	Data string `json:"data"`
+	Size int    `json:"size,omitempty"`
+}

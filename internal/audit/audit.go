@@ -52,16 +52,13 @@ const (
 	// KindFile entries record each file read, written, listed or deleted
 	// in a home through the API: the path, bytes and SHA-256.
 	KindFile Kind = "file"
-	// KindClipboard entries record each read or write of a desktop's
-	// clipboard: its length and SHA-256, never its content.
-	KindClipboard Kind = "clipboard"
 	// KindAudit entries are written by the log itself: a repair of a torn
 	// tail (Detail["event"] == "repair") is one.
 	KindAudit Kind = "audit"
 )
 
 // Kinds lists every kind, in the order above.
-var Kinds = []Kind{KindAction, KindCost, KindSession, KindTask, KindView, KindControl, KindEgress, KindFile, KindClipboard, KindAudit}
+var Kinds = []Kind{KindAction, KindCost, KindSession, KindTask, KindView, KindControl, KindEgress, KindFile, KindAudit}
 
 func (k Kind) valid() bool {
 	for _, v := range Kinds {

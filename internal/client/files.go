@@ -57,3 +57,23 @@ func (c *Client) ListDir(ctx context.Context, id, p string) (apitype.FileList, e
 func (c *Client) DeleteFile(ctx context.Context, id, p string) error {
 	return c.call(ctx, http.MethodDelete, homePath(id, "files", p), nil, nil, nil, http.StatusNoContent)
 }
+
+// Clipboard reads session id's clipboard; mime "" is text, or image/png.
+func (c *Client) Clipboard(ctx context.Context, id, mime string) (apitype.Clipboard, error) {
+	var out apitype.Clipboard
+	var q url.Values
+	if mime != "" {
+		q = url.Values{"mime": {mime}}
+	}
+	return out, c.call(ctx, http.MethodGet, "/sessions/"+url.PathEscape(id)+"/clipboard", q, nil, &out, http.StatusOK)
+}
+
+// SetClipboard sets session id's clipboard (as input: refused while a
+// person holds the session's control, unless lease is theirs).
+func (c *Client) SetClipboard(ctx context.Context, id, lease string, clip apitype.Clipboard) error {
+	var h http.Header
+	if lease != "" {
+		h = http.Header{apitype.HeaderLease: {lease}}
+	}
+	return c.callHeader(ctx, http.MethodPut, "/sessions/"+url.PathEscape(id)+"/clipboard", nil, clip, h, nil, http.StatusNoContent)
+}

@@ -122,6 +122,9 @@ type ActionRecord struct {
 	// NotRun says why the action did not run; empty when it ran.
 	NotRun string
 	Took   time.Duration
+	// Detail holds facts of the action kept in place of its content: a
+	// clipboard's bytes and SHA-256 (Request.Data is emptied).
+	Detail map[string]any
 }
 
 // Session is a session as the manager reports it: the stored facts and the
