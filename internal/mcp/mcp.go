@@ -46,6 +46,7 @@ func NewServer(c *client.Client, version string) *sdk.Server {
 		"Refused while a person holds the session's control: wait and try again later (or pass the lease_id of your own take_over)."}, t.computer)
 	addTaskTools(s, t)
 	addControlTools(s, t)
+	addFileTools(s, t)
 	addResources(s, t)
 	return s
 }
