@@ -5,9 +5,6 @@ import (
 
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
-	"atelier/internal/audit"
-	"atelier/internal/control"
-	"atelier/internal/sessions"
 )
 
 // handleGetClipboard serves GET /sessions/{id}/clipboard (?mime=image/png
@@ -45,8 +42,7 @@ func (s *Server) handleSetClipboard(w http.ResponseWriter, r *http.Request) erro
 // actClipboard runs one clipboard verb through sessions.Act and returns
 // its response, or the refusal as the call's error.
 func (s *Server) actClipboard(r *http.Request, req agentapi.Request) (agentapi.Response, error) {
-	who := sessions.Actor{Name: audit.ActorFrom(r.Context()), Claim: control.Claim{Lease: r.Header.Get(apitype.HeaderLease)}}
-	res, err := s.sessions.Act(r.Context(), r.PathValue("id"), who, []agentapi.Request{req}, nil)
+	res, err := s.sessions.Act(r.Context(), r.PathValue("id"), inputActor(r), []agentapi.Request{req}, nil)
 	if err != nil {
 		return agentapi.Response{}, err
 	}

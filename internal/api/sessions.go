@@ -309,6 +309,12 @@ func imageToAPI(im *agentapi.Image) *apitype.Image {
 	return &apitype.Image{Format: im.Format, Width: im.Width, Height: im.Height, Scale: im.Scale, Data: im.Data}
 }
 
+// inputActor is who sends a request's input: its credential, with the
+// control lease it names.
+func inputActor(r *http.Request) sessions.Actor {
+	return sessions.Actor{Name: audit.ActorFrom(r.Context()), Claim: control.Claim{Lease: r.Header.Get(apitype.HeaderLease)}}
+}
+
 // handleActions serves POST /sessions/{id}/actions: results per action,
 // and the observation if asked.
 func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) error {
@@ -320,8 +326,7 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	who := sessions.Actor{Name: audit.ActorFrom(r.Context()), Claim: control.Claim{Lease: r.Header.Get(apitype.HeaderLease)}}
-	res, err := s.sessions.Act(r.Context(), r.PathValue("id"), who, reqs, obs)
+	res, err := s.sessions.Act(r.Context(), r.PathValue("id"), inputActor(r), reqs, obs)
 	if err != nil {
 		return err
 	}
