@@ -182,6 +182,20 @@ func (s *Server) handleStartSession(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
+// handleSetResolution serves PUT /sessions/{id}/resolution {"resolution": "WxH"}.
+func (s *Server) handleSetResolution(w http.ResponseWriter, r *http.Request) error {
+	body, err := decode[apitype.SetResolution](w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	se, err := s.sessions.SetResolution(r.Context(), r.PathValue("id"), body.Resolution)
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, s.toAPI(r.Context(), se))
+	return nil
+}
+
 // handleSetTheme serves PUT (or POST) /sessions/{id}/theme {"theme": name}.
 func (s *Server) handleSetTheme(w http.ResponseWriter, r *http.Request) error {
 	body, err := decode[apitype.SetTheme](w, r, maxBody)

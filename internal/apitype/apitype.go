@@ -183,6 +183,11 @@ type SetTheme struct {
 	Theme string `json:"theme"`
 }
 
+// SetResolution is the body of PUT /sessions/{id}/resolution.
+type SetResolution struct {
+	Resolution string `json:"resolution"` // WIDTHxHEIGHT
+}
+
 // Actions is the body of POST /sessions/{id}/actions in its long form. The
 // short forms are one action object, or a JSON array of them.
 type Actions struct {

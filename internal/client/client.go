@@ -181,6 +181,12 @@ func (c *Client) SetTheme(ctx context.Context, id, theme string) (apitype.Sessio
 	return s, c.call(ctx, http.MethodPut, "/sessions/"+url.PathEscape(id)+"/theme", nil, apitype.SetTheme{Theme: theme}, &s, http.StatusOK)
 }
 
+// SetResolution changes a session's output size (WIDTHxHEIGHT), live.
+func (c *Client) SetResolution(ctx context.Context, id, resolution string) (apitype.Session, error) {
+	var s apitype.Session
+	return s, c.call(ctx, http.MethodPut, "/sessions/"+url.PathEscape(id)+"/resolution", nil, apitype.SetResolution{Resolution: resolution}, &s, http.StatusOK)
+}
+
 // ScreenshotOptions shape a screenshot; zero values are PNG at scale 1.
 type ScreenshotOptions struct {
 	Format  string // "png" or "jpeg"

@@ -41,7 +41,7 @@ type Runtime interface {
 	// (EndpointVNC).
 	Dial(ctx context.Context, id string, endpoint Endpoint) (net.Conn, error)
 	// WriteRunFile atomically writes a file into the desktop's run dir
-	// (desktop.BudgetFile, desktop.ThemeFile).
+	// (desktop.BudgetFile, desktop.ThemeFile, desktop.ResolutionFile).
 	WriteRunFile(ctx context.Context, id, name string, data []byte) error
 	// GateSocket returns the host path of the unix socket the fleet's
 	// egress gateway listens on for desktop id. Its directory is the

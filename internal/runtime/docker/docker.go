@@ -658,8 +658,8 @@ func (r *Runtime) GateSocket(id string) (string, error) {
 
 // WriteRunFile atomically writes the budget or theme file of the run dir.
 func (r *Runtime) WriteRunFile(ctx context.Context, id, name string, data []byte) error {
-	if name != desktop.BudgetFile && name != desktop.ThemeFile {
-		return fmt.Errorf("write run file %q of %s: only %s and %s are the fleet's to write", name, id, desktop.BudgetFile, desktop.ThemeFile)
+	if name != desktop.BudgetFile && name != desktop.ThemeFile && name != desktop.ResolutionFile {
+		return fmt.Errorf("write run file %q of %s: only %s, %s and %s are the fleet's to write", name, id, desktop.BudgetFile, desktop.ThemeFile, desktop.ResolutionFile)
 	}
 	if err := r.exists(id); err != nil {
 		return fmt.Errorf("write run file: %w", err)

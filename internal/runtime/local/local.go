@@ -637,8 +637,8 @@ func (r *Runtime) GateSocket(id string) (string, error) {
 // WriteRunFile atomically writes one of the files the fleet owns in the run
 // dir, owned by the desktop user so the desktop may read it.
 func (r *Runtime) WriteRunFile(ctx context.Context, id, name string, data []byte) error {
-	if name != desktop.BudgetFile && name != desktop.ThemeFile {
-		return fmt.Errorf("write run file %q: only %s and %s are written by the fleet", name, desktop.BudgetFile, desktop.ThemeFile)
+	if name != desktop.BudgetFile && name != desktop.ThemeFile && name != desktop.ResolutionFile {
+		return fmt.Errorf("write run file %q: only %s, %s and %s are written by the fleet", name, desktop.BudgetFile, desktop.ThemeFile, desktop.ResolutionFile)
 	}
 	d, err := r.lookup(id)
 	if err != nil {
