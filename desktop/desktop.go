@@ -21,7 +21,7 @@ const (
 	// ResolutionFile holds WIDTHxHEIGHT, written by the fleet; the agent
 	// sets the output's mode to it live.
 	ResolutionFile = "resolution"
-	ReadyFile   = "ready"      // exists once sway, wayvnc and the agent all answer
+	ReadyFile      = "ready" // exists once sway, wayvnc and the agent all answer
 )
 
 // Paths inside a container or sandbox.
