@@ -20,7 +20,7 @@ const uid, gid = 4242, 4343
 
 // home makes a home under a temporary directory, beside an "outside"
 // directory holding a secret the home must never reach.
-func home(t *testing.T) (h *Home, root, outside string) {
+func home(t testing.TB) (h *Home, root, outside string) {
 	t.Helper()
 	base := t.TempDir()
 	root, outside = filepath.Join(base, "home"), filepath.Join(base, "outside")
