@@ -18,7 +18,10 @@ const (
 	VNCSocket   = "vnc.sock"   // RFB, served by wayvnc
 	BudgetFile  = "budget"     // JSON Budget, written by the fleet, read by waybar
 	ThemeFile   = "theme"      // a palette name, written by the fleet; the agent applies it live
-	ReadyFile   = "ready"      // exists once sway, wayvnc and the agent all answer
+	// ResolutionFile holds WIDTHxHEIGHT, written by the fleet; the agent
+	// sets the output's mode to it live.
+	ResolutionFile = "resolution"
+	ReadyFile      = "ready" // exists once sway, wayvnc and the agent all answer
 )
 
 // Paths inside a container or sandbox.

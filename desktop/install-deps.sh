@@ -5,7 +5,7 @@
 # local runtime's hosts and by desktop/Dockerfile.
 set -eu
 
-PACKAGES="sway wayvnc foot waybar swaybg grim wtype firefox-esr \
+PACKAGES="sway wayvnc foot waybar swaybg grim wtype wl-clipboard firefox-esr \
   fonts-dejavu-core fonts-noto-core fonts-noto-color-emoji fonts-noto-cjk \
   xkb-data adwaita-icon-theme ca-certificates curl"
 

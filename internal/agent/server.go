@@ -294,6 +294,8 @@ func (s *Server) do(ctx context.Context, req *agentapi.Request, resp *agentapi.R
 		st.AgentVersion, st.Verbs = version.Version, agentapi.Verbs()
 		resp.Status = &st
 		return nil
+	case agentapi.ClipboardGet, agentapi.ClipboardSet:
+		return s.clipboard(ctx, req, resp)
 	}
 
 	d, st, err := s.display(ctx)

@@ -23,6 +23,11 @@ import "fmt"
 //	             change for quiet seconds, at most duration seconds; its
 //	             response carries "settle". An older agent answers it
 //	             unknown_action (a client: agent_outdated).
+//	  2026-12-04: clipboard_get (mime) and clipboard_set (mime, data): the
+//	             seat's clipboard, text (text/plain;charset=utf-8, the
+//	             default) or image/png (data in base64), up to
+//	             MaxClipboardBytes; clipboard_get's response carries
+//	             "clipboard". An older agent answers unknown_action.
 //
 // CHANGELOG.md keeps the dated history of every change.
 const Version = 1
@@ -53,6 +58,8 @@ const (
 	HoldKey        Verb = "hold_key"
 	Wait           Verb = "wait"
 	Settle         Verb = "settle"
+	ClipboardGet   Verb = "clipboard_get"
+	ClipboardSet   Verb = "clipboard_set"
 	StatusVerb     Verb = "status"
 )
 

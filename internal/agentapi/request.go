@@ -2,6 +2,7 @@ package agentapi
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,9 @@ const (
 	MaxDuration     = 60 * time.Second // wait and hold_key
 	MaxImageBytes   = 64 << 20         // one image in a response
 	MaxQuiet        = time.Second      // settle's quiet period
+	// MaxClipboardBytes bounds clipboard content, decoded: a PNG's base64
+	// (4/3 of it) still fits a request line.
+	MaxClipboardBytes = 512 << 10
 	// DefaultQuiet is settle's quiet period when the request names none:
 	// two frames at 60 Hz, and a margin.
 	DefaultQuiet = 35 * time.Millisecond
@@ -94,6 +98,30 @@ type Request struct {
 	Format  string  `json:"format,omitempty"`
 	Quality int     `json:"quality,omitempty"`
 	Scale   float64 `json:"scale,omitempty"`
+
+	// Clipboard: the content's MIME type (MimeText, the default, or
+	// MimePNG) and, for clipboard_set, the content: the text itself, or
+	// a PNG in standard base64.
+	Mime string `json:"mime,omitempty"`
+	Data string `json:"data,omitempty"`
+}
+
+// Clipboard MIME types.
+const (
+	MimeText = "text/plain;charset=utf-8"
+	MimePNG  = "image/png"
+)
+
+// ClipboardBytes returns clipboard_set's content, decoded.
+func (r *Request) ClipboardBytes() ([]byte, error) {
+	if r.Mime == MimePNG {
+		b, err := base64.StdEncoding.DecodeString(r.Data)
+		if err != nil {
+			return nil, Errorf(CodeBadField, "data: not standard base64: %v", err)
+		}
+		return b, nil
+	}
+	return []byte(r.Data), nil
 }
 
 // Image formats.
@@ -119,6 +147,8 @@ const (
 	fFormat     = "format"
 	fQuality    = "quality"
 	fScale      = "scale"
+	fMime       = "mime"
+	fData       = "data"
 )
 
 type verbRule struct {
@@ -147,6 +177,8 @@ var verbRules = map[Verb]verbRule{
 	HoldKey:        {required: []string{fText, fDuration}},
 	Wait:           {required: []string{fDuration}},
 	Settle:         {required: []string{fDuration}, optional: []string{fQuiet}},
+	ClipboardGet:   {optional: []string{fMime}},
+	ClipboardSet:   {required: []string{fData}, optional: []string{fMime}},
 }
 
 // Verbs returns every verb of protocol v1, sorted.
@@ -168,7 +200,7 @@ func knownVerb(v Verb) bool {
 // keyboard), as opposed to observing it or waiting.
 func (v Verb) IsInput() bool {
 	switch v {
-	case Screenshot, CursorPosition, StatusVerb, Wait, Settle:
+	case Screenshot, CursorPosition, StatusVerb, Wait, Settle, ClipboardGet:
 		return false
 	}
 	_, ok := verbRules[v]
@@ -206,6 +238,8 @@ func (r *Request) set() []string {
 	add(r.Format != "", fFormat)
 	add(r.Quality != 0, fQuality)
 	add(r.Scale != 0, fScale)
+	add(r.Mime != "", fMime)
+	add(r.Data != "", fData)
 	return s
 }
 
@@ -309,6 +343,21 @@ func (r *Request) Validate() error {
 	}
 	if r.Scale != 0 && (r.Scale < 0.05 || r.Scale > 1 || math.IsNaN(r.Scale)) {
 		return Errorf(CodeBadField, "scale %v: want a number from 0.05 to 1", r.Scale)
+	}
+	if r.Mime != "" && r.Mime != MimeText && r.Mime != MimePNG {
+		return Errorf(CodeBadField, "mime %q: want %q or %q", r.Mime, MimeText, MimePNG)
+	}
+	if r.Data != "" {
+		b, err := r.ClipboardBytes()
+		if err != nil {
+			return err
+		}
+		if len(b) > MaxClipboardBytes {
+			return Errorf(CodeTooLarge, "clipboard data of %d bytes; the limit is %d", len(b), MaxClipboardBytes)
+		}
+		if r.Mime != MimePNG && !utf8.Valid(b) {
+			return Errorf(CodeBadField, "data is not valid UTF-8")
+		}
 	}
 	if r.Region != nil && (r.Region.Width <= 0 || r.Region.Height <= 0) {
 		return Errorf(CodeBadField, "region %dx%d: width and height must be positive", r.Region.Width, r.Region.Height)

@@ -21,6 +21,20 @@ type Response struct {
 	Status *Status `json:"status,omitempty"`
 	// Settle reports how a settle went.
 	Settle *SettleResult `json:"settle,omitempty"`
+	// Clipboard is what clipboard_get read.
+	Clipboard *Clipboard `json:"clipboard,omitempty"`
+}
+
+// maxResponseLine bounds a response's line: a clipboard's text of
+// MaxClipboardBytes, every byte escaped (\u0000) at worst.
+const maxResponseLine = 6*MaxClipboardBytes + 4<<10
+
+// Clipboard is the clipboard's content: Data is the text itself, or for
+// image/png the PNG in standard base64; Size is the content's bytes.
+type Clipboard struct {
+	Mime string `json:"mime"`
+	Data string `json:"data"`
+	Size int    `json:"size"`
 }
 
 // SettleResult is the outcome of a settle: whether the screen went still
@@ -102,7 +116,7 @@ func WriteResponse(w io.Writer, resp *Response) error {
 // ReadResponse reads one response line and the image bytes that follow it.
 func ReadResponse(r *bufio.Reader) (Response, error) {
 	var resp Response
-	line, err := readLine(r, MaxRequestBytes)
+	line, err := readLine(r, maxResponseLine)
 	if err != nil {
 		return resp, err
 	}

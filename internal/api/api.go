@@ -66,6 +66,9 @@ type Options struct {
 	// ReadTimeout and IdleTimeout are HTTPServer's; 0: DefaultReadTimeout,
 	// DefaultIdleTimeout.
 	ReadTimeout, IdleTimeout time.Duration
+	// MaxUpload bounds one file uploaded into a home; 0: DefaultMaxUpload.
+	// The home's quota bounds them all.
+	MaxUpload int64
 	// MaxStreams is how many streams (task SSE, audit follow) one token
 	// may hold open; past it 429 too_many_streams. 0: no limit.
 	MaxStreams int
@@ -93,6 +96,9 @@ func New(opts Options) *Server {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.MaxUpload <= 0 {
+		opts.MaxUpload = DefaultMaxUpload
 	}
 	s := &Server{sessions: opts.Sessions, opts: opts, log: opts.Logger, streams: &streams{max: opts.MaxStreams, open: map[string]int{}}}
 	mux := http.NewServeMux()

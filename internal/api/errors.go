@@ -107,6 +107,9 @@ func classify(err error) (status int, code, msg string) {
 	case errors.Is(err, tasks.ErrClosed), errors.Is(err, view.ErrClosed):
 		return http.StatusServiceUnavailable, apitype.CodeShuttingDown, msg
 	}
+	if status, code, ok := classifyFile(err); ok {
+		return status, code, msg
+	}
 	if status, code, ok := classifyView(err); ok {
 		return status, code, msg
 	}

@@ -17,6 +17,9 @@ type doc struct {
 	summary string
 	// in is the JSON request body's type (a zero value); nil: no body.
 	in any
+	// inMedia, if set, is a request body's media type other than JSON
+	// (a file's bytes).
+	inMedia string
 	// out is the success body's type (a zero value); nil: none, or
 	// media says what comes.
 	out any
@@ -104,7 +107,7 @@ func (rt route) answers() map[int][]string {
 	if !rt.open {
 		add(http.StatusUnauthorized, apitype.CodeUnauthorized)
 	}
-	if rt.doc.in != nil {
+	if rt.doc.in != nil || rt.doc.inMedia != "" {
 		add(http.StatusBadRequest, apitype.CodeBadRequest)
 		add(http.StatusRequestTimeout, apitype.CodeRequestTimeout)
 		add(http.StatusRequestEntityTooLarge, apitype.CodeTooLarge)
@@ -125,6 +128,7 @@ func openAPIPath(pattern string) (method, path string) {
 	if strings.HasSuffix(path, "/") {
 		path += "{path}"
 	}
+	path = strings.ReplaceAll(path, "...}", "}") // a wildcard segment: {path...} is {path}
 	return strings.ToLower(method), path
 }
 
@@ -155,6 +159,9 @@ func openAPI(routes []route, version string) ([]byte, error) {
 		}
 		if len(params) > 0 {
 			op["parameters"] = params
+		}
+		if rt.doc.inMedia != "" {
+			op["requestBody"] = map[string]any{"content": map[string]any{rt.doc.inMedia: map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
 		}
 		if rt.doc.in != nil {
 			op["requestBody"] = map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": sc.of(rt.doc.in)}}}

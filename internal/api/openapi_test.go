@@ -22,13 +22,14 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/openapi.json from the routes")
 
 // splitPattern is a route pattern as OpenAPI names it: lower-case method,
-// and a {path} parameter for a subtree ("/view/assets/").
+// and a {path} parameter for a subtree ("/view/assets/") or a wildcard
+// ("{path...}").
 func splitPattern(pattern string) (method, path string) {
 	method, path, _ = strings.Cut(pattern, " ")
 	if strings.HasSuffix(path, "/") {
 		path += "{path}"
 	}
-	return strings.ToLower(method), path
+	return strings.ToLower(method), strings.ReplaceAll(path, "...}", "}")
 }
 
 // TestOpenAPIMatchesRoutes: the document served, without a token, lists

@@ -57,6 +57,9 @@ func (s *Server) routes() []route {
 			out: apitype.Session{}, params: waitDocParams,
 			errs: []answer{errs(400, apitype.CodeBadRequest, apitype.CodeBadID), notFound, errs(409, apitype.CodeBusy), tooManySessions, unavailable, errs(504, apitype.CodeNotReady)}}},
 		{pattern: "PUT /sessions/{id}/theme", h: s.handleSetTheme, doc: themeDoc},
+		{pattern: "PUT /sessions/{id}/resolution", h: s.handleSetResolution, doc: doc{summary: "change the desktop's size, live: screenshots, the live view and a running task follow",
+			in: apitype.SetResolution{}, out: apitype.Session{},
+			errs: []answer{errs(400, apitype.CodeBadResolution, apitype.CodeBadID), notFound, errs(409, apitype.CodeBusy), unavailable}}},
 		{pattern: "POST /sessions/{id}/theme", h: s.handleSetTheme, doc: themeDoc},
 		{pattern: "GET /sessions/{id}/screenshot", h: s.handleScreenshot, doc: doc{summary: "a screenshot of the desktop; its geometry in X-Image-* headers",
 			media: mediaImage, params: []param{query("format", "png (default) or jpeg"), query("scale", "0.05 to 1"), query("quality", "jpeg quality, 1 to 100"),
@@ -65,6 +68,25 @@ func (s *Server) routes() []route {
 		{pattern: "POST /sessions/{id}/actions", h: s.handleActions, doc: doc{summary: "run protocol-v1 actions: one action, a list, or {actions, observe}",
 			in: apitype.Actions{}, out: apitype.ActionsResult{}, params: []param{boolQuery("observe", "add a screenshot after the actions"), leaseParam},
 			errs: []answer{errs(400, apitype.CodeBadAction, apitype.CodeBadID), refused, notFound,
+				errs(409, apitype.CodeNotRunning, apitype.CodeBusy, apitype.CodeControlHeld, apitype.CodeBadLease, apitype.CodeAgentOutdated), agentDown, unavailable}}},
+
+		// A home's files, paths relative to it; never through a link.
+		{pattern: "PUT /sessions/{id}/files/{path...}", h: s.handlePutFile, doc: doc{summary: "upload a file into the home (the body, streamed; its directory must exist); it replaces a file there whole",
+			inMedia: mediaFile, out: apitype.FileWritten{}, errs: append(fileErrs, errs(507, apitype.CodeHomeFull))}},
+		{pattern: "GET /sessions/{id}/files/{path...}", h: s.handleGetFile, doc: doc{summary: "download a regular file of the home",
+			media: mediaFile, errs: fileErrs}},
+		{pattern: "DELETE /sessions/{id}/files/{path...}", h: s.handleDeleteFile, doc: doc{summary: "delete a file, a link (not its target) or an empty directory of the home",
+			status: http.StatusNoContent, errs: append(fileErrs, errs(409, apitype.CodeNotEmpty))}},
+		{pattern: "GET /sessions/{id}/dir/{path...}", h: s.handleListDir, doc: doc{summary: "list a directory of the home (empty path: the home); links are listed, not followed",
+			out: apitype.FileList{}, errs: append(fileErrs, errs(409, apitype.CodeNotDir))}},
+
+		// The clipboard, through the input pipeline: setting it is input.
+		{pattern: "GET /sessions/{id}/clipboard", h: s.handleGetClipboard, doc: doc{summary: "read the desktop's clipboard (?mime=image/png for an image; text by default)",
+			out: apitype.Clipboard{}, params: []param{query("mime", "text/plain;charset=utf-8 (default) or image/png")},
+			errs: []answer{errs(400, apitype.CodeBadAction, apitype.CodeBadID), refused, notFound, errs(409, apitype.CodeNotRunning, apitype.CodeBusy, apitype.CodeAgentOutdated), agentDown, unavailable}}},
+		{pattern: "PUT /sessions/{id}/clipboard", h: s.handleSetClipboard, doc: doc{summary: "set the desktop's clipboard: text, or a PNG in base64 (mime image/png)",
+			in: apitype.Clipboard{}, status: http.StatusNoContent, params: []param{leaseParam},
+			errs: []answer{errs(400, apitype.CodeBadAction, apitype.CodeBadID, apitype.CodeMissingField), refused, notFound,
 				errs(409, apitype.CodeNotRunning, apitype.CodeBusy, apitype.CodeControlHeld, apitype.CodeBadLease, apitype.CodeAgentOutdated), agentDown, unavailable}}},
 
 		// One control lease per session: a task, a person, or nobody.
@@ -145,6 +167,7 @@ func (s *Server) routes() []route {
 }
 
 var (
+	fileErrs = []answer{errs(400, apitype.CodeBadPath, apitype.CodeBadID), notFound, errs(409, apitype.CodeNotRunning, apitype.CodeNotFile), unavailable}
 	themeDoc = doc{summary: "change the session's theme, live", in: apitype.SetTheme{}, out: apitype.Session{},
 		errs: []answer{errs(400, apitype.CodeBadTheme, apitype.CodeBadID), refused, notFound, errs(409, apitype.CodeNotRunning, apitype.CodeBusy), agentDown, unavailable}}
 	assetDoc = doc{summary: "the live view's files (scripts, styles, noVNC's modules)", media: mediaFile, errs: []answer{errs(http.StatusNotFound)}}

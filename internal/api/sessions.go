@@ -182,6 +182,20 @@ func (s *Server) handleStartSession(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
+// handleSetResolution serves PUT /sessions/{id}/resolution {"resolution": "WxH"}.
+func (s *Server) handleSetResolution(w http.ResponseWriter, r *http.Request) error {
+	body, err := decode[apitype.SetResolution](w, r, maxBody)
+	if err != nil {
+		return err
+	}
+	se, err := s.sessions.SetResolution(r.Context(), r.PathValue("id"), body.Resolution)
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, s.toAPI(r.Context(), se))
+	return nil
+}
+
 // handleSetTheme serves PUT (or POST) /sessions/{id}/theme {"theme": name}.
 func (s *Server) handleSetTheme(w http.ResponseWriter, r *http.Request) error {
 	body, err := decode[apitype.SetTheme](w, r, maxBody)
@@ -319,6 +333,12 @@ func imageToAPI(im *agentapi.Image) *apitype.Image {
 	return &apitype.Image{Format: im.Format, Width: im.Width, Height: im.Height, Scale: im.Scale, Data: im.Data}
 }
 
+// inputActor is who sends a request's input: its credential, with the
+// control lease it names.
+func inputActor(r *http.Request) sessions.Actor {
+	return sessions.Actor{Name: audit.ActorFrom(r.Context()), Claim: control.Claim{Lease: r.Header.Get(apitype.HeaderLease)}}
+}
+
 // handleActions serves POST /sessions/{id}/actions: results per action,
 // and the observation if asked.
 func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) error {
@@ -330,8 +350,7 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	who := sessions.Actor{Name: audit.ActorFrom(r.Context()), Claim: control.Claim{Lease: r.Header.Get(apitype.HeaderLease)}}
-	res, err := s.sessions.Act(r.Context(), r.PathValue("id"), who, reqs, obs)
+	res, err := s.sessions.Act(r.Context(), r.PathValue("id"), inputActor(r), reqs, obs)
 	if err != nil {
 		return err
 	}
@@ -354,6 +373,7 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) error {
 		if c := ar.Response.Cursor; c != nil {
 			o.Cursor = &[2]int{c.X, c.Y}
 		}
+		o.Clipboard = clipboardToAPI(ar.Response.Clipboard)
 		out.Results = append(out.Results, o)
 	}
 	encode(w, http.StatusOK, out)

@@ -190,6 +190,11 @@ type SetTheme struct {
 	Theme string `json:"theme"`
 }
 
+// SetResolution is the body of PUT /sessions/{id}/resolution.
+type SetResolution struct {
+	Resolution string `json:"resolution"` // WIDTHxHEIGHT
+}
+
 // Actions is the body of POST /sessions/{id}/actions in its long form. The
 // short forms are one action object, or a JSON array of them.
 type Actions struct {
@@ -223,6 +228,8 @@ type ActionResult struct {
 	Cursor *[2]int `json:"cursor,omitempty"`
 	// Image is set for a screenshot action.
 	Image *Image `json:"image,omitempty"`
+	// Clipboard is set for a clipboard_get action.
+	Clipboard *Clipboard `json:"clipboard,omitempty"`
 	// TookMS is how long the desktop took.
 	TookMS float64 `json:"took_ms"`
 }
@@ -269,6 +276,7 @@ func Codes() []string {
 		CodeBadCoordinate, CodeBadKey, CodeTimeout, CodeAgentOutdated,
 		CodeTooManySessions, CodeTooManyStreams, CodeRequestTimeout,
 		CodeSnapshotInUse, CodeBadSnapshot,
+		CodeBadPath, CodeNotFile, CodeNotDir, CodeNotEmpty, CodeHomeFull,
 	}
 	slices.Sort(codes)
 	return codes

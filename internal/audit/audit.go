@@ -49,13 +49,16 @@ const (
 	// KindEgress entries record each connection a desktop asked the
 	// fleet's egress gateway for, allowed or not.
 	KindEgress Kind = "egress"
+	// KindFile entries record each file read, written, listed or deleted
+	// in a home through the API: the path, bytes and SHA-256.
+	KindFile Kind = "file"
 	// KindAudit entries are written by the log itself: a repair of a torn
 	// tail (Detail["event"] == "repair") is one.
 	KindAudit Kind = "audit"
 )
 
 // Kinds lists every kind, in the order above.
-var Kinds = []Kind{KindAction, KindCost, KindSession, KindTask, KindView, KindControl, KindEgress, KindAudit}
+var Kinds = []Kind{KindAction, KindCost, KindSession, KindTask, KindView, KindControl, KindEgress, KindFile, KindAudit}
 
 func (k Kind) valid() bool {
 	for _, v := range Kinds {

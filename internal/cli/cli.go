@@ -44,6 +44,7 @@ var commands = []command{
 	{"mcp", "serve the fleet's sessions as MCP tools on stdin/stdout (ATELIER_URL, ATELIER_API_TOKEN)", runMCP},
 	{"audit", "verify audit files offline; show a session's audit (--follow)", runAudit},
 	{"action", "send actions (JSON on stdin) to a desktop's agent socket", runAction},
+	{"cp", "copy a file into or out of a session's home: atelier cp LOCAL SESSION:PATH, or SESSION:PATH LOCAL", runCp},
 	{"screenshot", "save a screenshot of a desktop", runScreenshot},
 	{"version", "print the version", runVersion},
 }

@@ -20,6 +20,7 @@ var sessionCommands = []command{
 	{"start", "start a stopped session and wait for its desktop", runSessionStart},
 	{"rm", "remove a session (its home is kept unless --purge)", runSessionRemove},
 	{"theme", "change a session's theme, live", runSessionTheme},
+	{"resolution", "change a session's desktop size (WIDTHxHEIGHT), live", runSessionResolution},
 	{"screenshot", "save a screenshot of a session's desktop", runSessionScreenshot},
 	{"revoke-links", "revoke every live-view link of a session and close its open views", runSessionRevokeLinks},
 }
@@ -276,6 +277,23 @@ func runSessionTheme(ctx context.Context, env *Env, args []string) error {
 		return printJSON(env.Stdout, s)
 	}
 	fmt.Fprintf(env.Stdout, "%s theme %s\n", s.ID, s.Theme)
+	return nil
+}
+
+func runSessionResolution(ctx context.Context, env *Env, args []string) error {
+	fs := newFlagSet(env, "session resolution", "SESSION WIDTHxHEIGHT [--json]")
+	pos, c, asJSON, err := clientCommand(env, fs, args, 2)
+	if err != nil {
+		return err
+	}
+	s, err := c.SetResolution(ctx, pos[0], pos[1])
+	if err != nil {
+		return explain(err)
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, s)
+	}
+	fmt.Fprintf(env.Stdout, "%s resolution %s\n", s.ID, s.Resolution)
 	return nil
 }
 

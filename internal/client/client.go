@@ -76,7 +76,10 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if c.via != "" {
 		req.Header.Set(apitype.HeaderVia, c.via)
 	}
-	if body != nil {
+	if s, ok := body.(*sized); ok && s.n >= 0 {
+		req.ContentLength = s.n
+	}
+	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
@@ -122,8 +125,13 @@ func (c *Client) callHeader(ctx context.Context, method, path string, q url.Valu
 	if out == nil {
 		return nil
 	}
+	return decodeJSON(resp, out)
+}
+
+// decodeJSON decodes a successful answer's JSON body into out.
+func decodeJSON(resp *http.Response, out any) error {
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		return fmt.Errorf("%s %s: decode answer: %w", resp.Request.Method, resp.Request.URL.Path, err)
 	}
 	return nil
 }
@@ -185,6 +193,12 @@ func (c *Client) DeleteSession(ctx context.Context, id string, purge bool) error
 func (c *Client) SetTheme(ctx context.Context, id, theme string) (apitype.Session, error) {
 	var s apitype.Session
 	return s, c.call(ctx, http.MethodPut, "/sessions/"+url.PathEscape(id)+"/theme", nil, apitype.SetTheme{Theme: theme}, &s, http.StatusOK)
+}
+
+// SetResolution changes a session's output size (WIDTHxHEIGHT), live.
+func (c *Client) SetResolution(ctx context.Context, id, resolution string) (apitype.Session, error) {
+	var s apitype.Session
+	return s, c.call(ctx, http.MethodPut, "/sessions/"+url.PathEscape(id)+"/resolution", nil, apitype.SetResolution{Resolution: resolution}, &s, http.StatusOK)
 }
 
 // ScreenshotOptions shape a screenshot; zero values are PNG at scale 1.

@@ -66,6 +66,7 @@ var kits = map[string]kit{
 		lacks: map[Feature]string{
 			EgressGateway: "desktops in pods have no egress gateway yet (their NetworkPolicy allows no egress at all), " +
 				"and the test cluster's bridge CNI does not enforce NetworkPolicy, so the pod network is open there",
+			HostHome: "a home is a volume in the cluster, not a directory on the fleet's host",
 			HomeQuota: "a home is a PersistentVolumeClaim whose size the storage class enforces (the test cluster's local volumes do not); " +
 				"the runtime reports no usage",
 		},
@@ -144,6 +145,7 @@ type Feature string
 const (
 	EgressGateway Feature = "the egress gateway and an isolated network"
 	HomeQuota     Feature = "home disk quotas"
+	HostHome      Feature = "homes the fleet opens on its host (the file API)"
 )
 
 // Requires skips the test, loudly, when runtime lacks feature.

@@ -79,7 +79,7 @@ func (a Audit) RecordAction(ctx context.Context, id string, rec sessions.ActionR
 	if err != nil {
 		return fmt.Errorf("audit action: %w", err)
 	}
-	_, err = a.Log.Append(ctx, audit.Entry{Session: id, Actor: who, Kind: audit.KindAction, Action: b, Result: &res})
+	_, err = a.Log.Append(ctx, audit.Entry{Session: id, Actor: who, Kind: audit.KindAction, Action: b, Result: &res, Detail: rec.Detail})
 	return err
 }
 

@@ -64,6 +64,7 @@ func NewServer(c *client.Client, version string, log *slog.Logger) *Server {
 		"Refused while a person holds the session's control: wait and try again later (or pass the lease_id of your own take_over)."}, t.computer)
 	addTaskTools(s, t)
 	addControlTools(s, t)
+	addFileTools(s, t)
 	addResources(s, t)
 	return &Server{Server: s, watch: w}
 }

@@ -42,7 +42,7 @@ type Runtime interface {
 	// (EndpointVNC).
 	Dial(ctx context.Context, id string, endpoint Endpoint) (net.Conn, error)
 	// WriteRunFile atomically writes a file into the desktop's run dir
-	// (desktop.BudgetFile, desktop.ThemeFile).
+	// (desktop.BudgetFile, desktop.ThemeFile, desktop.ResolutionFile).
 	WriteRunFile(ctx context.Context, id, name string, data []byte) error
 	// GateSocket returns the host path of the unix socket the fleet's
 	// egress gateway listens on for desktop id. Its directory is the
@@ -51,6 +51,12 @@ type Runtime interface {
 	GateSocket(id string) (string, error)
 	// ExportHome writes the desktop's home as a tar stream.
 	ExportHome(ctx context.Context, id string, w io.Writer) error
+	// Home reports where the desktop's home is on the host and who owns
+	// it, for the fleet's file API; the home is the desktop's, so its
+	// content is hostile (the caller resolves paths beneath it, never
+	// through links), while the returned directory itself is the
+	// runtime's to name.
+	Home(ctx context.Context, id string) (HomeDir, error)
 	// Close releases the runtime's resources and leaves desktops running.
 	Close() error
 }
@@ -159,6 +165,14 @@ type HomeUsage struct {
 	// Quota is the filesystem's size. Its own journal and tables take a
 	// few percent of it (more of a small one), so Used+Free is less.
 	Quota int64
+}
+
+// HomeDir is a desktop's home as the host sees it.
+type HomeDir struct {
+	// Path is the home's root on the host.
+	Path string
+	// UID and GID own the home: files the fleet writes are given to them.
+	UID, GID int
 }
 
 // ErrNotFound is returned by a runtime for an id it has no desktop for.

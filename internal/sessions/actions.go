@@ -2,6 +2,9 @@ package sessions
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -218,6 +221,7 @@ func (m *Manager) audit(ctx context.Context, id string, who Actor, ar ActionResu
 		return
 	}
 	rec := ActionRecord{Actor: who.Name, Request: ar.Request, OK: ar.Err == nil && ar.NotRun == nil, Error: ar.Err, Took: ar.Took}
+	redactClipboard(&rec, ar.Response)
 	if ar.NotRun != nil {
 		rec.NotRun = ar.NotRun.Error()
 		if !errors.Is(ar.NotRun, ErrEarlierFailed) {
@@ -227,6 +231,29 @@ func (m *Manager) audit(ctx context.Context, id string, who Actor, ar ActionResu
 	if err := m.opts.Auditor.RecordAction(context.WithoutCancel(ctx), id, rec); err != nil {
 		m.log.Error("audit action", "session", id, "verb", string(ar.Request.Action), "err", err)
 	}
+}
+
+// redactClipboard keeps a clipboard's content out of the audit: its length
+// and SHA-256 stand in for it, of what was set or read.
+func redactClipboard(rec *ActionRecord, resp agentapi.Response) {
+	var content []byte
+	switch rec.Request.Action {
+	case agentapi.ClipboardSet:
+		content, _ = rec.Request.ClipboardBytes()
+		rec.Request.Data = ""
+	case agentapi.ClipboardGet:
+		if resp.Clipboard == nil {
+			return
+		}
+		content = []byte(resp.Clipboard.Data)
+		if resp.Clipboard.Mime == agentapi.MimePNG {
+			content, _ = base64.StdEncoding.DecodeString(resp.Clipboard.Data)
+		}
+	default:
+		return
+	}
+	sum := sha256.Sum256(content)
+	rec.Detail = map[string]any{"bytes": len(content), "sha256": hex.EncodeToString(sum[:])}
 }
 
 func screenshotRequest(o ScreenshotOptions) (agentapi.Request, error) {

@@ -122,6 +122,9 @@ type ActionRecord struct {
 	// NotRun says why the action did not run; empty when it ran.
 	NotRun string
 	Took   time.Duration
+	// Detail holds facts of the action kept in place of its content: a
+	// clipboard's bytes and SHA-256 (Request.Data is emptied).
+	Detail map[string]any
 }
 
 // Session is a session as the manager reports it: the stored facts and the
@@ -413,9 +416,12 @@ func (m *Manager) startLocked(ctx context.Context, se store.Session) error {
 	if err := m.openGate(se); err != nil {
 		return err
 	}
-	// The theme may have changed while the desktop was stopped.
+	// The theme and size may have changed while the desktop was stopped.
 	if err := m.rt.WriteRunFile(ctx, se.ID, desktop.ThemeFile, []byte(se.Theme+"\n")); err != nil {
 		m.log.Warn("write theme file", "session", se.ID, "err", err)
+	}
+	if err := m.rt.WriteRunFile(ctx, se.ID, desktop.ResolutionFile, []byte(se.Resolution.String()+"\n")); err != nil {
+		m.log.Warn("write resolution file", "session", se.ID, "err", err)
 	}
 	return nil
 }
@@ -855,6 +861,38 @@ func (m *Manager) Delete(ctx context.Context, id string, purge bool) error {
 	m.recordLifecycle(ctx, id, EventDeleted)
 	m.log.Info("session deleted", "session", id, "purge", purge)
 	return nil
+}
+
+// SetResolution changes a session's output size. A running desktop takes
+// it live (its output's mode; screenshots, the live view and the bounds of
+// actions follow), a stopped one at its next start.
+func (m *Manager) SetResolution(ctx context.Context, id, res string) (Session, error) {
+	se, err := m.stored(ctx, id)
+	if err != nil {
+		return Session{}, err
+	}
+	r, err := desktop.ParseResolution(res)
+	if err != nil {
+		return Session{}, fmt.Errorf("%w: %v", ErrBadResolution, err)
+	}
+	l, err := m.lock(id)
+	if err != nil {
+		return Session{}, err
+	}
+	defer l.op.Unlock()
+	// Stored first: the actions' bounds are checked against it, and a
+	// desktop restarting meanwhile is handed it.
+	if err := m.st.SetSessionResolution(ctx, id, r, m.opts.Now().UTC()); err != nil {
+		return Session{}, err
+	}
+	if se.Desired == store.DesiredRunning {
+		if err := m.rt.WriteRunFile(ctx, id, desktop.ResolutionFile, []byte(r.String()+"\n")); err != nil {
+			return Session{}, fmt.Errorf("%w: %s: write resolution: %v", ErrUnavailable, id, err)
+		}
+	}
+	m.log.Info("session resolution set", "session", id, "resolution", r.String())
+	se.Resolution = r
+	return m.observe(ctx, se), nil
 }
 
 // SetTheme changes a session's theme. A running desktop takes it live,

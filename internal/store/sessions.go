@@ -92,16 +92,22 @@ func (s *Store) ListSessions(ctx context.Context) ([]Session, error) {
 
 // SetSessionDesired records whether the session should run.
 func (s *Store) SetSessionDesired(ctx context.Context, id, desired string, now time.Time) error {
-	return s.updateSession(ctx, id, `desired=?`, desired, now)
+	return s.updateSession(ctx, id, `desired=?`, now, desired)
 }
 
 // SetSessionTheme records the session's theme.
 func (s *Store) SetSessionTheme(ctx context.Context, id, theme string, now time.Time) error {
-	return s.updateSession(ctx, id, `theme=?`, theme, now)
+	return s.updateSession(ctx, id, `theme=?`, now, theme)
 }
 
-func (s *Store) updateSession(ctx context.Context, id, set string, value any, now time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET `+set+`, updated_at=? WHERE id=?`, value, encodeTaskTime(now), id)
+// SetSessionResolution records the session's output size.
+func (s *Store) SetSessionResolution(ctx context.Context, id string, r desktop.Resolution, now time.Time) error {
+	return s.updateSession(ctx, id, `width=?, height=?`, now, r.Width, r.Height)
+}
+
+// updateSession sets columns of a session: set has one ? per value.
+func (s *Store) updateSession(ctx context.Context, id, set string, now time.Time, values ...any) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE sessions SET `+set+`, updated_at=? WHERE id=?`, append(values, encodeTaskTime(now), id)...)
 	if err != nil {
 		return fmt.Errorf("update session %s: %w", id, err)
 	}

@@ -83,12 +83,6 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 	if err != nil {
 		return failed("desktop: %v", err)
 	}
-	st, err := agent.Do(ctx, agentapi.Request{Action: agentapi.StatusVerb})
-	if err != nil || st.Status == nil {
-		return failed("desktop: %v", err)
-	}
-	outW, outH := st.Status.Width, st.Status.Height
-
 	var (
 		results  []model.Result
 		feedback string // a step error to feed back
@@ -106,6 +100,13 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		if err != nil || ctx.Err() != nil {
 			return failed("stopped")
 		}
+		// The output's size, at each step: the desktop may have been
+		// resized since the last (PUT /sessions/{id}/resolution).
+		st, err := agent.Do(ctx, agentapi.Request{Action: agentapi.StatusVerb})
+		if err != nil || st.Status == nil {
+			return failed("desktop: %v", err)
+		}
+		outW, outH := st.Status.Width, st.Status.Height
 		shot, err := m.screenshot(ctx, agent, conv.ScreenshotScale(outW, outH), outW, outH)
 		if err != nil {
 			return failed("desktop: %v", err)

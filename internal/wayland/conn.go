@@ -120,6 +120,24 @@ func (c *Conn) newObject(h func(*Event)) uint32 {
 	return id
 }
 
+// serverIDs is where the ids of objects the compositor creates begin.
+const serverIDs = 0xff000000
+
+// setHandler sends id's events to h. A nil h forgets a compositor's
+// object, and silences one of this client until delete_id frees its id.
+func (c *Conn) setHandler(id uint32, h func(*Event)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case h != nil:
+		c.handlers[id] = h
+	case id >= serverIDs:
+		delete(c.handlers, id)
+	default:
+		c.handlers[id] = func(*Event) {}
+	}
+}
+
 // Send writes one request, with its file descriptors.
 func (c *Conn) Send(m *Message) error {
 	b, err := m.bytes()

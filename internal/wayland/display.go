@@ -25,6 +25,8 @@ type Display struct {
 	output, seat, shm      uint32
 	screencopy, vkbd, vptr uint32
 	screencopyVersion      uint32
+	dataControl            uint32     // 0 if the compositor lacks it
+	clip                   *clipboard // nil without dataControl
 
 	mu            sync.Mutex
 	width, height int // current mode of the output
@@ -108,6 +110,16 @@ func (d *Display) bindAll(ctx context.Context) error {
 	}
 	if d.vptr, _, err = bind(ifaceVirtualPtr, 1, nil); err != nil {
 		return err
+	}
+	// The clipboard is optional: without it the other verbs still work.
+	if _, ok := globals[ifaceDataControl]; ok {
+		dc, _, err := bind(ifaceDataControl, 2, nil)
+		if err != nil {
+			return err
+		}
+		if err := d.startClipboard(dc); err != nil {
+			return err
+		}
 	}
 	// The output announces its mode in response to the bind.
 	if err := d.Roundtrip(ctx); err != nil {

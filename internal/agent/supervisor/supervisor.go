@@ -101,6 +101,7 @@ type Supervisor struct {
 	comps map[string]*agentapi.Component
 	procs map[string]*proc // running processes, for signals
 	theme desktop.Theme
+	res   desktop.Resolution // the output's mode: the fleet's, else opts'
 	ready bool
 }
 
@@ -202,6 +203,12 @@ func (s *Supervisor) prepare() error {
 	if err := os.Chmod(s.xdgDir, 0o700); err != nil {
 		return fmt.Errorf("supervisor: %w", err)
 	}
+	s.res = s.opts.Resolution
+	if r, err := s.readResolution(); err == nil {
+		s.res = r
+	} else if !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("resolution file ignored", "err", err)
+	}
 	if name, err := os.ReadFile(filepath.Join(s.opts.RunDir, desktop.ThemeFile)); err == nil {
 		if th, err := desktop.LookupTheme(string(name)); err == nil {
 			s.theme = th
@@ -214,7 +221,7 @@ func (s *Supervisor) prepare() error {
 
 func (s *Supervisor) render() error {
 	s.mu.Lock()
-	c := desktop.Config{Theme: s.theme, Resolution: s.opts.Resolution, RunDir: s.opts.RunDir, AgentPath: s.opts.AgentPath}
+	c := desktop.Config{Theme: s.theme, Resolution: s.res, RunDir: s.opts.RunDir, AgentPath: s.opts.AgentPath}
 	s.mu.Unlock()
 	return desktop.Render(s.configDir, c)
 }

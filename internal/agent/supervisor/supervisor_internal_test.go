@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"atelier/desktop"
 )
 
 func TestBackoff(t *testing.T) {
@@ -49,8 +51,8 @@ func TestThemeEvent(t *testing.T) {
 		{batch("theme")[:unix.SizeofInotifyEvent+2], false}, // truncated
 		{nil, false},
 	} {
-		if got := themeEvent(tt.batch); got != tt.want {
-			t.Errorf("themeEvent(%q) = %v, want %v", tt.batch, got, tt.want)
+		if got := runFileEvent(tt.batch, desktop.ThemeFile); got != tt.want {
+			t.Errorf("runFileEvent(%q, theme) = %v, want %v", tt.batch, got, tt.want)
 		}
 	}
 }

@@ -42,14 +42,17 @@ func (s *Supervisor) watchTheme(ctx context.Context) {
 			}
 			return
 		}
-		if themeEvent(buf[:n]) {
+		if runFileEvent(buf[:n], desktop.ThemeFile) {
 			s.applyThemeFile(ctx)
+		}
+		if runFileEvent(buf[:n], desktop.ResolutionFile) {
+			s.applyResolutionFile(ctx)
 		}
 	}
 }
 
-// themeEvent reports whether a batch of inotify events names the theme file.
-func themeEvent(b []byte) bool {
+// runFileEvent reports whether a batch of inotify events names file.
+func runFileEvent(b []byte, file string) bool {
 	for len(b) >= unix.SizeofInotifyEvent {
 		nameLen := int(binary.NativeEndian.Uint32(b[12:16]))
 		end := unix.SizeofInotifyEvent + nameLen
@@ -57,7 +60,7 @@ func themeEvent(b []byte) bool {
 			return false
 		}
 		name := bytes.TrimRight(b[unix.SizeofInotifyEvent:end], "\x00")
-		if string(name) == desktop.ThemeFile {
+		if string(name) == file {
 			return true
 		}
 		b = b[end:]

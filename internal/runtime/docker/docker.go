@@ -619,8 +619,8 @@ func (r *Runtime) GateSocket(id string) (string, error) {
 
 // WriteRunFile atomically writes the budget or theme file of the run dir.
 func (r *Runtime) WriteRunFile(ctx context.Context, id, name string, data []byte) error {
-	if name != desktop.BudgetFile && name != desktop.ThemeFile {
-		return fmt.Errorf("write run file %q of %s: only %s and %s are the fleet's to write", name, id, desktop.BudgetFile, desktop.ThemeFile)
+	if name != desktop.BudgetFile && name != desktop.ThemeFile && name != desktop.ResolutionFile {
+		return fmt.Errorf("write run file %q of %s: only %s, %s and %s are the fleet's to write", name, id, desktop.BudgetFile, desktop.ThemeFile, desktop.ResolutionFile)
 	}
 	if err := r.exists(id); err != nil {
 		return fmt.Errorf("write run file: %w", err)
@@ -663,6 +663,26 @@ func (r *Runtime) ExportHome(ctx context.Context, id string, w io.Writer) error 
 		return fmt.Errorf("export home of %s: %w", id, err)
 	}
 	return nil
+}
+
+// Home reports the desktop's home on the host: its own filesystem's home
+// if it has one, else the engine's directory of its volume (the fleet
+// runs beside the engine, as root, either way).
+func (r *Runtime) Home(ctx context.Context, id string) (runtime.HomeDir, error) {
+	h := r.home(id)
+	if ok, err := h.Exists(); err != nil {
+		return runtime.HomeDir{}, fmt.Errorf("home of %s: %w", id, err)
+	} else if ok {
+		return runtime.HomeDir{Path: h.Path(), UID: DesktopUID, GID: DesktopGID}, nil
+	}
+	v, err := r.c.VolumeInspect(ctx, VolumeName(id), client.VolumeInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return runtime.HomeDir{}, fmt.Errorf("home of %s: %w", id, runtime.ErrNotFound)
+	}
+	if err != nil {
+		return runtime.HomeDir{}, fmt.Errorf("home of %s: %w", id, err)
+	}
+	return runtime.HomeDir{Path: v.Volume.Mountpoint, UID: DesktopUID, GID: DesktopGID}, nil
 }
 
 // rebase copies the engine's archive of a directory (entries named

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -93,6 +94,13 @@ func (r *Runtime) WriteRunFile(ctx context.Context, id, name string, data []byte
 		return fmt.Errorf("write run file %s of %s: %w", name, id, err)
 	}
 	return nil
+}
+
+// Home is unsupported: a home is a volume in the cluster, on no host the
+// fleet can open, so the file API answers unavailable on kube (snapshots
+// and clones stream through the link instead).
+func (r *Runtime) Home(ctx context.Context, id string) (runtime.HomeDir, error) {
+	return runtime.HomeDir{}, fmt.Errorf("home of %s: a kube home is a volume in the cluster, not a directory on the fleet's host: %w", id, errors.ErrUnsupported)
 }
 
 // ExportHome writes the desktop's home as a tar stream through its link,

@@ -637,8 +637,8 @@ func (r *Runtime) GateSocket(id string) (string, error) {
 // WriteRunFile atomically writes one of the files the fleet owns in the run
 // dir, owned by the desktop user so the desktop may read it.
 func (r *Runtime) WriteRunFile(ctx context.Context, id, name string, data []byte) error {
-	if name != desktop.BudgetFile && name != desktop.ThemeFile {
-		return fmt.Errorf("write run file %q: only %s and %s are written by the fleet", name, desktop.BudgetFile, desktop.ThemeFile)
+	if name != desktop.BudgetFile && name != desktop.ThemeFile && name != desktop.ResolutionFile {
+		return fmt.Errorf("write run file %q: only %s, %s and %s are written by the fleet", name, desktop.BudgetFile, desktop.ThemeFile, desktop.ResolutionFile)
 	}
 	d, err := r.lookup(id)
 	if err != nil {
@@ -664,6 +664,15 @@ func (r *Runtime) ExportHome(ctx context.Context, id string, w io.Writer) error 
 		return fmt.Errorf("export home of %s: %w", id, err)
 	}
 	return nil
+}
+
+// Home reports the desktop's home on the host.
+func (r *Runtime) Home(_ context.Context, id string) (runtime.HomeDir, error) {
+	d, err := r.lookup(id)
+	if err != nil {
+		return runtime.HomeDir{}, fmt.Errorf("home: %w", err)
+	}
+	return runtime.HomeDir{Path: d.home(), UID: r.uid, GID: r.gid}, nil
 }
 
 func fileExists(p string) bool {

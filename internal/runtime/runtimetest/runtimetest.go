@@ -14,8 +14,11 @@ import (
 	"io"
 	"maps"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,6 +219,16 @@ func testLifecycle(t *testing.T, opts Options, rt runtime.Runtime) {
 	// A file written by a program in the desktop lands in its home.
 	RunInTerminal(t, rt, id, "echo hi > ~/f")
 	WaitHomeFile(t, rt, id, "f", "hi\n")
+	// Home names that home on the host, owned by the desktop.
+	if hd, err := rt.Home(ctx, id); errors.Is(err, errors.ErrUnsupported) {
+		t.Logf("NOTE: this runtime has no host home (%v): the file API is unavailable on it", err)
+	} else if err != nil {
+		t.Errorf("Home: %v", err)
+	} else if b, err := os.ReadFile(filepath.Join(hd.Path, "f")); err != nil || string(b) != "hi\n" {
+		t.Errorf("Home %+v: f = %q (%v), want the desktop's file", hd, b, err)
+	} else if fi, err := os.Stat(filepath.Join(hd.Path, "f")); err != nil || int(fi.Sys().(*syscall.Stat_t).Uid) != hd.UID {
+		t.Errorf("Home %+v: the desktop's file is not owned by its UID", hd)
+	}
 
 	if opts.PodNetwork {
 		// The link's key and the cluster's service account token are

@@ -178,6 +178,11 @@ func (f *Runtime) GateSocket(id string) (string, error) {
 // ExportHome writes nothing.
 func (f *Runtime) ExportHome(context.Context, string, io.Writer) error { return nil }
 
+// Home fails: the fake keeps no home.
+func (f *Runtime) Home(context.Context, string) (runtime.HomeDir, error) {
+	return runtime.HomeDir{}, errors.New("the fake runtime keeps no home")
+}
+
 // Close does nothing.
 func (f *Runtime) Close() error { return nil }
 
