@@ -56,10 +56,18 @@ const sessionIdle = 30 * time.Minute
 // HTTPHandler serves the tools of NewServer over MCP's streamable HTTP
 // transport: sessions (Mcp-Session-Id) closed after sessionIdle without a
 // request, and streams a client may resume from a memory event store.
-func HTTPHandler(c *client.Client, version string) http.Handler {
+// sessions counts the MCP sessions open, for the fleet's metrics.
+func HTTPHandler(c *client.Client, version string) (h http.Handler, sessions func() int) {
 	s := NewServer(c, version)
-	return sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s },
+	h = sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return s },
 		&sdk.StreamableHTTPOptions{SessionTimeout: sessionIdle, EventStore: sdk.NewMemoryEventStore(nil)})
+	return h, func() int {
+		n := 0
+		for range s.Sessions() {
+			n++
+		}
+		return n
+	}
 }
 
 type tools struct{ c *client.Client }
