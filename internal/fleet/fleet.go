@@ -169,9 +169,7 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 		Ready: []api.ReadyCheck{{Name: "store", Check: f.Store.CheckWritable}, {Name: "runtime", Check: f.runtimeAnswers},
 			{Name: "sessions", Check: f.Sessions.CheckReconciled}},
 		ReadTimeout: cfg.HTTP.ReadTimeout, IdleTimeout: cfg.HTTP.IdleTimeout, MaxStreams: cfg.Limits.MaxStreams})
-	mx.Open("views_open", "Live views (VNC over WebSocket) open.", vh.OpenViews)
-	mx.Open("sse_streams_open", "Event streams (task SSE, audit follow) open.", f.API.OpenStreams)
-	mx.Open("mcp_sessions_open", "MCP sessions open on /mcp.", mcpSessions)
+	mx.WatchStreams(metrics.Streams{Views: vh.OpenViews, SSE: f.API.OpenStreams, MCPSessions: mcpSessions})
 	return f, nil
 }
 

@@ -217,11 +217,26 @@ func (m *Metrics) RecordEgress(_ string, r egress.Record) {
 	m.egressBytes.WithLabelValues("down").Add(float64(r.BytesDown))
 }
 
-// Open adds a gauge read at scrape time: how many of something are open
-// now (views, streams, MCP sessions). name takes the namespace.
-func (m *Metrics) Open(name, help string, count func() int) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help},
-		func() float64 { return float64(count()) }))
+// Streams count what is open now, read at scrape time.
+type Streams struct {
+	Views       func() int // live views (VNC over WebSocket)
+	SSE         func() int // task SSE and audit follow streams
+	MCPSessions func() int // MCP sessions on /mcp
+}
+
+// WatchStreams adds the gauges of what is open now.
+func (m *Metrics) WatchStreams(s Streams) {
+	for _, g := range []struct {
+		name, help string
+		count      func() int
+	}{
+		{"views_open", "Live views (VNC over WebSocket) open.", s.Views},
+		{"sse_streams_open", "Event streams (task SSE, audit follow) open.", s.SSE},
+		{"mcp_sessions_open", "MCP sessions open on /mcp.", s.MCPSessions},
+	} {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: g.name, Help: g.help},
+			func() float64 { return float64(g.count()) }))
+	}
 }
 
 // Watch adds the gauges read at scrape time: the sessions by state and
