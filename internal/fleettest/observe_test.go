@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -20,7 +21,9 @@ import (
 	"atelier/internal/apitype"
 	"atelier/internal/audit"
 	"atelier/internal/client"
+	"atelier/internal/config"
 	"atelier/internal/fleettest"
+	"atelier/internal/model/modeltest"
 )
 
 const metricsToken = "fleettest-scraper-0123456789"
@@ -346,4 +349,52 @@ func hasLogLine(t *testing.T, log, msg, id string) bool {
 		}
 	}
 	return false
+}
+
+// TestSpendMetrics runs a Holo task against a fake model server speaking
+// the OpenAI wire format, and checks the model metrics move with its real
+// usage and cost: tokens by kind, spend by backend and model, today's
+// spend, one latency sample per call.
+func TestSpendMetrics(t *testing.T) {
+	srv := modeltest.OpenAISteps(t, []modeltest.OpenAIStep{
+		holoStep("Look first.", map[string]any{"tool_name": "wait", "seconds": 0.1}, 0),
+		holoStep("Nothing to do.", map[string]any{"tool_name": "answer", "content": "done"}, 0),
+	})
+	f := fleettest.New(t, fleettest.Options{Token: token, MetricsToken: metricsToken, Model: config.Model{Backend: "holo", HoloEndpoint: srv.URL}})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	s, err := f.Client.CreateSession(ctx, apitype.CreateSession{Label: "spend"}, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := scrape(t, ctx, f)
+	sub, err := f.Client.SubmitTask(ctx, s.ID, taskSpec("look around"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTasksDone(t, ctx, f, s.ID)
+	task := getTask(t, ctx, f, sub.TaskID)
+	if task.Status != apitype.TaskDone || task.CostUSD <= 0 {
+		t.Fatalf("task %s cost %v: want done at a price", task.Status, task.CostUSD)
+	}
+	after := scrape(t, ctx, f)
+	holo := map[string]string{"backend": "holo", "model": task.Model}
+	for kind, want := range map[string]float64{"input": 2 * 2400, "output": 2 * 80} {
+		labels := map[string]string{"backend": "holo", "model": task.Model, "kind": kind}
+		if got := counter(after, "atelier_model_tokens_total", labels); got != want {
+			t.Errorf("atelier_model_tokens_total%v = %v, want %v", labels, got, want)
+		}
+	}
+	if got := counter(after, "atelier_model_cost_usd_total", holo); math.Abs(got-task.CostUSD) > 1e-12 {
+		t.Errorf("atelier_model_cost_usd_total%v = %v, want the task's cost %v", holo, got, task.CostUSD)
+	}
+	spent := func(fams map[string]*dto.MetricFamily) float64 {
+		return sample(fams, "atelier_budget_spent_usd", nil).GetGauge().GetValue()
+	}
+	if d := spent(after) - spent(before); math.Abs(d-task.CostUSD) > 1e-9 {
+		t.Errorf("atelier_budget_spent_usd moved by %v, want the task's cost %v", d, task.CostUSD)
+	}
+	if n := histCount(after, "atelier_model_request_duration_seconds", map[string]string{"backend": "holo", "outcome": "ok"}); n != 2 {
+		t.Errorf("atelier_model_request_duration_seconds{holo,ok} count = %d, want 2", n)
+	}
 }
