@@ -133,6 +133,13 @@ func TestImportRules(t *testing.T) {
 		if path != "atelier/internal/metrics" && imports("github.com/prometheus") {
 			t.Errorf("%s imports client_golang: only internal/metrics may", path)
 		}
+		// Traces likewise: the SDK and its exporter are set up by
+		// internal/tracing alone; the others start spans through the API.
+		for _, sdk := range []string{"go.opentelemetry.io/otel/sdk", "go.opentelemetry.io/otel/exporters"} {
+			if path != "atelier/internal/tracing" && imports(sdk) {
+				t.Errorf("%s imports %s: only internal/tracing may", path, sdk)
+			}
+		}
 		for _, domain := range []string{"atelier/internal/sessions", "atelier/internal/tasks", "atelier/internal/budget", "atelier/internal/store", "atelier/internal/audit"} {
 			if under(path, domain) && slices.ContainsFunc(p.Deps, func(d string) bool { return under(d, "atelier/internal/metrics") || under(d, "github.com/prometheus") }) {
 				t.Errorf("%s depends on the metrics: domain packages report through their own interfaces", path)

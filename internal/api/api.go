@@ -85,6 +85,9 @@ type Server struct {
 	openapi  []byte // the OpenAPI document, GET /openapi.json
 }
 
+// OpenStreams returns how many streams (task SSE, audit follow) are open.
+func (s *Server) OpenStreams() int { return s.streams.count() }
+
 // New returns a Server; its Handler serves every route.
 func New(opts Options) *Server {
 	if opts.Logger == nil {
@@ -116,14 +119,14 @@ func New(opts Options) *Server {
 		case !rt.open:
 			h = s.auth(h)
 		}
-		mux.Handle(rt.pattern, s.serve(h))
+		mux.Handle(rt.pattern, named(rt.pattern, s.serve(h)))
 		s.patterns = append(s.patterns, rt.pattern)
 	}
 	if opts.Console != nil {
 		mux.Handle("/console", opts.Console)
 		mux.Handle("/console/", opts.Console)
 	}
-	s.handler = withRequestID(s.recover(s.logRequests(secureHeaders(s.fallback(mux)))))
+	s.handler = withRequestID(traced(s.recover(s.logRequests(secureHeaders(s.fallback(mux))))))
 	return s
 }
 

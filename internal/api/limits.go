@@ -56,6 +56,17 @@ type streams struct {
 	open map[string]int
 }
 
+// count returns how many streams are open, over all keys.
+func (st *streams) count() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for _, k := range st.open {
+		n += k
+	}
+	return n
+}
+
 // acquire takes one of key's stream places; release gives it back.
 func (st *streams) acquire(key string) (release func(), err error) {
 	st.mu.Lock()

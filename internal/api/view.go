@@ -19,12 +19,12 @@ func (s *Server) viewLinks(ctx context.Context, id string) (embed, watch string)
 	}
 	c, err := s.opts.View.Link(ctx, id, view.ModeControl, 0)
 	if err != nil {
-		s.log.Error("mint embed link", "session", id, "err", err)
+		s.log.ErrorContext(ctx, "mint embed link", "session", id, "err", err)
 		return "", ""
 	}
 	v, err := s.opts.View.Link(ctx, id, view.ModeView, 0)
 	if err != nil {
-		s.log.Error("mint view link", "session", id, "err", err)
+		s.log.ErrorContext(ctx, "mint view link", "session", id, "err", err)
 		return c.URL, ""
 	}
 	return c.URL, v.URL
@@ -97,7 +97,7 @@ func (s *Server) handleRevokeEmbedTokens(w http.ResponseWriter, r *http.Request)
 		_, err := s.opts.Audit.Append(r.Context(), audit.Entry{Session: se.ID, Kind: audit.KindView,
 			Detail: map[string]any{"event": "revoke", "generation": gen, "closed_views": closed}})
 		if err != nil {
-			s.log.Error("audit revocation", "session", se.ID, "err", err)
+			s.log.ErrorContext(r.Context(), "audit revocation", "session", se.ID, "err", err)
 		}
 	}
 	encode(w, http.StatusOK, apitype.EmbedRevocation{SessionID: se.ID, Generation: gen, ClosedViews: closed})

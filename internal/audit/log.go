@@ -65,6 +65,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger reports repairs and background fsync errors. Default: discard.
 	Logger *slog.Logger
+	// OnAppend, if set, is told how long each write of an entry took
+	// (with its fsync under SyncAlways) and its error, for the fleet's
+	// metrics. It must not block.
+	OnAppend func(took time.Duration, err error)
 }
 
 // Log is a directory of per-session audit files. It is safe for
@@ -227,8 +231,12 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 			s.mu.Unlock()
 			continue
 		}
+		t0 := time.Now()
 		e, victims, err := l.appendLocked(s, e, body)
 		s.mu.Unlock()
+		if l.opts.OnAppend != nil {
+			l.opts.OnAppend(time.Since(t0), err)
+		}
 		l.evict(victims)
 		return e, err
 	}

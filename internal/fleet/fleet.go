@@ -1,9 +1,10 @@
 // Package fleet is the composition root: it opens every part of a fleet
 // from its configuration, in order (store, audit, runtime, snapshots,
-// egress gateway, sessions, control, live view, tasks, console, API),
-// serves the API, and closes the parts in the reverse order. `atelier
-// serve` and the test fleets (fleettest) are both made here, so a test
-// runs the fleet users run.
+// egress gateway, sessions, control, live view, tasks, console, API) with
+// its metrics and (if the environment asks) traces, serves the API, and
+// closes the parts in the reverse order. `atelier serve` and the test
+// fleets (fleettest) are both made here, so a test runs the fleet users
+// run.
 package fleet
 
 import (
@@ -34,6 +35,7 @@ import (
 	"atelier/internal/snapshot"
 	"atelier/internal/store"
 	"atelier/internal/tasks"
+	"atelier/internal/tracing"
 	"atelier/internal/view"
 )
 
@@ -82,6 +84,17 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 			f.Close()
 		}
 	}()
+	// Traces, if the environment asks for them, close last: every part's
+	// spans are flushed.
+	stopTraces, err := tracing.Setup(ctx, opts.Version)
+	if err != nil {
+		return nil, err
+	}
+	f.closing(func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+		return stopTraces(sctx)
+	})
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -89,9 +102,14 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 		return nil, err
 	}
 	f.closing(f.Store.Close)
+	// The metrics are fed by the audit log, the input pipeline, the task
+	// loop and the egress gateway, and read the sessions, the budget and
+	// the open streams at scrape time.
+	mx := metrics.New()
+	mx.SetAuditSync(cfg.Records.AuditSync.String())
 	// Opened before the runtime so it closes after the runtime detaches.
 	f.Audit, err = audit.Open(filepath.Join(cfg.DataDir, "audit"), audit.Options{Sync: cfg.Records.AuditSync,
-		RedactTypedText: cfg.Records.AuditRedactTyped, Logger: log.With("part", "audit")})
+		RedactTypedText: cfg.Records.AuditRedactTyped, Logger: log.With("part", "audit"), OnAppend: mx.ObserveAuditAppend})
 	if err != nil {
 		return nil, err
 	}
@@ -109,16 +127,13 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 	// Closed after the sessions: desktops keep running without egress
 	// until the next fleet opens their gates again.
 	gwOpts := opts.Gateway
-	gwOpts.Recorder, gwOpts.Logger = auditor, log.With("part", "egress")
+	gwOpts.Recorder, gwOpts.Logger = egressRecorders{auditor, mx}, log.With("part", "egress")
 	gw := egress.New(gwOpts)
 	f.closing(func() error { gw.Shutdown(); return nil })
 	// One control lease per session, which every input path passes
 	// through the sessions' pipeline.
 	leases := fleetwire.Control(f.Audit, cfg.View.ControlIdle)
 	f.closing(func() error { leases.Close(); return nil })
-	// The metrics are fed by the input pipeline and the task loop, and
-	// read the sessions and the budget at scrape time.
-	mx := metrics.New()
 	f.Sessions, err = sessions.Open(ctx, sessions.Options{Runtime: f.Runtime, Store: f.Store, Logger: log, Snapshots: snaps, Auditor: auditor, Observer: mx,
 		Control: leases, Gateway: gw, Egress: cfg.Egress, MaxSessions: cfg.Limits.MaxSessions, Reconcile: opts.Reconcile})
 	if err != nil {
@@ -164,7 +179,17 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (_ *Fleet, err e
 		Ready: []api.ReadyCheck{{Name: "store", Check: f.Store.CheckWritable}, {Name: "runtime", Check: f.runtimeAnswers},
 			{Name: "sessions", Check: f.Sessions.CheckReconciled}},
 		ReadTimeout: cfg.HTTP.ReadTimeout, IdleTimeout: cfg.HTTP.IdleTimeout, MaxStreams: cfg.Limits.MaxStreams})
+	mx.WatchStreams(metrics.Streams{Views: vh.OpenViews, SSE: f.API.OpenStreams, MCPSessions: ms.OpenSessions})
 	return f, nil
+}
+
+// egressRecorders tells each recorder of a connection in turn.
+type egressRecorders []egress.Recorder
+
+func (rs egressRecorders) RecordEgress(session string, r egress.Record) {
+	for _, rec := range rs {
+		rec.RecordEgress(session, r)
+	}
 }
 
 // runtimeAnswers is the runtime's readiness: it lists its desktops.

@@ -302,6 +302,16 @@ func testDesktopNetwork(t *testing.T, runtime string) {
 	if allowed != 2 || refused != 2 {
 		t.Errorf("audit of %s: %d allowed and %d refused egress entries, want 2 and 2", a.ID, allowed, refused)
 	}
+	// And the metrics count them by decision (this fleet has no token).
+	fams := scrape(t, ctx, f)
+	for decision, least := range map[string]float64{"allowed": 2, "refused": 2} {
+		if n := counter(fams, "atelier_egress_connections_total", map[string]string{"decision": decision}); n < least {
+			t.Errorf("atelier_egress_connections_total{%s} = %v, want %v or more", decision, n, least)
+		}
+	}
+	if n := counter(fams, "atelier_egress_bytes_total", map[string]string{"direction": "down"}); n < float64(2*len("hello from the internet\n")) {
+		t.Errorf("atelier_egress_bytes_total{down} = %v, want the two answers' bytes or more", n)
+	}
 
 	// The fleet's port on the host stays the fleet's: once it stops, the
 	// port is free for the next fleet, whatever the desktop bound.

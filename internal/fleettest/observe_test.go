@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,7 +19,10 @@ import (
 	"atelier/internal/agentapi"
 	"atelier/internal/apitype"
 	"atelier/internal/audit"
+	"atelier/internal/client"
+	"atelier/internal/config"
 	"atelier/internal/fleettest"
+	"atelier/internal/model/modeltest"
 )
 
 const metricsToken = "fleettest-scraper-0123456789"
@@ -146,13 +150,22 @@ func TestObservability(t *testing.T) {
 		t.Errorf("/metrics lacks the Go and process collectors")
 	}
 
-	s, err := f.Client.CreateSession(ctx, apitype.CreateSession{Label: "observe"}, 60*time.Second)
-	if err != nil {
+	if g := sample(before, "atelier_audit_fsync_mode", map[string]string{"mode": "always"}).GetGauge().GetValue(); g != 1 {
+		t.Errorf("atelier_audit_fsync_mode{always} = %v, want 1 (the default policy)", g)
+	}
+
+	const createID = "observe-create-1"
+	resp, body := send(t, ctx, http.MethodPost, f.URL+"/sessions?wait=ready", token, createID, map[string]any{"label": "observe"})
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	var s apitype.Session
+	if err := json.Unmarshal(body, &s); err != nil {
 		t.Fatal(err)
 	}
 	move := map[string]string{"verb": "mouse_move", "outcome": "ok"}
 	const reqID = "observe-move-1"
-	resp, body := send(t, ctx, http.MethodPost, f.URL+"/sessions/"+s.ID+"/actions", token, reqID,
+	resp, body = send(t, ctx, http.MethodPost, f.URL+"/sessions/"+s.ID+"/actions", token, reqID,
 		map[string]any{"action": "mouse_move", "coordinate": []int{300, 200}})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("act: %d %s", resp.StatusCode, body)
@@ -168,12 +181,48 @@ func TestObservability(t *testing.T) {
 		t.Fatalf("act with a failing key: %d %s", resp.StatusCode, body)
 	}
 
+	// A screenshot through the API, and one observation after an action.
+	if _, err := f.Client.Screenshot(ctx, s.ID, client.ScreenshotOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = send(t, ctx, http.MethodPost, f.URL+"/sessions/"+s.ID+"/actions", token, "",
+		map[string]any{"actions": []map[string]any{{"action": "mouse_move", "coordinate": []int{320, 220}}}, "observe": true, "settle": 0.01})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("act and observe: %d %s", resp.StatusCode, body)
+	}
+
+	// An audit follow is an open stream while it lasts.
+	sctx, stopFollow := context.WithCancel(ctx)
+	followDone := make(chan struct{})
+	go func() {
+		defer close(followDone)
+		req, _ := http.NewRequestWithContext(sctx, http.MethodGet, f.URL+"/sessions/"+s.ID+"/audit?follow=1", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	for open := 0.0; open != 1; {
+		open = sample(scrape(t, ctx, f), "atelier_sse_streams_open", nil).GetGauge().GetValue()
+		if ctx.Err() != nil {
+			t.Fatalf("atelier_sse_streams_open = %v with an audit follow open, want 1", open)
+		}
+	}
+	stopFollow()
+	<-followDone
+
 	script := []agentapi.Request{{Action: agentapi.MouseMove, Coordinate: &agentapi.Point{X: 50, Y: 60}}}
 	spec := taskSpec("move the mouse", script...)
 	spec.Backend = "scripted"
-	sub, err := f.Client.SubmitTask(ctx, s.ID, spec)
-	if err != nil {
-		t.Fatalf("submit: %v", err)
+	const taskReqID = "observe-task-1"
+	resp, body = send(t, ctx, http.MethodPost, f.URL+"/sessions/"+s.ID+"/task", token, taskReqID, spec)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", resp.StatusCode, body)
+	}
+	var sub apitype.TaskSubmitted
+	if err := json.Unmarshal(body, &sub); err != nil {
+		t.Fatal(err)
 	}
 	waitTasksDone(t, ctx, f, s.ID)
 	if task, err := f.Client.Task(ctx, sub.TaskID); err != nil || task.Status != apitype.TaskDone {
@@ -181,15 +230,41 @@ func TestObservability(t *testing.T) {
 	}
 
 	after := scrape(t, ctx, f)
-	if d := counter(after, "atelier_actions_total", move) - counter(before, "atelier_actions_total", move); d != 3 {
-		t.Errorf("atelier_actions_total{mouse_move,ok} moved by %v, want 3 (two by the API, one by the task)", d)
-	}
-	if d := histCount(after, "atelier_action_duration_seconds", move) - histCount(before, "atelier_action_duration_seconds", move); d != 3 {
-		t.Errorf("atelier_action_duration_seconds{mouse_move,ok} count moved by %d, want 3", d)
+	if d := histCount(after, "atelier_action_duration_seconds", move) - histCount(before, "atelier_action_duration_seconds", move); d != 4 {
+		t.Errorf("atelier_action_duration_seconds{mouse_move,ok} count moved by %d, want 4", d)
 	}
 	if sample(after, "atelier_actions_total", map[string]string{"verb": "key"}) == nil ||
 		counter(after, "atelier_actions_total", map[string]string{"verb": "key", "outcome": "ok"}) != 0 {
 		t.Errorf("the failed key is not counted under its error code: %v", after["atelier_actions_total"])
+	}
+	if d := counter(after, "atelier_actions_total", move) - counter(before, "atelier_actions_total", move); d != 4 {
+		t.Errorf("atelier_actions_total{mouse_move,ok} moved by %v, want 4 (three by the API, one by the task)", d)
+	}
+	// Screenshots: the API's, the observation's and one per task step.
+	png := map[string]string{"format": "png"}
+	if d := histCount(after, "atelier_screenshot_duration_seconds", png) - histCount(before, "atelier_screenshot_duration_seconds", png); d != 4 {
+		t.Errorf("atelier_screenshot_duration_seconds{png} count moved by %d, want 4", d)
+	}
+	if b := sample(after, "atelier_screenshot_bytes", png).GetHistogram(); b.GetSampleCount() != 4 || b.GetSampleSum() < 4*1000 {
+		t.Errorf("atelier_screenshot_bytes{png}: %d screenshots of %v bytes, want 4 of a kilobyte or more each", b.GetSampleCount(), b.GetSampleSum())
+	}
+	scripted := map[string]string{"backend": "scripted", "outcome": "ok"}
+	if n := histCount(after, "atelier_model_request_duration_seconds", scripted); n != 2 {
+		t.Errorf("atelier_model_request_duration_seconds{scripted,ok} count = %d, want 2 (one per step)", n)
+	}
+	if n := counter(after, "atelier_tasks_started_total", map[string]string{"backend": "scripted"}); n != 1 {
+		t.Errorf("atelier_tasks_started_total{scripted} = %v, want 1", n)
+	}
+	if n := histCount(after, "atelier_task_duration_seconds", map[string]string{"backend": "scripted", "status": "done"}); n != 1 {
+		t.Errorf("atelier_task_duration_seconds{scripted,done} count = %d, want 1", n)
+	}
+	// Every action and lifecycle event is an audit append.
+	okAppend := map[string]string{"outcome": "ok"}
+	if d := histCount(after, "atelier_audit_append_duration_seconds", okAppend) - histCount(before, "atelier_audit_append_duration_seconds", okAppend); d < 8 {
+		t.Errorf("atelier_audit_append_duration_seconds{ok} count moved by %d, want one per audited event (8 or more)", d)
+	}
+	if g := sample(after, "atelier_sse_streams_open", nil).GetGauge().GetValue(); g != 0 {
+		t.Errorf("atelier_sse_streams_open = %v once the follow ended, want 0", g)
 	}
 	if d := counter(after, "atelier_task_steps_total", nil) - counter(before, "atelier_task_steps_total", nil); d != 2 {
 		t.Errorf("atelier_task_steps_total moved by %v, want 2 (the move, then the finish)", d)
@@ -204,9 +279,14 @@ func TestObservability(t *testing.T) {
 		t.Errorf("/metrics lacks the budget's gauges")
 	}
 
-	// The request id is in the request's log line and its audit entry.
-	if !strings.Contains(logs.String(), `"request_id":"`+reqID+`"`) {
-		t.Errorf("no log line carries request id %s", reqID)
+	// The request id is in the request's log lines, those of the parts
+	// below the API it reached, and its audit entries.
+	for _, want := range []struct{ msg, id string }{
+		{"request", reqID}, {"session created", createID}, {"task started", taskReqID}, {"task ended", taskReqID},
+	} {
+		if !hasLogLine(t, logs.String(), want.msg, want.id) {
+			t.Errorf("no log line %q carries request id %s", want.msg, want.id)
+		}
 	}
 	status, body := apiCall(t, ctx, f, http.MethodGet, "/sessions/"+s.ID+"/audit?kind=action", nil)
 	if status != http.StatusOK {
@@ -220,5 +300,82 @@ func TestObservability(t *testing.T) {
 	}
 	if len(tagged) != 1 || !strings.Contains(string(tagged[0].Action), "mouse_move") {
 		t.Errorf("audit entries with request id %s: %+v, want the one mouse_move", reqID, tagged)
+	}
+	// The task's action is audited under the request that started it.
+	var byTask []audit.Entry
+	for _, e := range decodeEntries(t, body) {
+		if e.Actor == audit.ActorTask+sub.TaskID {
+			byTask = append(byTask, e)
+		}
+	}
+	if len(byTask) != 1 || byTask[0].RequestID != taskReqID {
+		t.Errorf("the task's audited actions: %+v, want one with request id %s", byTask, taskReqID)
+	}
+}
+
+// hasLogLine says whether the JSON log holds a line with message msg and
+// request id id.
+func hasLogLine(t *testing.T, log, msg, id string) bool {
+	t.Helper()
+	for line := range strings.Lines(log) {
+		var rec struct {
+			Msg       string `json:"msg"`
+			RequestID string `json:"request_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Msg == msg && rec.RequestID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSpendMetrics runs a Holo task against a fake model server speaking
+// the OpenAI wire format, and checks the model metrics move with its real
+// usage and cost: tokens by kind, spend by backend and model, today's
+// spend, one latency sample per call.
+func TestSpendMetrics(t *testing.T) {
+	srv := modeltest.OpenAISteps(t, []modeltest.OpenAIStep{
+		holoStep("Look first.", map[string]any{"tool_name": "wait", "seconds": 0.1}, 0),
+		holoStep("Nothing to do.", map[string]any{"tool_name": "answer", "content": "done"}, 0),
+	})
+	f := fleettest.New(t, fleettest.Options{Token: token, MetricsToken: metricsToken, Model: config.Model{Backend: "holo", HoloEndpoint: srv.URL}})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	s, err := f.Client.CreateSession(ctx, apitype.CreateSession{Label: "spend"}, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := scrape(t, ctx, f)
+	sub, err := f.Client.SubmitTask(ctx, s.ID, taskSpec("look around"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTasksDone(t, ctx, f, s.ID)
+	task := getTask(t, ctx, f, sub.TaskID)
+	if task.Status != apitype.TaskDone || task.CostUSD <= 0 {
+		t.Fatalf("task %s cost %v: want done at a price", task.Status, task.CostUSD)
+	}
+	after := scrape(t, ctx, f)
+	holo := map[string]string{"backend": "holo", "model": task.Model}
+	for kind, want := range map[string]float64{"input": 2 * 2400, "output": 2 * 80} {
+		labels := map[string]string{"backend": "holo", "model": task.Model, "kind": kind}
+		if got := counter(after, "atelier_model_tokens_total", labels); got != want {
+			t.Errorf("atelier_model_tokens_total%v = %v, want %v", labels, got, want)
+		}
+	}
+	if got := counter(after, "atelier_model_cost_usd_total", holo); math.Abs(got-task.CostUSD) > 1e-12 {
+		t.Errorf("atelier_model_cost_usd_total%v = %v, want the task's cost %v", holo, got, task.CostUSD)
+	}
+	spent := func(fams map[string]*dto.MetricFamily) float64 {
+		return sample(fams, "atelier_budget_spent_usd", nil).GetGauge().GetValue()
+	}
+	if d := spent(after) - spent(before); math.Abs(d-task.CostUSD) > 1e-9 {
+		t.Errorf("atelier_budget_spent_usd moved by %v, want the task's cost %v", d, task.CostUSD)
+	}
+	if n := histCount(after, "atelier_model_request_duration_seconds", map[string]string{"backend": "holo", "outcome": "ok"}); n != 2 {
+		t.Errorf("atelier_model_request_duration_seconds{holo,ok} count = %d, want 2", n)
 	}
 }

@@ -39,8 +39,15 @@ type TaskParts struct {
 	StepRetention time.Duration
 	Logger        *slog.Logger
 	// Observer, if set, is told every task's start and events beside the
-	// audit log (the fleet's metrics).
-	Observer tasks.Recorder
+	// audit log, and the loop's model calls and screenshots (the fleet's
+	// metrics).
+	Observer TaskObserver
+}
+
+// TaskObserver watches the tasks: what they record and what they call.
+type TaskObserver interface {
+	tasks.Recorder
+	tasks.Observer
 }
 
 // recorders tells each recorder in turn; the first error is returned,
@@ -103,6 +110,7 @@ func Tasks(ctx context.Context, p TaskParts) (*budget.Budget, *tasks.Manager, fu
 	}
 	if p.Observer != nil {
 		rs = append(rs, p.Observer)
+		opts.Observer = p.Observer
 	}
 	if len(rs) > 0 { // no recorder stays a nil interface
 		opts.Recorder = rs

@@ -86,6 +86,15 @@ func (s *Server) HTTPHandler() http.Handler {
 		&sdk.StreamableHTTPOptions{SessionTimeout: sessionIdle, EventStore: sdk.NewMemoryEventStore(nil)})
 }
 
+// OpenSessions counts the MCP sessions open, for the fleet's metrics.
+func (s *Server) OpenSessions() int {
+	n := 0
+	for range s.Server.Sessions() {
+		n++
+	}
+	return n
+}
+
 type tools struct{ c *client.Client }
 
 // Session is a session as the tools report it.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -13,6 +14,19 @@ import (
 	modelpkg "atelier/internal/model"
 	"atelier/internal/tasks"
 )
+
+// scrapeHandler reads m's handler through the Prometheus text parser.
+func scrapeHandler(t *testing.T, m *metrics.Metrics) map[string]*dto.MetricFamily {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fams
+}
 
 // TestTaskSpendByBackendAndModel feeds a task's events as the task loop
 // does and reads the spend and tokens back from a scrape.
@@ -27,13 +41,7 @@ func TestTaskSpendByBackendAndModel(t *testing.T) {
 	m.RecordTaskEvent(ctx, "sess_1", "t_1", tasks.Event{Type: tasks.EventEnd, Status: tasks.StatusDone})
 	m.ObserveAction("left_click", "ok", 20*time.Millisecond)
 
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(rec.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fams := scrapeHandler(t, m)
 	value := func(name string, labels map[string]string) float64 {
 		t.Helper()
 	next:

@@ -151,6 +151,10 @@ type Instance struct {
 	// restarted after a crash.
 	Degraded  bool
 	StartedAt time.Time
+	// Restarts counts the times the runtime itself started the desktop
+	// again after it exited while it should run (its supervisor, a
+	// restart policy), since the runtime took it over.
+	Restarts int
 	// Detail is runtime-specific, for people: a container id, a pid.
 	Detail string
 	// Home is how full the desktop's home is; nil when the home has no

@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"atelier/internal/agentapi"
 	"atelier/internal/store"
+	"atelier/internal/tracing"
 )
 
 // MaxActions bounds the actions of one Act call.
@@ -92,7 +95,10 @@ func (m *Manager) running(ctx context.Context, id string) (store.Session, error)
 // the first. If obs is set and the call did not fail, a screenshot taken
 // after the actions settle comes back in the same answer, even when an
 // action failed, so the caller sees where it stands.
-func (m *Manager) Act(ctx context.Context, id string, who Actor, reqs []agentapi.Request, obs *Observe) (ActResult, error) {
+func (m *Manager) Act(ctx context.Context, id string, who Actor, reqs []agentapi.Request, obs *Observe) (res ActResult, err error) {
+	ctx, span := tracing.Start(ctx, "sessions.Act", attribute.String("atelier.session", id),
+		attribute.String("atelier.actor", who.Name), attribute.Int("atelier.actions", len(reqs)))
+	defer func() { tracing.End(span, err) }()
 	se, err := m.running(ctx, id)
 	if err != nil {
 		return ActResult{}, err
@@ -125,7 +131,7 @@ func (m *Manager) Act(ctx context.Context, id string, who Actor, reqs []agentapi
 	}
 
 	c := m.agent(id)
-	res := ActResult{Results: make([]ActionResult, 0, len(reqs))}
+	res = ActResult{Results: make([]ActionResult, 0, len(reqs))}
 	var stop, fatal error // why the rest do not run; a failure of the call
 	for _, r := range reqs {
 		ar := ActionResult{Request: r, NotRun: stop}
@@ -163,10 +169,12 @@ func (m *Manager) Act(ctx context.Context, id string, who Actor, reqs []agentapi
 			return res, ctx.Err()
 		case <-time.After(settle):
 		}
-		resp, err := c.Do(ctx, shot)
+		t0 := time.Now()
+		resp, err := roundTrip(ctx, c, shot)
 		if err != nil {
 			return res, fmt.Errorf("%w: %s: observe: %v", ErrUnavailable, id, err)
 		}
+		m.observeShot(resp.Image, time.Since(t0))
 		res.Observation = resp.Image
 	}
 	return res, nil
@@ -188,7 +196,7 @@ func (m *Manager) actOne(ctx context.Context, id string, c *agentapi.Client, who
 		defer done()
 	}
 	t0 := time.Now()
-	resp, err := c.Do(ctx, r)
+	resp, err := roundTrip(ctx, c, r)
 	ar.Response, ar.Took = resp, time.Since(t0)
 	var fatal error
 	if err != nil {
@@ -216,6 +224,7 @@ func (m *Manager) audit(ctx context.Context, id string, who Actor, ar ActionResu
 			outcome = string(ar.Err.Code)
 		}
 		m.opts.Observer.ObserveAction(string(ar.Request.Action), outcome, ar.Took)
+		m.observeShot(ar.Response.Image, ar.Took)
 	}
 	if m.opts.Auditor == nil {
 		return
@@ -229,7 +238,7 @@ func (m *Manager) audit(ctx context.Context, id string, who Actor, ar ActionResu
 		}
 	}
 	if err := m.opts.Auditor.RecordAction(context.WithoutCancel(ctx), id, rec); err != nil {
-		m.log.Error("audit action", "session", id, "verb", string(ar.Request.Action), "err", err)
+		m.log.ErrorContext(ctx, "audit action", "session", id, "verb", string(ar.Request.Action), "err", err)
 	}
 }
 
@@ -276,7 +285,8 @@ func (m *Manager) Screenshot(ctx context.Context, id string, o ScreenshotOptions
 	if err != nil {
 		return nil, err
 	}
-	resp, err := m.agent(id).Do(ctx, r)
+	t0 := time.Now()
+	resp, err := roundTrip(ctx, m.agent(id), r)
 	if err != nil {
 		var perr *agentapi.Error
 		if errors.As(err, &perr) && perr.Code != agentapi.CodeUnavailable && perr.Code != agentapi.CodeTimeout {
@@ -287,5 +297,23 @@ func (m *Manager) Screenshot(ctx context.Context, id string, o ScreenshotOptions
 	if resp.Image == nil {
 		return nil, fmt.Errorf("screenshot of %s: the agent sent no image", id)
 	}
+	m.observeShot(resp.Image, time.Since(t0))
 	return resp.Image, nil
+}
+
+// roundTrip sends r to a desktop's agent in a span of its own: the agent
+// round trip of the input pipeline's traces.
+func roundTrip(ctx context.Context, c *agentapi.Client, r agentapi.Request) (agentapi.Response, error) {
+	_, span := tracing.Start(ctx, "agent "+string(r.Action), attribute.String("atelier.verb", string(r.Action)))
+	resp, err := c.Do(ctx, r)
+	tracing.End(span, err)
+	return resp, err
+}
+
+// observeShot tells the observer of a screenshot; im may be nil (an
+// action that took none).
+func (m *Manager) observeShot(im *agentapi.Image, took time.Duration) {
+	if m.opts.Observer != nil && im != nil {
+		m.opts.Observer.ObserveScreenshot(im.Format, len(im.Data), took)
+	}
 }

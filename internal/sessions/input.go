@@ -62,6 +62,6 @@ func (m *Manager) recordLifecycle(ctx context.Context, id, event string) {
 		return
 	}
 	if err := m.opts.Auditor.RecordSession(context.WithoutCancel(ctx), id, event); err != nil {
-		m.log.Error("audit session", "session", id, "event", event, "err", err)
+		m.log.ErrorContext(ctx, "audit session", "session", id, "event", event, "err", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -98,11 +99,19 @@ type Auditor interface {
 	RecordSession(ctx context.Context, sessionID, event string) error
 }
 
-// Observer watches the input pipeline. ObserveAction is called once per
-// action sent through Act, run or not; outcome is "ok", the protocol's
-// error code, or "not_run". It must not block.
+// Observer watches the input pipeline and the desktops. Its methods must
+// not block.
 type Observer interface {
+	// ObserveAction is called once per action sent through Act, run or
+	// not; outcome is "ok", the protocol's error code, or "not_run".
 	ObserveAction(verb, outcome string, took time.Duration)
+	// ObserveScreenshot is called for every screenshot taken (Screenshot,
+	// an observation, a screenshot action).
+	ObserveScreenshot(format string, bytes int, took time.Duration)
+	// ObserveRestarts is told of n restarts seen since the last look: of
+	// the whole desktop when component is empty, else of that component
+	// by the desktop's agent.
+	ObserveRestarts(runtime, component string, n int)
 }
 
 // Outcomes of an action beside the protocol's error codes, as the audit
@@ -179,6 +188,10 @@ type live struct {
 	// a long action (a wait, a hold_key) does not make the session look
 	// unresponsive.
 	status *agentapi.Client
+	// restarts are the restart counts last seen, by component ("" for
+	// the whole desktop); nil until the first look, which is the
+	// baseline (restarts before this fleet are not its to count).
+	restarts map[string]int
 }
 
 // closeClients closes the session's agent connections. l.mu must be held.
@@ -344,6 +357,9 @@ func (m *Manager) ensureRunning(ctx context.Context, se store.Session, exists bo
 	l.setErr(nil)
 	// The fleet did it, whatever context it was opened with.
 	m.recordLifecycle(context.Background(), se.ID, EventRestarted)
+	if m.opts.Observer != nil {
+		m.opts.Observer.ObserveRestarts(m.rt.Name(), "", 1)
+	}
 	m.log.Info("session restarted", "session", se.ID, "runtime", m.rt.Name(), "took", time.Since(t0))
 }
 
@@ -574,16 +590,16 @@ func (m *Manager) Create(ctx context.Context, o CreateOptions) (Session, error) 
 		cleanup := context.WithoutCancel(ctx)
 		m.closeGate(se.ID)
 		if rerr := m.rt.Remove(cleanup, se.ID, true); rerr != nil && !errors.Is(rerr, runtime.ErrNotFound) {
-			m.log.Warn("remove desktop of failed session", "session", se.ID, "err", rerr)
+			m.log.WarnContext(ctx, "remove desktop of failed session", "session", se.ID, "err", rerr)
 		}
 		if derr := m.st.DeleteSession(cleanup, se.ID); derr != nil {
-			m.log.Warn("delete failed session", "session", se.ID, "err", derr)
+			m.log.WarnContext(ctx, "delete failed session", "session", se.ID, "err", derr)
 		}
 		m.forget(se.ID)
 		return Session{}, fmt.Errorf("create session: %w", err)
 	}
 	m.recordLifecycle(ctx, se.ID, EventCreated)
-	m.log.Info("session created", "session", se.ID, "runtime", m.rt.Name(), "resolution", se.Resolution.String(), "took", time.Since(t0))
+	m.log.InfoContext(ctx, "session created", "session", se.ID, "runtime", m.rt.Name(), "resolution", se.Resolution.String(), "took", time.Since(t0))
 	return m.session(se, StateStarting), nil
 }
 
@@ -666,6 +682,7 @@ func (m *Manager) observe(ctx context.Context, se store.Session) Session {
 			o.status, o.statusErr = resp.Status, err
 		}
 	}
+	m.countRestarts(l, o)
 	st, reason := derive(o)
 	out := m.session(se, st)
 	out.Reason = reason
@@ -676,6 +693,43 @@ func (m *Manager) observe(ctx context.Context, se store.Session) Session {
 		out.AgentVersion = o.status.AgentVersion
 	}
 	return out
+}
+
+// countRestarts tells the observer of the restarts o shows that the
+// last look at the session did not: the runtime's of the whole desktop
+// and the agent's of its components. A count lower than the last one
+// seen started again (a new desktop, a new agent): all of it is new.
+func (m *Manager) countRestarts(l *live, o observation) {
+	if m.opts.Observer == nil || o.inst == nil {
+		return
+	}
+	l.mu.Lock()
+	seen := l.restarts
+	// Without the agent's answer its components keep their last counts.
+	now := maps.Clone(seen)
+	if now == nil {
+		now = map[string]int{}
+	}
+	now[""] = o.inst.Restarts
+	if o.status != nil {
+		for _, c := range o.status.Components {
+			now[c.Name] = c.Restarts
+		}
+	}
+	l.restarts = now
+	l.mu.Unlock()
+	if seen == nil {
+		return
+	}
+	for name, n := range now {
+		last, ok := seen[name]
+		if ok && n >= last {
+			n -= last
+		}
+		if n > 0 {
+			m.opts.Observer.ObserveRestarts(m.rt.Name(), name, n)
+		}
+	}
 }
 
 // session reports se in state st.
@@ -819,7 +873,7 @@ func (m *Manager) setDesired(ctx context.Context, id, desired string) (Session, 
 		m.closeGate(id)
 		l.setErr(nil)
 		m.recordLifecycle(ctx, id, EventStopped)
-		m.log.Info("session stopped", "session", id, "took", time.Since(t0))
+		m.log.InfoContext(ctx, "session stopped", "session", id, "took", time.Since(t0))
 		return m.session(se, StateStopped), nil
 	}
 	_, err = m.rt.Inspect(ctx, id)
@@ -835,7 +889,7 @@ func (m *Manager) setDesired(ctx context.Context, id, desired string) (Session, 
 	}
 	l.setErr(nil)
 	m.recordLifecycle(ctx, id, EventStarted)
-	m.log.Info("session started", "session", id, "took", time.Since(t0))
+	m.log.InfoContext(ctx, "session started", "session", id, "took", time.Since(t0))
 	return m.session(se, StateStarting), nil
 }
 
@@ -859,7 +913,7 @@ func (m *Manager) Delete(ctx context.Context, id string, purge bool) error {
 	}
 	m.forget(id)
 	m.recordLifecycle(ctx, id, EventDeleted)
-	m.log.Info("session deleted", "session", id, "purge", purge)
+	m.log.InfoContext(ctx, "session deleted", "session", id, "purge", purge)
 	return nil
 }
 
@@ -918,7 +972,7 @@ func (m *Manager) SetTheme(ctx context.Context, id, theme string) (Session, erro
 	if err := m.st.SetSessionTheme(ctx, id, theme, m.opts.Now().UTC()); err != nil {
 		return Session{}, err
 	}
-	m.log.Info("session theme set", "session", id, "theme", theme)
+	m.log.InfoContext(ctx, "session theme set", "session", id, "theme", theme)
 	se.Theme = theme
 	return m.observe(ctx, se), nil
 }

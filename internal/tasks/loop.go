@@ -10,12 +10,16 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"atelier/internal/agentapi"
 	"atelier/internal/audit"
 	"atelier/internal/budget"
 	"atelier/internal/control"
 	"atelier/internal/model"
 	"atelier/internal/sessions"
+	"atelier/internal/tracing"
 )
 
 // outcome is how a task ended.
@@ -30,6 +34,7 @@ type outcome struct {
 // sees the end can submit the next task at once.
 func (m *Manager) loop(ctx context.Context, r *run, conv model.Conversation, release func()) {
 	out := m.steps(ctx, r, conv)
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("atelier.status", string(out.status)))
 	if cause := context.Cause(ctx); cause != nil && out.status == StatusFailed {
 		// Whatever failed last, a cancel or shutdown is why.
 		out = outcome{status: StatusInterrupted, err: "the fleet stopped while the task ran"}
@@ -45,13 +50,13 @@ func (m *Manager) loop(ctx context.Context, r *run, conv model.Conversation, rel
 	wctx := context.WithoutCancel(ctx)
 	m.persist(wctx, final, ev)
 	if err := m.opts.Store.FinishTask(wctx, toRow(final)); err != nil {
-		m.log.Error("record task end", "task", final.ID, "err", err)
+		m.log.ErrorContext(ctx, "record task end", "task", final.ID, "err", err)
 	}
 	release()
 	r.add(ev, func(t *Task) {
 		t.Status, t.Answer, t.Error, t.EndedAt = final.Status, final.Answer, final.Error, final.EndedAt
 	})
-	m.log.Info("task ended", "task", final.ID, "session", final.SessionID, "status", final.Status,
+	m.log.InfoContext(ctx, "task ended", "task", final.ID, "session", final.SessionID, "status", final.Status,
 		"steps", final.Steps, "usd", final.CostUSD, "err", final.Error)
 }
 
@@ -62,11 +67,11 @@ func (m *Manager) persist(ctx context.Context, t Task, ev Event) {
 		err = m.opts.Store.AddTaskStep(ctx, t.ID, ev.ID, raw, t.Steps, t.CostUSD)
 	}
 	if err != nil {
-		m.log.Error("record task event", "task", t.ID, "event", ev.ID, "err", err)
+		m.log.ErrorContext(ctx, "record task event", "task", t.ID, "event", ev.ID, "err", err)
 	}
 	if m.opts.Recorder != nil {
 		if err := m.opts.Recorder.RecordTaskEvent(ctx, t.SessionID, t.ID, ev); err != nil {
-			m.log.Error("audit task event", "task", t.ID, "event", ev.ID, "err", err)
+			m.log.ErrorContext(ctx, "audit task event", "task", t.ID, "event", ev.ID, "err", err)
 		}
 	}
 }
@@ -89,7 +94,19 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		fedBack  bool   // the previous step already fed one back
 		total    float64
 	)
+	// Each step is a span, from its wait for the turn to its actions.
+	var span trace.Span
+	defer func() {
+		if span != nil {
+			span.End()
+		}
+	}()
+	loopCtx := ctx
 	for step := 1; ; step++ {
+		if span != nil {
+			span.End()
+		}
+		ctx, span = tracing.Start(loopCtx, "task.step", attribute.Int("atelier.step", step))
 		if step > t.MaxSteps {
 			return outcome{status: StatusMaxSteps, err: fmt.Sprintf("stopped after %d steps", t.MaxSteps)}
 		}
@@ -129,9 +146,14 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		}
 
 		mctx, cancel := context.WithTimeout(ctx, m.opts.ModelTimeout)
+		mctx, mspan := tracing.Start(mctx, "model.call", attribute.String("atelier.backend", t.Backend), attribute.String("atelier.model", conv.Model()))
+		t0 := time.Now()
 		reply, err := conv.Next(mctx, turn)
 		timedOut := errors.Is(mctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+		mspan.SetAttributes(attribute.Int64("atelier.tokens.input", reply.Usage.InputTokens), attribute.Int64("atelier.tokens.output", reply.Usage.OutputTokens))
+		tracing.End(mspan, err)
 		cancel()
+		m.observeModelCall(t, conv.Model(), err, timedOut, time.Since(t0))
 		wctx := context.WithoutCancel(ctx)
 		if err != nil && ctx.Err() != nil {
 			// Cancelled (or the fleet stopping) mid-call: the model may
@@ -139,7 +161,7 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 			// the call is charged what was reserved for it.
 			total += res.USD
 			if serr := m.opts.Budget.Settle(wctx, res, step, res.USD, estUsage, budget.BasisReservation); serr != nil {
-				m.log.Error("settle budget", "task", t.ID, "err", serr)
+				m.log.ErrorContext(ctx, "settle budget", "task", t.ID, "err", serr)
 			}
 			m.emitStep(ctx, r, Event{Type: EventStep, Step: step, Screenshot: shotURL, StepUSD: res.USD, TotalUSD: total, Basis: budget.BasisReservation,
 				Usage: &estUsage, Error: "the model call was abandoned when the task stopped; charged its reservation"}, step, total)
@@ -160,10 +182,10 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 		total += cost
 		if err == nil || errors.Is(err, model.ErrOutput) {
 			if serr := m.opts.Budget.Settle(wctx, res, step, cost, usage, basis); serr != nil {
-				m.log.Error("settle budget", "task", t.ID, "err", serr)
+				m.log.ErrorContext(ctx, "settle budget", "task", t.ID, "err", serr)
 			}
 		} else if rerr := m.opts.Budget.Release(wctx, res); rerr != nil {
-			m.log.Error("release budget", "task", t.ID, "err", rerr)
+			m.log.ErrorContext(ctx, "release budget", "task", t.ID, "err", rerr)
 		}
 
 		ev := Event{Type: EventStep, Step: step, Screenshot: shotURL, StepUSD: cost, TotalUSD: total}
@@ -224,6 +246,21 @@ func (m *Manager) steps(ctx context.Context, r *run, conv model.Conversation) ou
 			m.settle(ctx, agent)
 		}
 	}
+}
+
+// observeModelCall tells the observer of one model call of task t.
+func (m *Manager) observeModelCall(t Task, modelName string, err error, timedOut bool, took time.Duration) {
+	if m.opts.Observer == nil {
+		return
+	}
+	outcome := "ok"
+	switch {
+	case timedOut:
+		outcome = "timeout"
+	case err != nil:
+		outcome = "error"
+	}
+	m.opts.Observer.ObserveModelCall(t.Backend, modelName, outcome, took)
 }
 
 func (m *Manager) emitStep(ctx context.Context, r *run, ev Event, step int, total float64) {
@@ -311,7 +348,7 @@ func (m *Manager) settle(ctx context.Context, agent *agentapi.Client) {
 		case <-ctx.Done():
 		}
 	} else if err != nil {
-		m.log.Debug("settle", "err", err)
+		m.log.DebugContext(ctx, "settle", "err", err)
 	}
 }
 
@@ -321,6 +358,7 @@ func (m *Manager) screenshot(ctx context.Context, agent *agentapi.Client, scale 
 	if scale > 0 && scale < 1 {
 		req.Scale = scale
 	}
+	t0 := time.Now()
 	resp, err := agent.Do(ctx, req)
 	if err != nil {
 		return model.Screenshot{}, err
@@ -328,6 +366,9 @@ func (m *Manager) screenshot(ctx context.Context, agent *agentapi.Client, scale 
 	im := resp.Image
 	if im == nil || len(im.Data) == 0 {
 		return model.Screenshot{}, errors.New("screenshot: the agent sent no image")
+	}
+	if m.opts.Observer != nil {
+		m.opts.Observer.ObserveScreenshot(im.Format, len(im.Data), time.Since(t0))
 	}
 	return model.Screenshot{Format: im.Format, Data: im.Data, Width: im.Width, Height: im.Height, OutputWidth: outW, OutputHeight: outH}, nil
 }

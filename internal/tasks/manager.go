@@ -16,11 +16,16 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"atelier/internal/agentapi"
+	"atelier/internal/audit"
 	"atelier/internal/budget"
 	"atelier/internal/control"
 	"atelier/internal/model"
 	"atelier/internal/store"
+	"atelier/internal/tracing"
 )
 
 // Options configure a Manager. Zero values take defaults where one is named.
@@ -49,6 +54,7 @@ type Options struct {
 	// manager's own, for a pipeline without one.
 	Control  Control
 	Recorder Recorder // optional
+	Observer Observer // optional
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -224,13 +230,20 @@ func (m *Manager) Submit(ctx context.Context, sessionID string, s Spec) (Task, e
 	}
 	if m.opts.Recorder != nil {
 		if err := m.opts.Recorder.RecordTaskStart(ctx, t); err != nil {
-			m.log.Error("audit task start", "task", t.ID, "err", err)
+			m.log.ErrorContext(ctx, "audit task start", "task", t.ID, "err", err)
 		}
 	}
-	ctx, cancel := context.WithCancelCause(m.ctx)
+	// The task outlives the request that started it, but its log lines,
+	// audit entries and trace name that request.
+	tctx := audit.WithRequestID(m.ctx, audit.RequestIDFrom(ctx))
+	tctx, span := tracing.Start(trace.ContextWithSpanContext(tctx, trace.SpanContextFromContext(ctx)), "task",
+		attribute.String("atelier.task", t.ID), attribute.String("atelier.session", sessionID),
+		attribute.String("atelier.backend", t.Backend), attribute.String("atelier.model", t.Model))
+	ctx, cancel := context.WithCancelCause(tctx)
 	r.cancel = cancel
 	m.bySession[sessionID], m.byID[t.ID] = r, r
 	m.wg.Go(func() {
+		defer span.End()
 		defer cancel(nil)
 		m.loop(ctx, r, conv, func() {
 			m.opts.Control.EndTask(sessionID, t.ID)
@@ -241,7 +254,7 @@ func (m *Manager) Submit(ctx context.Context, sessionID string, s Spec) (Task, e
 		})
 		m.prune()
 	})
-	m.log.Info("task started", "task", t.ID, "session", sessionID, "backend", s.Backend, "model", t.Model)
+	m.log.InfoContext(ctx, "task started", "task", t.ID, "session", sessionID, "backend", s.Backend, "model", t.Model)
 	return t, nil
 }
 

@@ -189,3 +189,13 @@ type Recorder interface {
 	RecordTaskStart(ctx context.Context, t Task) error
 	RecordTaskEvent(ctx context.Context, sessionID, taskID string, ev Event) error
 }
+
+// Observer watches the task loop's calls out, for the fleet's metrics.
+// Its methods must not block.
+type Observer interface {
+	// ObserveModelCall is told of every model call: outcome is "ok",
+	// "error" or "timeout".
+	ObserveModelCall(backend, model, outcome string, took time.Duration)
+	// ObserveScreenshot is told of every step's screenshot.
+	ObserveScreenshot(format string, bytes int, took time.Duration)
+}

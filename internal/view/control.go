@@ -123,7 +123,7 @@ func (h *Handler) controlGate(w http.ResponseWriter, r *http.Request, want Mode)
 		return id, nil, h.deny(w, r, err)
 	}
 	if r.Method == http.MethodPost && !sameOrigin(r) {
-		h.log.Info("control refused: cross-origin", "session", id, "origin", r.Header.Get("Origin"))
+		h.log.InfoContext(r.Context(), "control refused: cross-origin", "session", id, "origin", r.Header.Get("Origin"))
 		return id, nil, ErrBadOrigin
 	}
 	if h.opts.Control == nil {

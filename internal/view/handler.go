@@ -293,7 +293,7 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, err error) error 
 	case errors.Is(err, ErrModeDenied):
 		msg = "this link does not allow that"
 	}
-	h.log.Info("view refused", "session", r.PathValue("id"), "err", err)
+	h.log.InfoContext(r.Context(), "view refused", "session", r.PathValue("id"), "err", err)
 	w.Header().Set("Cache-Control", "no-store")
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -58,7 +58,7 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) error {
 	})
 	if err != nil {
 		// Accept has written the response (bad origin, not an upgrade).
-		h.log.Debug("websocket refused", "session", id, "err", err)
+		h.log.DebugContext(r.Context(), "websocket refused", "session", id, "err", err)
 		return nil
 	}
 
@@ -66,7 +66,7 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) error {
 	desk, err := h.opts.Dialer.DialVNC(dialCtx, id)
 	dialCancel()
 	if err != nil {
-		h.log.Info("view dial refused", "session", id, "err", err)
+		h.log.InfoContext(r.Context(), "view dial refused", "session", id, "err", err)
 		ws.Close(websocket.StatusTryAgainLater, "desktop not reachable")
 		return nil
 	}
@@ -83,11 +83,11 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) error {
 	})
 	defer stop()
 	t0 := time.Now()
-	h.log.Debug("viewer connected", "session", id, "mode", claims.Mode)
+	h.log.DebugContext(r.Context(), "viewer connected", "session", id, "mode", claims.Mode)
 	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Opened: true})
 	err = proxy(pctx, ws, desk, claims.Mode, h.gate(id, claims.Mode, viewer))
 	h.viewerEvent(ViewerEvent{Session: id, Mode: claims.Mode, Duration: time.Since(t0), Why: endedBy(ctx)})
-	h.log.Debug("viewer gone", "session", id, "mode", claims.Mode, "took", time.Since(t0), "err", err)
+	h.log.DebugContext(r.Context(), "viewer gone", "session", id, "mode", claims.Mode, "took", time.Since(t0), "err", err)
 	return nil
 }
 

@@ -39,7 +39,7 @@ func (h *Handler) verify(r *http.Request, session string, want Mode) (Claims, er
 	}
 	gen, err := h.generation(r.Context(), session)
 	if err != nil {
-		h.log.Info("view: no token generation", "session", session, "err", err)
+		h.log.InfoContext(r.Context(), "view: no token generation", "session", session, "err", err)
 		return Claims{}, ErrBadToken
 	}
 	return h.tokens.Verify(tok, session, gen, want)
@@ -50,6 +50,17 @@ func (h *Handler) verify(r *http.Request, session string, want Mode) (Claims, er
 type openView struct {
 	gen   uint64
 	close context.CancelCauseFunc
+}
+
+// OpenViews returns how many live views are open, over all sessions.
+func (h *Handler) OpenViews() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, vs := range h.views {
+		n += len(vs)
+	}
+	return n
 }
 
 // ErrTooManyViews refuses a view past Options.MaxViews (429 too_many_streams).
@@ -109,6 +120,6 @@ func (h *Handler) Revoke(ctx context.Context, session string) (gen uint64, close
 		}
 	}
 	h.mu.Unlock()
-	h.log.Info("embed tokens revoked", "session", session, "generation", gen, "closed_views", closedViews)
+	h.log.InfoContext(ctx, "embed tokens revoked", "session", session, "generation", gen, "closed_views", closedViews)
 	return gen, closedViews, nil
 }

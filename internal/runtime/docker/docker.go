@@ -519,7 +519,7 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (runtime.Instance, err
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("inspect: %w", err)
 	}
-	in := runtime.Instance{ID: id, Detail: "container " + short(ins.ID)}
+	in := runtime.Instance{ID: id, Detail: "container " + short(ins.ID), Restarts: ins.RestartCount}
 	if in.Home, err = r.home(id).Usage(); err != nil {
 		return runtime.Instance{}, fmt.Errorf("inspect %s: %w", id, err)
 	}

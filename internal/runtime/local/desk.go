@@ -35,6 +35,7 @@ type desk struct {
 	spec       spec
 	proc       *proc // the running sandbox, nil when stopped
 	restarting bool  // the supervisor is bringing the sandbox back
+	restarts   int   // sandboxes the supervisor launched again
 }
 
 func (d *desk) run() string      { return filepath.Join(d.dir, "run") }

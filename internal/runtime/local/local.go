@@ -552,6 +552,9 @@ func (r *Runtime) inspect(ctx context.Context, d *desk) (runtime.Instance, error
 		return in, nil
 	}
 	in.Running = true
+	d.mu.Lock()
+	in.Restarts = d.restarts
+	d.mu.Unlock()
 	if p != nil {
 		in.StartedAt = p.startedAt
 		in.Detail = fmt.Sprintf("pid %d", p.pid)

@@ -85,6 +85,7 @@ func (d *desk) superviseLoop(ctx context.Context, r *Runtime) {
 		}
 		d.mu.Lock()
 		d.proc = np
+		d.restarts++
 		d.mu.Unlock()
 		r.log.Info("desktop restarted", "desktop", d.id, "pid", np.pid)
 	}
