@@ -22,7 +22,7 @@ func TestFileAndClipboardTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := connect(t, f, "http", nil)
+	cs := connect(t, f, "http", newNotes())
 	var w mcp.Written
 	ok(t, cs, "write_file", map[string]any{"session_id": s.ID, "path": "notes.txt", "content": "from mcp\n"}, &w)
 	if w.Size != 9 || w.Path != "notes.txt" {
