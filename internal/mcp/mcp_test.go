@@ -212,8 +212,9 @@ func describedTools(t *testing.T, cs *sdk.ClientSession) {
 		}
 	}
 	slices.Sort(names)
-	want := []string{"cancel_task", "computer", "create_session", "delete_session", "hand_back", "list_sessions", "run_task",
-		"screenshot", "start_session", "stop_session", "take_over", "task_status"}
+	want := []string{"cancel_task", "computer", "create_session", "delete_session", "get_clipboard", "hand_back", "list_files",
+		"list_sessions", "read_file", "run_task", "screenshot", "set_clipboard", "start_session", "stop_session", "take_over",
+		"task_status", "write_file"}
 	if !slices.Equal(names, want) {
 		t.Errorf("tools %v, want %v", names, want)
 	}
