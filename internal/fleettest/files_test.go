@@ -117,7 +117,9 @@ func testFiles(t *testing.T, runtime string) {
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if string(b) != "inside\n" {
+			// Empty is the desktop's own file between its creation and
+			// the write; anything else came from outside the home.
+			if string(b) != "inside\n" && len(b) != 0 {
 				t.Fatalf("read %.60q through a link swapped in by the desktop", b)
 			}
 			inside++
