@@ -15,11 +15,28 @@ import (
 )
 
 // Readiness is checked this often, sooner after any component changes state.
+// While the desktop stays ready the interval doubles up to checkReadyMax: an
+// exit already wakes the loop at once, so the periodic check only looks for a
+// component that runs but no longer answers, and each check wakes sway, wayvnc
+// and the agent (most of an idle desktop's agent CPU at a fixed 2 s).
 const (
 	checkReady    = 2 * time.Second
+	checkReadyMax = 16 * time.Second
 	checkNotReady = 250 * time.Millisecond
 	probeTimeout  = 2 * time.Second
 )
+
+// nextCheck is the wait after a check that found the desktop ready or not,
+// given the previous wait.
+func nextCheck(prev time.Duration, ready bool) time.Duration {
+	if !ready {
+		return checkNotReady
+	}
+	if prev < checkReady {
+		return checkReady
+	}
+	return min(2*prev, checkReadyMax)
+}
 
 // rfbBanner is how an RFB 3.8 server (wayvnc) greets a client.
 const rfbBanner = "RFB 003.008\n"
@@ -36,23 +53,22 @@ func (s *Supervisor) pokeReady() {
 func (s *Supervisor) watchReady(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var wait time.Duration
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-s.poke:
+			wait = 0 // a state change: check closely again
 		}
 		err := s.check(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		s.setReady(err == nil, err)
-		if err == nil {
-			t.Reset(checkReady)
-		} else {
-			t.Reset(checkNotReady)
-		}
+		wait = nextCheck(wait, err == nil)
+		t.Reset(wait)
 	}
 }
 

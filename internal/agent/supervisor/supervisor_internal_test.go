@@ -21,6 +21,23 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+func TestNextCheck(t *testing.T) {
+	// Ready from the start: 2 s, doubling to the cap and staying there.
+	var wait time.Duration
+	for _, w := range []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 16 * time.Second} {
+		if wait = nextCheck(wait, true); wait != w {
+			t.Fatalf("ready: wait %v, want %v", wait, w)
+		}
+	}
+	// Not ready: checked closely, and once ready again the doubling restarts at 2 s.
+	if wait = nextCheck(wait, false); wait != checkNotReady {
+		t.Fatalf("not ready: wait %v, want %v", wait, checkNotReady)
+	}
+	if wait = nextCheck(wait, true); wait != checkReady {
+		t.Fatalf("ready again: wait %v, want %v", wait, checkReady)
+	}
+}
+
 func inotifyEvent(name string) []byte {
 	padded := len(name) + 1
 	for padded%unix.SizeofInotifyEvent != 0 {
