@@ -5,7 +5,7 @@
 //
 //	atelier-agent [--run-dir DIR] [--home DIR] [--resolution WxH] [--theme NAME] [--log-level LEVEL] [--egress-gate SOCKET]
 //	atelier-agent budget-line [--follow] FILE   # waybar JSON lines for the budget file
-//	atelier-agent link [--listen ADDR] [--tls-dir DIR] [--run-dir DIR] [--home DIR]
+//	atelier-agent link [--listen ADDR] [--tls-dir DIR] [--run-dir DIR] [--home DIR] [--gateway ADDR] [--gate-dir DIR]
 //	                                  # the desktop's mutual-TLS link (desklink), in a pod
 package main
 
@@ -213,6 +213,8 @@ func link(ctx context.Context, args []string, stderr io.Writer) int {
 	tlsDir := fs.String("tls-dir", "/etc/atelier/link", "directory of "+desklink.CertFile+", "+desklink.KeyFile+" and "+desklink.FleetFile)
 	runDir := fs.String("run-dir", desktop.RunDirPath, "the desktop's run dir")
 	home := fs.String("home", "/home-volume", "the desktop's home volume")
+	gateway := fs.String("gateway", "", "the fleet's egress gateway (host:port); if set, the desktop's gate socket is served in --gate-dir and carried there")
+	gateDir := fs.String("gate-dir", desktop.GateDirPath, "where to serve the desktop's gate socket")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -250,9 +252,34 @@ func link(ctx context.Context, args []string, stderr io.Writer) int {
 			}
 		}
 	}
-	if err := srv.Serve(ctx, ln); err != nil {
+	errs := make(chan error, 1)
+	go func() { errs <- srv.Serve(ctx, ln) }()
+	if *gateway != "" {
+		if err := serveGate(ctx, srv, *gateway, *gateDir, read); err != nil {
+			log.Error("atelier-agent link: egress gate", "err", err)
+		}
+	}
+	if err := <-errs; err != nil {
 		log.Error("atelier-agent link stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// serveGate serves the desktop's gate socket in gateDir until ctx is
+// done, carrying each connection to the fleet's gateway with the
+// desktop's own credential.
+func serveGate(ctx context.Context, srv *desklink.Server, gateway, gateDir string, read func(string) []byte) error {
+	cfg, err := desklink.GateClientConfig(desklink.Pair{Cert: read(desklink.CertFile), Key: read(desklink.KeyFile)}, read(desklink.FleetFile))
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(gateDir, desktop.GateSocket)
+	os.Remove(path) // one left by a link server that restarted
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return err
+	}
+	srv.Log.Info("atelier-agent link: egress gate", "socket", path, "gateway", gateway)
+	return srv.ServeGate(ctx, ln, gateway, cfg)
 }

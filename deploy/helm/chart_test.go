@@ -4,6 +4,7 @@
 package helm_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -87,6 +88,7 @@ func TestTemplate(t *testing.T) {
 	var kinds []string
 	var sts *appsv1.StatefulSet
 	var role *rbacv1.Role
+	var svc *corev1.Service
 	for _, o := range objs {
 		kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind)
 		switch o := o.(type) {
@@ -94,6 +96,8 @@ func TestTemplate(t *testing.T) {
 			sts = o
 		case *rbacv1.Role:
 			role = o
+		case *corev1.Service:
+			svc = o
 		case *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding:
 			t.Errorf("the chart grants cluster-wide rights: %T", o)
 		}
@@ -102,8 +106,8 @@ func TestTemplate(t *testing.T) {
 	if want := []string{"Role", "RoleBinding", "Secret", "Service", "ServiceAccount", "StatefulSet"}; !slices.Equal(kinds, want) {
 		t.Errorf("kinds %v, want %v", kinds, want)
 	}
-	if sts == nil || role == nil {
-		t.Fatal("no StatefulSet or Role")
+	if sts == nil || role == nil || svc == nil {
+		t.Fatal("no StatefulSet, Role or Service")
 	}
 	if *sts.Spec.Replicas != 1 || len(sts.Spec.VolumeClaimTemplates) != 1 || sts.Spec.Template.Spec.ServiceAccountName == "" {
 		t.Errorf("fleet StatefulSet: replicas %d, claims %d, service account %q", *sts.Spec.Replicas, len(sts.Spec.VolumeClaimTemplates), sts.Spec.Template.Spec.ServiceAccountName)
@@ -122,6 +126,20 @@ func TestTemplate(t *testing.T) {
 		if labels[k] != v {
 			t.Errorf("fleet pods %q: the fleet's pod has %s=%q", env["ATELIER_KUBE_FLEET_PODS"].Value, k, labels[k])
 		}
+	}
+	// Desktops dial the Service's gateway port, which leads to the port
+	// the fleet listens on: the one ATELIER_KUBE_GATEWAY names.
+	gw := env["ATELIER_KUBE_GATEWAY"].Value
+	var ported bool
+	for _, p := range svc.Spec.Ports {
+		if p.Name == "gateway" && gw == fmt.Sprintf("%s.desks.svc:%d", svc.Name, p.Port) {
+			for _, cp := range sts.Spec.Template.Spec.Containers[0].Ports {
+				ported = ported || cp.Name == p.TargetPort.StrVal && cp.ContainerPort == p.Port
+			}
+		}
+	}
+	if !ported {
+		t.Errorf("gateway %q: not the Service's gateway port leading to the fleet's (service ports %+v)", gw, svc.Spec.Ports)
 	}
 	for _, rule := range role.Rules {
 		if slices.Contains(rule.Verbs, "*") || slices.Contains(rule.Resources, "*") {

@@ -33,7 +33,7 @@ const (
 )
 
 // home opens the session's home and parses the request's {path}.
-func (s *Server) home(r *http.Request) (*homefiles.Home, string, error) {
+func (s *Server) home(r *http.Request) (homefiles.Files, string, error) {
 	rel, err := homefiles.ParsePath(r.PathValue("path"))
 	if err != nil {
 		return nil, "", err

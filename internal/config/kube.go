@@ -18,6 +18,7 @@ const (
 	EnvKubeHomeSize     = "ATELIER_KUBE_HOME_SIZE"
 	EnvKubeFleetPods    = "ATELIER_KUBE_FLEET_PODS"
 	EnvKubeFleetCIDRs   = "ATELIER_KUBE_FLEET_CIDRS"
+	EnvKubeGateway      = "ATELIER_KUBE_GATEWAY"
 )
 
 // DefaultKubeHomeSize is the size of each desktop's home claim.
@@ -41,6 +42,10 @@ type Kube struct {
 	// outside the cluster.
 	FleetPods  string
 	FleetCIDRs string
+	// Gateway is the fleet's egress gateway as desktops' pods dial it,
+	// host:port; the fleet listens on that port. Empty: desktops have no
+	// egress.
+	Gateway string
 }
 
 // quantity is the shape of a Kubernetes storage quantity.
@@ -51,7 +56,8 @@ var quantity = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|
 func (c *Config) loadKube(getenv func(string) string, fs *flag.FlagSet) {
 	c.Kube = Kube{Kubeconfig: getenv(EnvKubeconfig), Namespace: getenv(EnvKubeNamespace), Image: DefaultDockerImage(),
 		StorageClass: getenv(EnvKubeStorageClass), HomeSize: DefaultKubeHomeSize,
-		FleetPods: getenv(EnvKubeFleetPods), FleetCIDRs: getenv(EnvKubeFleetCIDRs)}
+		FleetPods: getenv(EnvKubeFleetPods), FleetCIDRs: getenv(EnvKubeFleetCIDRs),
+		Gateway: getenv(EnvKubeGateway)}
 	if v := getenv(EnvKubeImage); v != "" {
 		c.Kube.Image = v
 	}
@@ -64,6 +70,7 @@ func (c *Config) loadKube(getenv func(string) string, fs *flag.FlagSet) {
 	fs.StringVar(&c.Kube.StorageClass, "kube-storage-class", c.Kube.StorageClass, "storage class of desktop homes; empty: the cluster's default (env "+EnvKubeStorageClass+")")
 	fs.StringVar(&c.Kube.HomeSize, "kube-home-size", c.Kube.HomeSize, "size of each desktop home claim, such as 10Gi (env "+EnvKubeHomeSize+")")
 	fs.StringVar(&c.Kube.FleetPods, "kube-fleet-pods", c.Kube.FleetPods, "labels k=v,... of the fleet's pods, let into desktops by their NetworkPolicy (env "+EnvKubeFleetPods+")")
+	fs.StringVar(&c.Kube.Gateway, "kube-gateway", c.Kube.Gateway, "host:port desktops' pods dial for egress, where the fleet serves its gateway; empty: no egress (env "+EnvKubeGateway+")")
 	fs.StringVar(&c.Kube.FleetCIDRs, "kube-fleet-cidrs", c.Kube.FleetCIDRs, "CIDRs,... of a fleet outside the cluster, let into desktops by their NetworkPolicy (env "+EnvKubeFleetCIDRs+")")
 }
 
@@ -114,6 +121,11 @@ func (c Config) validateKube() []error {
 				errs = append(errs, fmt.Errorf("kube fleet CIDRs %q: %w", c.Kube.FleetCIDRs, err))
 				break
 			}
+		}
+	}
+	if c.Kube.Gateway != "" {
+		if _, port, err := net.SplitHostPort(c.Kube.Gateway); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("kube gateway %q: want host:port, such as atelier.ns.svc:7071", c.Kube.Gateway))
 		}
 	}
 	return errs

@@ -15,13 +15,14 @@ func TestLoadKube(t *testing.T) {
 		"ATELIER_RUNTIME": "kube", "ATELIER_INSECURE_NO_TOKEN": "1",
 		config.EnvKubeNamespace: "desks", config.EnvKubeHomeSize: "2Gi",
 		config.EnvKubeFleetPods: "app.kubernetes.io/name=atelier,tier=fleet", config.EnvKubeFleetCIDRs: "10.0.0.0/8,192.168.1.5/32",
+		config.EnvKubeGateway: "atelier.desks.svc:7071",
 	}
 	c, err := config.Load(func(k string) string { return env[k] }, []string{"--kube-storage-class", "fast", "--kube-image", "reg.example/desk:1"}, new(bytes.Buffer))
 	if err != nil {
 		t.Fatal(err)
 	}
 	k := c.Kube
-	if k.Namespace != "desks" || k.HomeSize != "2Gi" || k.StorageClass != "fast" || k.Image != "reg.example/desk:1" {
+	if k.Namespace != "desks" || k.HomeSize != "2Gi" || k.StorageClass != "fast" || k.Image != "reg.example/desk:1" || k.Gateway != "atelier.desks.svc:7071" {
 		t.Errorf("kube settings %+v", k)
 	}
 	if got := k.FleetPodLabels(); !maps.Equal(got, map[string]string{"app.kubernetes.io/name": "atelier", "tier": "fleet"}) {
@@ -39,6 +40,7 @@ func TestLoadKubeRefuses(t *testing.T) {
 		"fleet pods": {"--kube-fleet-pods", "app"},
 		"fleet cidr": {"--kube-fleet-cidrs", "10.0.0.0/8,nope"},
 		"image":      {"--kube-image", ""},
+		"gateway":    {"--kube-gateway", "atelier.desks.svc"},
 	} {
 		env := map[string]string{"ATELIER_RUNTIME": "kube", "ATELIER_INSECURE_NO_TOKEN": "1"}
 		_, err := config.Load(func(k string) string { return env[k] }, args, new(bytes.Buffer))

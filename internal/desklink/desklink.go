@@ -3,7 +3,9 @@
 // mutual TLS 1.3 with certificates pinned on both sides, and ALPN naming
 // what the connection carries: protocol v1 to the agent, RFB to the VNC
 // server (both spliced to the run dir's unix sockets, byte for byte), a
-// run file to write, or the home as a tar stream in or out.
+// run file to write, the home as a tar stream in or out, or one file
+// operation on the home. The desktop's egress goes the other way
+// (ProtoGate).
 //
 // Each desktop has its own self-signed server certificate; the fleet has
 // one self-signed client certificate. The link server (atelier-agent link,
@@ -41,7 +43,7 @@ const (
 )
 
 // Protos lists every protocol the link server speaks.
-var Protos = []string{ProtoAgent, ProtoVNC, ProtoRunFile, ProtoHomeExport, ProtoHomeImport}
+var Protos = []string{ProtoAgent, ProtoVNC, ProtoRunFile, ProtoHomeExport, ProtoHomeImport, ProtoFiles}
 
 // Files of the link server's credential directory (the keys of the
 // desktop's Secret).

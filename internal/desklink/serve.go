@@ -38,6 +38,32 @@ type Server struct {
 
 // Serve accepts connections on ln until ctx is done.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeTLS(ctx, ln, s.Config, s.serve)
+}
+
+// ServeTLS accepts connections on ln until ctx is done, and calls handle
+// with each whose handshake with cfg completed; the connection closes when
+// handle returns or ctx is done.
+func (s *Server) ServeTLS(ctx context.Context, ln net.Listener, cfg *tls.Config, handle func(context.Context, *tls.Conn)) error {
+	return accept(ctx, ln, func(c net.Conn) {
+		tc := tls.Server(c, cfg)
+		hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			s.Log.Warn("link: handshake refused", "peer", c.RemoteAddr().String(), "err", err)
+			return
+		}
+		stop := context.AfterFunc(ctx, func() { tc.Close() })
+		defer stop()
+		handle(ctx, tc)
+	})
+}
+
+// accept calls handle with each connection ln accepts, in a goroutine of
+// its own, until ctx is done; it closes the connection when handle
+// returns, and returns once every handle has.
+func accept(ctx context.Context, ln net.Listener, handle func(net.Conn)) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var wg sync.WaitGroup
@@ -50,22 +76,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return err
 		}
-		wg.Go(func() { s.serve(ctx, c) })
+		wg.Go(func() {
+			defer c.Close()
+			handle(c)
+		})
 	}
 }
 
-func (s *Server) serve(ctx context.Context, raw net.Conn) {
-	defer raw.Close()
-	c := tls.Server(raw, s.Config)
-	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-	err := c.HandshakeContext(hctx)
-	cancel()
-	if err != nil {
-		s.Log.Warn("link: handshake refused", "peer", raw.RemoteAddr().String(), "err", err)
-		return
-	}
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
+func (s *Server) serve(ctx context.Context, c *tls.Conn) {
 	switch proto := c.ConnectionState().NegotiatedProtocol; proto {
 	case ProtoAgent:
 		s.splice(c, desktop.AgentSocket)
@@ -84,8 +102,10 @@ func (s *Server) serve(ctx context.Context, raw net.Conn) {
 		}
 	case ProtoHomeImport:
 		reply(c, s.importHome(c))
+	case ProtoFiles:
+		s.serveFiles(c)
 	default:
-		s.Log.Warn("link: no protocol negotiated", "peer", raw.RemoteAddr().String())
+		s.Log.Warn("link: no protocol negotiated", "peer", c.RemoteAddr().String())
 	}
 }
 
@@ -97,14 +117,7 @@ func (s *Server) splice(c *tls.Conn, name string) {
 		s.Log.Warn("link: desktop socket", "socket", name, "err", err)
 		return
 	}
-	defer u.Close()
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(u, c); done <- struct{}{} }()
-	go func() { io.Copy(c, u); done <- struct{}{} }()
-	<-done
-	c.Close()
-	u.Close()
-	<-done
+	Pipe(c, u)
 }
 
 // reply ends a request with "ok" or the error's text, on one line.

@@ -134,7 +134,7 @@ func openKube(ctx context.Context, cfg config.Config, log *slog.Logger) (runtime
 	}
 	rt, err := kube.New(ctx, kube.Options{Client: c, Namespace: ns, Image: cfg.Kube.Image, DataDir: cfg.DataDir,
 		StorageClass: cfg.Kube.StorageClass, HomeSize: size, Limits: resources(cfg.Limits),
-		FleetPods: cfg.Kube.FleetPodLabels(), FleetCIDRs: cfg.Kube.FleetCIDRList(), Logger: log})
+		FleetPods: cfg.Kube.FleetPodLabels(), FleetCIDRs: cfg.Kube.FleetCIDRList(), Gateway: cfg.Kube.Gateway, Logger: log})
 	return rt, nil, err
 }
 

@@ -3,6 +3,7 @@ package fleettest
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -64,9 +65,8 @@ var kits = map[string]kit{
 	},
 	"kube": {
 		lacks: map[Feature]string{
-			EgressGateway: "desktops in pods have no egress gateway yet (their NetworkPolicy allows no egress at all), " +
-				"and the test cluster's bridge CNI does not enforce NetworkPolicy, so the pod network is open there",
-			HostHome: "a home is a volume in the cluster, not a directory on the fleet's host",
+			IsolatedNetwork: "a pod's NetworkPolicy lets out only the fleet's gateway, but the test cluster's bridge CNI " +
+				"does not enforce NetworkPolicy, so the pod network is open there",
 			HomeQuota: "a home is a PersistentVolumeClaim whose size the storage class enforces (the test cluster's local volumes do not); " +
 				"the runtime reports no usage",
 		},
@@ -80,7 +80,7 @@ var kits = map[string]kit{
 				env = kubetest.Cluster(t)
 			}
 			cfg.Kube = config.Kube{Kubeconfig: env.Kubeconfig, Namespace: env.Namespace, Image: env.Image,
-				StorageClass: kubetest.StorageClass, HomeSize: kubetest.HomeSize}
+				StorageClass: kubetest.StorageClass, HomeSize: kubetest.HomeSize, Gateway: kubeGateway(t, cfg.DataDir)}
 			kubeEnvs.Store(cfg.DataDir, env)
 		},
 		home: kubeHome{},
@@ -96,6 +96,26 @@ var kits = map[string]kit{
 
 // kubeEnvs is the cluster namespace of each kube fleet, by data dir.
 var kubeEnvs sync.Map
+
+// kubeGateways is the egress gateway of each kube fleet, by data dir: a
+// restarted fleet serves it where its desktops' pods dial it.
+var kubeGateways sync.Map
+
+// kubeGateway is the gateway address of the fleet on dataDir: this host
+// as pods see it, on a port free now.
+func kubeGateway(t testing.TB, dataDir string) string {
+	if a, ok := kubeGateways.Load(dataDir); ok {
+		return a.(string)
+	}
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	a := net.JoinHostPort(kubetest.FleetHost, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	kubeGateways.Store(dataDir, a)
+	return a
+}
 
 // kubeHome is the local volume the home's claim is bound to, on this host
 // (the test cluster's one node).
@@ -143,9 +163,11 @@ type Feature string
 
 // Features a runtime may lack.
 const (
-	EgressGateway Feature = "the egress gateway and an isolated network"
-	HomeQuota     Feature = "home disk quotas"
-	HostHome      Feature = "homes the fleet opens on its host (the file API)"
+	EgressGateway Feature = "the egress gateway"
+	// IsolatedNetwork: a desktop reaches nothing but the gateway.
+	IsolatedNetwork Feature = "an isolated network"
+	HomeQuota       Feature = "home disk quotas"
+	HostHome        Feature = "homes the fleet opens on its host (the file API)"
 )
 
 // Requires skips the test, loudly, when runtime lacks feature.
@@ -154,6 +176,14 @@ func Requires(t testing.TB, runtime string, feature Feature) {
 	if why, ok := kitOf(t, runtime).lacks[feature]; ok {
 		t.Skipf("SKIPPED: the %s runtime lacks %s: %s", runtime, feature, why)
 	}
+}
+
+// Offers reports whether runtime has feature, for the checks of a test
+// that hold only where it does.
+func Offers(t testing.TB, runtime string, feature Feature) bool {
+	t.Helper()
+	_, lacks := kitOf(t, runtime).lacks[feature]
+	return !lacks
 }
 
 // kitOf returns runtime's kit.

@@ -165,6 +165,26 @@ func (h *Home) parent(rel string) (int, string, error) {
 	return fd, base, err
 }
 
+// Files are the file operations on one home: a Home on the fleet's host,
+// or a desktop's link (package desklink) where the home is elsewhere.
+// The caller closes them.
+type Files interface {
+	Put(rel string, r io.Reader, limit int64) (Written, error)
+	Get(rel string) (io.ReadCloser, Info, error)
+	List(rel string) ([]Info, error)
+	Delete(rel string) error
+	Close() error
+}
+
+var _ Files = (*Home)(nil)
+
+// Errs are the errors callers branch on, by a stable name: what a remote
+// home's refusal carries across.
+var Errs = map[string]error{
+	"bad_path": ErrBadPath, "not_found": ErrNotFound, "not_a_file": ErrNotFile, "not_a_directory": ErrNotDir,
+	"too_large": ErrTooLarge, "home_full": ErrFull, "not_empty": ErrNotEmpty,
+}
+
 // Info describes one file or directory.
 type Info struct {
 	Name     string
@@ -265,7 +285,7 @@ func (h *Home) fill(f *os.File, r io.Reader, limit int64) (Written, error) {
 // would block the fleet, a device is nobody's download, and a hard link to
 // a file of another owner (on a home sharing the host's filesystem) is
 // not the desktop's to give.
-func (h *Home) Get(rel string) (*os.File, Info, error) {
+func (h *Home) Get(rel string) (io.ReadCloser, Info, error) {
 	if rel == "" {
 		return nil, Info{}, fmt.Errorf("%w: the home is a directory", ErrNotFile)
 	}

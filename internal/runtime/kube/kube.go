@@ -8,7 +8,8 @@
 //     options), which outlives the pod: Stop deletes the pod, Remove with
 //     purge the claim;
 //   - a NetworkPolicy: ingress only from the fleet on the link's port,
-//     no egress;
+//     egress only to the fleet's egress gateway (Options.Gateway), or
+//     none;
 //   - while it runs, a Pod: the desktop container (the image's
 //     atelier-agent, with requests and limits) and a native sidecar, the
 //     link server, which alone mounts the credential.
@@ -19,6 +20,13 @@
 // pod's IP, mutual TLS, ALPN naming the agent, VNC, a run file, or the
 // home as a tar stream. A stopped desktop's home is reached through a
 // short-lived pod running the link server alone.
+//
+// Egress goes the other way: the link server serves the desktop's gate
+// socket (in a volume the desktop mounts read-only, so the desktop side is
+// the same as in every runtime) and carries each connection to the
+// fleet's one gateway port, mutual TLS with the desktop's own certificate;
+// the fleet splices it to that desktop's gate socket on its host, where
+// package egress applies the desktop's policy.
 package kube
 
 import (
@@ -101,6 +109,11 @@ type Options struct {
 	// fleet outside the cluster. Neither: the policy lets nothing in.
 	FleetPods  map[string]string
 	FleetCIDRs []string
+	// Gateway is the fleet's egress gateway as desktops' pods dial it,
+	// host:port; the fleet listens on that port on every interface (0
+	// picks one). A host name is resolved once, here: pods have no DNS.
+	// Empty: desktops have no egress at all.
+	Gateway string
 	// PullPolicy of the desktop image. Default IfNotPresent.
 	PullPolicy corev1.PullPolicy
 	Logger     *slog.Logger // nil: discard
@@ -113,6 +126,11 @@ type Runtime struct {
 	ns    string
 	log   *slog.Logger
 	fleet desklink.Pair // the fleet's link client credential
+	// The egress gateway (Options.Gateway), if any: the address pods dial,
+	// and a stop for its listener.
+	gatewayIP   net.IP
+	gatewayPort int
+	stopGateway func()
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -157,6 +175,11 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 	if r.fleet, err = r.fleetPair(ctx); err != nil {
 		return nil, fmt.Errorf("kube runtime: namespace %s: %w", r.ns, err)
 	}
+	if opts.Gateway != "" {
+		if err := r.listenGateway(ctx); err != nil {
+			return nil, fmt.Errorf("kube runtime: %w", err)
+		}
+	}
 	return r, nil
 }
 
@@ -187,8 +210,14 @@ func (r *Runtime) fleetPair(ctx context.Context) (desklink.Pair, error) {
 // Name is "kube".
 func (r *Runtime) Name() string { return "kube" }
 
-// Close leaves desktops running; the client is the caller's.
-func (r *Runtime) Close() error { return nil }
+// Close stops the egress gateway's listener and leaves desktops running
+// (their egress waits for the next fleet); the client is the caller's.
+func (r *Runtime) Close() error {
+	if r.stopGateway != nil {
+		r.stopGateway()
+	}
+	return nil
+}
 
 // objectName is desktop id's pod, Secret and NetworkPolicy name: ids hold
 // an underscore, which object names may not.

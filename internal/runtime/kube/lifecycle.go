@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"path"
 	"strconv"
 	"time"
 
@@ -151,7 +153,9 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec, old *corev1.Sec
 }
 
 // applyPolicy makes (or remakes) desktop id's NetworkPolicy: in, only the
-// fleet, only to the link's port; out, nothing.
+// fleet, only to the link's port; out, only the fleet's egress gateway
+// (its address, or the fleet's pods, which a Service's address leads to),
+// only its port, and no DNS; nothing without a gateway.
 func (r *Runtime) applyPolicy(ctx context.Context, id string) error {
 	var from []networkingv1.NetworkPolicyPeer
 	if len(r.opts.FleetPods) > 0 {
@@ -171,6 +175,19 @@ func (r *Runtime) applyPolicy(ctx context.Context, id string) error {
 		port := intstr.FromInt32(desklink.Port)
 		tcp := corev1.ProtocolTCP
 		np.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{From: from, Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &port}}}}
+	}
+	if r.gatewayIP != nil {
+		port := intstr.FromInt(r.gatewayPort)
+		tcp := corev1.ProtocolTCP
+		bits := 8 * len(r.gatewayIP)
+		if r.gatewayIP.To4() != nil {
+			bits = 32
+		}
+		to := []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: (&net.IPNet{IP: r.gatewayIP, Mask: net.CIDRMask(bits, bits)}).String()}}}
+		if len(r.opts.FleetPods) > 0 {
+			to = append(to, networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{MatchLabels: r.opts.FleetPods}})
+		}
+		np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{{To: to, Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: &port}}}}
 	}
 	pols := r.c.NetworkingV1().NetworkPolicies(r.ns)
 	pols.Delete(ctx, np.Name, metav1.DeleteOptions{}) // one left by a Create that was interrupted
@@ -219,6 +236,10 @@ func (r *Runtime) desktopPod(spec runtime.Spec) *corev1.Pod {
 	cpu := resource.NewMilliQuantity(int64(res.CPUs*1000), resource.DecimalSI)
 	shm := resource.MustParse("512Mi")
 	link := r.linkContainer(spec.Image)
+	link.VolumeMounts = append(link.VolumeMounts, corev1.VolumeMount{Name: "gate", MountPath: desktop.GateDirPath})
+	if gw := r.GatewayAddr(); gw != "" {
+		link.Command = append(link.Command, "--gateway", gw, "--gate-dir", desktop.GateDirPath)
+	}
 	always := corev1.ContainerRestartPolicyAlways
 	link.RestartPolicy = &always
 	p := r.basePod(objectName(id), id, roleDesktop)
@@ -228,9 +249,13 @@ func (r *Runtime) desktopPod(spec runtime.Spec) *corev1.Pod {
 		Name:            "desktop",
 		Image:           spec.Image,
 		ImagePullPolicy: r.opts.PullPolicy,
-		Args:            []string{"--resolution", spec.Resolution.String(), "--theme", spec.Theme},
+		Args: []string{"--resolution", spec.Resolution.String(), "--theme", spec.Theme,
+			"--egress-gate", path.Join(desktop.GateDirPath, desktop.GateSocket)},
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "run", MountPath: desktop.RunDirPath},
+			// The link server's gate socket: the desktop connects, and
+			// cannot replace it.
+			{Name: "gate", MountPath: desktop.GateDirPath, ReadOnly: true},
 			{Name: "home", MountPath: desktop.HomePath},
 			{Name: "tmp", MountPath: "/tmp"},
 			{Name: "shm", MountPath: "/dev/shm"},
@@ -249,6 +274,7 @@ func (r *Runtime) desktopPod(spec runtime.Spec) *corev1.Pod {
 	}}
 	p.Spec.Volumes = append(p.Spec.Volumes,
 		corev1.Volume{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		corev1.Volume{Name: "gate", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 		corev1.Volume{Name: "shm", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &shm}}},
 	)
 	return p

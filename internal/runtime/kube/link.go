@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"atelier/internal/desklink"
+	"atelier/internal/homefiles"
 	"atelier/internal/runtime"
 )
 
@@ -97,11 +98,25 @@ func (r *Runtime) WriteRunFile(ctx context.Context, id, name string, data []byte
 }
 
 // Home is unsupported: a home is a volume in the cluster, on no host the
-// fleet can open, so the file API answers unavailable on kube (snapshots
-// and clones stream through the link instead).
+// fleet can open; HomeFiles serves the file API instead.
 func (r *Runtime) Home(ctx context.Context, id string) (runtime.HomeDir, error) {
 	return runtime.HomeDir{}, fmt.Errorf("home of %s: a kube home is a volume in the cluster, not a directory on the fleet's host: %w", id, errors.ErrUnsupported)
 }
+
+// HomeFiles are the file operations on a running desktop's home, each
+// performed by its link server (package homefiles there, beneath the
+// home volume).
+func (r *Runtime) HomeFiles(ctx context.Context, id string) (homefiles.Files, error) {
+	addr, cert, err := r.running(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("home files: %w", err)
+	}
+	return desklink.Files{Dial: func() (*tls.Conn, error) {
+		return r.link(ctx, id, addr, cert, desklink.ProtoFiles)
+	}}, nil
+}
+
+var _ runtime.RemoteHome = (*Runtime)(nil)
 
 // ExportHome writes the desktop's home as a tar stream through its link,
 // or, while it is stopped, through a home pod's.

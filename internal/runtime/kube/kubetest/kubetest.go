@@ -44,6 +44,11 @@ const HomeSize = "1Gi"
 // volumes is how many Available volumes the harness keeps.
 const volumes = 12
 
+// FleetHost is this host as pods see it: the pod bridge's address
+// (scripts/kube-cluster.sh, POD_CIDR), where a fleet on the host serves
+// the egress gateway.
+const FleetHost = "10.88.7.1"
+
 // BaseImage is a plain Debian image imported beside the desktop's, for
 // pods that play other tenants of the cluster.
 const BaseImage = "atelier/debian-base:bookworm"
