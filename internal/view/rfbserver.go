@@ -103,7 +103,11 @@ func (s *serverFilter) run() error {
 // handshake passes ProtocolVersion, the security handshake the viewer
 // chose and ServerInit.
 func (s *serverFilter) handshake() error {
+	// Each step waits for the viewer's answer: flush it.
 	if err := s.pass(12); err != nil { // ProtocolVersion
+		return err
+	}
+	if err := s.w.Flush(); err != nil {
 		return err
 	}
 	n, err := s.byte()
@@ -169,7 +173,10 @@ func (s *serverFilter) handshake() error {
 	if err := s.forward(init); err != nil {
 		return err
 	}
-	return s.pass(name)
+	if err := s.pass(name); err != nil {
+		return err
+	}
+	return s.w.Flush()
 }
 
 // reason passes a length-prefixed failure reason.
