@@ -240,3 +240,29 @@ func TestViewPixelFormat(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkServerFilter streams full-screen raw updates (1280x720, 3.7 MB)
+// through the server filter, against copyDown's plain copy (reads of
+// downBufSize) of the same bytes.
+func BenchmarkServerFilter(b *testing.B) {
+	frame := update(1, cat(rectHdr(1280, 720, encRaw), make([]byte, 1280*720*4)))
+	for _, via := range []string{"copy", "filter"} {
+		b.Run(via, func(b *testing.B) {
+			b.SetBytes(int64(len(frame)))
+			buf := make([]byte, downBufSize)
+			for b.Loop() {
+				r := io.MultiReader(bytes.NewReader(serverHello), bytes.NewReader(frame))
+				if via == "copy" {
+					// Wrapped: no WriterTo/ReaderFrom shortcut.
+					io.CopyBuffer(struct{ io.Writer }{io.Discard}, struct{ io.Reader }{r}, buf)
+					continue
+				}
+				chosen := make(chan handshakeChoice, 1)
+				chosen <- choiceNone
+				if err := newServerFilter(r, io.Discard, chosen).run(); err != io.EOF {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
