@@ -21,20 +21,22 @@ import (
 // BenchmarkThroughput streams full-screen updates (raw encoding, 1280x720,
 // 32 bits: 3.7 MB a frame) from a desktop whose whole screen changes all
 // the time, straight from vnc.sock and through the proxy. One op is one
-// frame; compare MB/s and frames/s of the two.
+// frame; compare MB/s and frames/s of the three.
 func BenchmarkThroughput(b *testing.B) {
 	d := startDesktop(b, desktop.DefaultResolution)
 	// A terminal repainting its whole window in alternating colours, about
 	// 50 times a second (wayvnc sends at most 30 frames a second).
 	d.Terminal(b, "flood", `while :; do printf '\033[41m\033[2J'; sleep 0.02; printf '\033[44m\033[2J'; sleep 0.02; done`)
 	f := newFleet(b, dialer{"s-1": d.VNCSock})
-	for _, via := range []string{"direct", "proxy"} {
+	// A view token's stream is framed (its clipboard dropped), a control
+	// token's copied as is.
+	for _, via := range []string{"direct", "view", "control"} {
 		b.Run(via, func(b *testing.B) {
 			var conn net.Conn
 			if via == "direct" {
 				conn = dialUnix(b, d.VNCSock)
 			} else {
-				ws := f.dialView(b, "s-1", view.ModeView)
+				ws := f.dialView(b, "s-1", view.Mode(via))
 				defer ws.CloseNow()
 				conn = websocket.NetConn(b.Context(), ws, websocket.MessageBinary)
 			}

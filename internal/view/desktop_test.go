@@ -250,6 +250,8 @@ type rfbClient struct {
 	r             *bufio.Reader
 	Width, Height int
 	Name          string
+	// CutTexts holds the clipboards the server sent (ServerCutText).
+	CutTexts []string
 }
 
 // pixel is one 32-bit pixel as the client asks for them: B, G, R, unused.
@@ -367,11 +369,13 @@ func (c *rfbClient) frame(fb []pixel) (int, error) {
 			if _, err := io.ReadFull(c.r, h); err != nil {
 				return read, err
 			}
-			n, err := io.CopyN(io.Discard, c.r, int64(binary.BigEndian.Uint32(h[3:])))
+			var text strings.Builder
+			n, err := io.CopyN(&text, c.r, int64(binary.BigEndian.Uint32(h[3:])))
 			read += 7 + int(n)
 			if err != nil {
 				return read, err
 			}
+			c.CutTexts = append(c.CutTexts, text.String())
 		default:
 			return read, fmt.Errorf("server message %d not handled by the test client", t)
 		}

@@ -3,6 +3,7 @@ package view
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -157,22 +158,32 @@ func proxy(ctx context.Context, ws *websocket.Conn, desk net.Conn, mode Mode, g 
 	defer stop()
 	nc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
 
+	up := newFilter(nc, desk, mode, g)
+	down := copyDown
+	if mode != ModeControl {
+		// A view-mode viewer gets the server's half framed, without the
+		// desktop's clipboard.
+		chosen := make(chan handshakeChoice, 1)
+		up.chosen = chosen
+		down = func(ctx context.Context, ws *websocket.Conn, desk net.Conn) bool {
+			return frameDown(ctx, ws, desk, chosen)
+		}
+	}
 	upErr := make(chan error, 1)
 	go func() {
-		err := newFilter(nc, desk, mode, g).run()
+		err := up.run()
+		if up.chosen != nil {
+			// The viewer has chosen, or never will: let frameDown on.
+			close(up.chosen)
+		}
 		if errors.Is(err, errProtocol) {
-			// Close reasons are limited to 123 bytes.
-			reason := err.Error()
-			if len(reason) > 120 {
-				reason = reason[:120]
-			}
-			ws.Close(websocket.StatusPolicyViolation, reason)
+			closeProtocol(ws, err)
 		}
 		hangUp()
 		upErr <- err
 	}()
 
-	if copyDown(ctx, ws, desk) {
+	if down(ctx, ws, desk) {
 		// The desktop ended first: tell the viewer with a close frame,
 		// which also ends the reader above.
 		ws.Close(websocket.StatusNormalClosure, "desktop closed the connection")
@@ -206,4 +217,49 @@ func copyDown(ctx context.Context, ws *websocket.Conn, desk net.Conn) (viewerThe
 			return viewerThere && ctx.Err() == nil
 		}
 	}
+}
+
+// closeProtocol ends a view for a protocol error of either side.
+func closeProtocol(ws *websocket.Conn, err error) {
+	// Close reasons are limited to 123 bytes.
+	reason := err.Error()
+	if len(reason) > 120 {
+		reason = reason[:120]
+	}
+	ws.Close(websocket.StatusPolicyViolation, reason)
+}
+
+// frameDown is copyDown for a view-mode viewer: the desktop's stream goes
+// through a serverFilter. If the filter stops on what it cannot frame the
+// viewer is closed; either way what the desktop still sends is drained.
+func frameDown(ctx context.Context, ws *websocket.Conn, desk net.Conn, chosen <-chan handshakeChoice) (viewerThere bool) {
+	w := &wsWriter{ctx: ctx, ws: ws}
+	err := newServerFilter(desk, w, chosen).run()
+	switch {
+	case w.err != nil:
+	case errors.Is(err, errProtocol):
+		closeProtocol(ws, err)
+	default: // the desktop's stream ended or failed
+		return ctx.Err() == nil
+	}
+	io.Copy(io.Discard, desk)
+	return false
+}
+
+// wsWriter sends each write as one binary message, waiting for the send,
+// and keeps the first error.
+type wsWriter struct {
+	ctx context.Context
+	ws  *websocket.Conn
+	err error
+}
+
+func (w *wsWriter) Write(b []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.err = w.ws.Write(w.ctx, websocket.MessageBinary, b); w.err != nil {
+		return 0, w.err
+	}
+	return len(b), nil
 }

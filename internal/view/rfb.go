@@ -67,7 +67,10 @@ type filter struct {
 	// button down under the next holder's input.
 	keysDown map[uint32]bool
 	buttons  byte
-	hdr      [20]byte
+	// chosen, if not nil, is told the viewer's handshake choice: the
+	// server filter of a view-mode viewer frames its half by it.
+	chosen chan<- handshakeChoice
+	hdr    [20]byte
 }
 
 // gate admits one input message (done is called once it has reached the
@@ -149,6 +152,9 @@ func (f *filter) handshake() error {
 	if err := f.forwardFlush(sec); err != nil {
 		return err
 	}
+	if f.chosen != nil {
+		f.chosen <- handshakeChoice{minor: v[10], security: sec[0]}
+	}
 	switch sec[0] {
 	case securityNone:
 	case securityVNCAuth:
@@ -180,6 +186,8 @@ func (f *filter) message() error {
 		n     int   // fixed length, type byte included
 		extra int64 // variable payload after the fixed part
 		input bool  // acts on the desktop: dropped in view mode
+		// the server's answer is not framed: dropped in view mode
+		unframed bool
 	)
 	switch t {
 	case msgSetPixelFormat:
@@ -207,6 +215,21 @@ func (f *filter) message() error {
 	}
 	if err := f.read(f.hdr[1:n]); err != nil {
 		return err
+	}
+	if f.view {
+		// A view-mode viewer gets only what the server filter can frame.
+		switch t {
+		case msgSetPixelFormat:
+			if !viewPixelFormat(f.hdr[4:20]) {
+				return protocolErrorf("pixel format %x: want 32 bpp, depth 24, true colour", f.hdr[4:20])
+			}
+		case msgSetEncodings:
+			return f.viewEncodings()
+		case msgEnableContinuousUpdates, msgFence:
+			// Their server replies are not framed; no client sends them
+			// unasked, and the encodings a view asks for never ask.
+			unframed = true
+		}
 	}
 	switch t {
 	case msgSetEncodings:
@@ -237,7 +260,7 @@ func (f *filter) message() error {
 		}
 		n, input = 12, true
 	}
-	drop := input && (f.view || (!f.admit() && !f.releases(t)))
+	drop := unframed || input && (f.view || (!f.admit() && !f.releases(t)))
 	if input && !drop && f.gate != nil {
 		f.track(t)
 	}
@@ -247,6 +270,31 @@ func (f *filter) message() error {
 		}
 	}
 	return f.copy(extra, drop)
+}
+
+// viewEncodings passes a SetEncodings (its header read) with the
+// encodings a view may not ask for struck out, each kept once, in the
+// viewer's order of preference.
+func (f *filter) viewEncodings() error {
+	n := int(binary.BigEndian.Uint16(f.hdr[2:4]))
+	keep := make([]byte, 0, 4*8)
+	seen := map[int32]bool{}
+	enc := make([]byte, 4)
+	for range n {
+		if err := f.read(enc); err != nil {
+			return err
+		}
+		e := int32(binary.BigEndian.Uint32(enc))
+		if viewEncoding(e) && !seen[e] {
+			seen[e] = true
+			keep = append(keep, enc...)
+		}
+	}
+	binary.BigEndian.PutUint16(f.hdr[2:4], uint16(len(keep)/4))
+	if err := f.forward(f.hdr[:4]); err != nil {
+		return err
+	}
+	return f.forward(keep)
 }
 
 // key returns a key message's keysym and whether it presses (RFB's

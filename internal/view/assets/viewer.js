@@ -51,7 +51,10 @@ function connect() {
   rfb.background = getComputedStyle(document.body).backgroundColor;
   rfb.addEventListener("connect", onConnect);
   rfb.addEventListener("disconnect", onDisconnect);
-  rfb.addEventListener("clipboard", onClipboard);
+  if (!viewOnly) {
+    // A view token's stream carries no clipboard (the fleet drops it).
+    rfb.addEventListener("clipboard", onClipboard);
+  }
   rfb.addEventListener("securityfailure", () => setState("denied", "Access refused by the desktop"));
 }
 
