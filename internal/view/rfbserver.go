@@ -137,6 +137,9 @@ func (s *serverFilter) handshake() error {
 		if err := s.pass(16); err != nil { // challenge
 			return err
 		}
+		if err := s.w.Flush(); err != nil { // the viewer answers it
+			return err
+		}
 	}
 	// RFB 3.7 has no SecurityResult after security type None.
 	if c.security != securityNone || c.minor == '8' {

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -264,5 +266,56 @@ func BenchmarkServerFilter(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the filter writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServerFilterFlushesEachStep: wherever the desktop waits for the
+// viewer's answer (after its version, its security types, a VNC-auth
+// challenge, ServerInit), the viewer already has everything before it; a
+// step held in the filter's buffer would hang the view.
+func TestServerFilterFlushesEachStep(t *testing.T) {
+	steps := [][]byte{
+		[]byte("RFB 003.008\n"),
+		{1, securityVNCAuth},
+		bytes.Repeat([]byte{7}, 16), // challenge
+		cat([]byte{0, 0, 0, 0}, serverInit),
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	chosen := make(chan handshakeChoice, 1)
+	chosen <- handshakeChoice{minor: '8', security: securityVNCAuth}
+	var out syncBuffer
+	go newServerFilter(pr, &out, chosen).run()
+	var sent []byte
+	for i, step := range steps {
+		if _, err := pw.Write(step); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, step...)
+		deadline := time.Now().Add(5 * time.Second)
+		for out.String() != string(sent) {
+			if time.Now().After(deadline) {
+				t.Fatalf("step %d: the viewer has %d of %d bytes while the desktop waits for it", i, len(out.String()), len(sent))
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 }
