@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
@@ -269,24 +268,6 @@ func BenchmarkServerFilter(b *testing.B) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to read while the filter writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestServerFilterFlushesEachStep: wherever the desktop waits for the
 // viewer's answer (after its version, its security types, a VNC-auth
 // challenge, ServerInit), the viewer already has everything before it; a
@@ -298,24 +279,27 @@ func TestServerFilterFlushesEachStep(t *testing.T) {
 		bytes.Repeat([]byte{7}, 16), // challenge
 		cat([]byte{0, 0, 0, 0}, serverInit),
 	}
-	pr, pw := io.Pipe()
-	defer pw.Close()
+	desk, deskW := io.Pipe()
+	viewer, viewerW := io.Pipe()
+	defer deskW.Close()
+	defer viewer.Close()
 	chosen := make(chan handshakeChoice, 1)
 	chosen <- handshakeChoice{minor: '8', security: securityVNCAuth}
-	var out syncBuffer
-	go newServerFilter(pr, &out, chosen).run()
-	var sent []byte
+	go newServerFilter(desk, viewerW, chosen).run()
 	for i, step := range steps {
-		if _, err := pw.Write(step); err != nil {
+		if _, err := deskW.Write(step); err != nil {
 			t.Fatal(err)
 		}
-		sent = append(sent, step...)
-		deadline := time.Now().Add(5 * time.Second)
-		for out.String() != string(sent) {
-			if time.Now().After(deadline) {
-				t.Fatalf("step %d: the viewer has %d of %d bytes while the desktop waits for it", i, len(out.String()), len(sent))
+		got := make([]byte, len(step))
+		read := make(chan error, 1)
+		go func() { _, err := io.ReadFull(viewer, got); read <- err }()
+		select {
+		case err := <-read:
+			if err != nil || !bytes.Equal(got, step) {
+				t.Fatalf("step %d: the viewer read %x, %v; want %x", i, got, err, step)
 			}
-			time.Sleep(time.Millisecond)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("step %d: the viewer still lacks it while the desktop waits for the viewer", i)
 		}
 	}
 }
