@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"atelier/internal/homefiles"
 )
 
@@ -27,6 +29,7 @@ const (
 	opGet    = "get"
 	opList   = "list"
 	opDelete = "delete"
+	opUsage  = "usage"
 )
 
 type filesRequest struct {
@@ -41,6 +44,12 @@ type filesAnswer struct {
 	Written *homefiles.Written `json:"written,omitempty"`
 	Info    *homefiles.Info    `json:"info,omitempty"`
 	List    []homefiles.Info   `json:"list,omitempty"`
+	Usage   *Usage             `json:"usage,omitempty"`
+}
+
+// Usage is how full the home volume's filesystem is, in bytes.
+type Usage struct {
+	Size, Used, Free int64
 }
 
 // serveFiles performs one file operation on the home.
@@ -74,6 +83,14 @@ func (s *Server) serveFiles(c *tls.Conn) {
 }
 
 func (s *Server) doFiles(req filesRequest, r io.Reader) (filesAnswer, io.ReadCloser, error) {
+	if req.Op == opUsage {
+		var st unix.Statfs_t
+		if err := unix.Statfs(s.Home, &st); err != nil {
+			return filesAnswer{}, nil, fmt.Errorf("home usage: %w", err)
+		}
+		bs := int64(st.Bsize)
+		return filesAnswer{Usage: &Usage{Size: int64(st.Blocks) * bs, Used: int64(st.Blocks-st.Bfree) * bs, Free: int64(st.Bavail) * bs}}, nil, nil
+	}
 	rel, err := homefiles.ParsePath(req.Path)
 	if err != nil {
 		return filesAnswer{}, nil, err
@@ -96,7 +113,7 @@ func (s *Server) doFiles(req filesRequest, r io.Reader) (filesAnswer, io.ReadClo
 	case opDelete:
 		return filesAnswer{}, nil, h.Delete(rel)
 	}
-	return filesAnswer{}, nil, fmt.Errorf("file operation %q: want put, get, list or delete", req.Op)
+	return filesAnswer{}, nil, fmt.Errorf("file operation %q: want put, get, list, delete or usage", req.Op)
 }
 
 // Files are the file operations on a desktop's home through its link:
@@ -149,7 +166,7 @@ func (f Files) do(req filesRequest, body io.Reader) (filesAnswer, io.ReadCloser,
 	}
 	if req.Op != opGet || a.Info == nil {
 		c.Close()
-		if req.Op == opGet || req.Op == opPut && a.Written == nil {
+		if req.Op == opGet || req.Op == opPut && a.Written == nil || req.Op == opUsage && a.Usage == nil {
 			return a, nil, errors.New("link: file operation: an answer without its result")
 		}
 		return a, nil, nil
@@ -192,4 +209,13 @@ func (f Files) List(rel string) ([]homefiles.Info, error) {
 func (f Files) Delete(rel string) error {
 	_, _, err := f.do(filesRequest{Op: opDelete, Path: rel}, nil)
 	return err
+}
+
+// Usage reports how full the home volume's filesystem is.
+func (f Files) Usage() (Usage, error) {
+	a, _, err := f.do(filesRequest{Op: opUsage}, nil)
+	if err != nil {
+		return Usage{}, err
+	}
+	return *a.Usage, nil
 }

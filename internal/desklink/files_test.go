@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"atelier/internal/desklink"
 	"atelier/internal/homefiles"
 )
@@ -69,3 +71,20 @@ func TestFiles(t *testing.T) {
 func second[A, B any](_ A, b B) B { return b }
 
 func third[A, B, C any](_ A, _ B, c C) C { return c }
+
+// TestFilesUsage: the link reports the home's filesystem as statfs sees it.
+func TestFilesUsage(t *testing.T) {
+	l := serve(t)
+	f := desklink.Files{Dial: func() (*tls.Conn, error) { return l.dial(t, l.fleet, desklink.ProtoFiles) }}
+	u, err := f.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(l.home, &st); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(st.Blocks) * int64(st.Bsize); u.Size != want || u.Used <= 0 || u.Free <= 0 || u.Used+u.Free > u.Size {
+		t.Errorf("usage %+v, want size %d, used and free within it", u, want)
+	}
+}

@@ -407,14 +407,21 @@ func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
 // Inspect reports one desktop: running from the pod's creation on; degraded
 // when its desktop container is not ready (no ready file) after a minute.
 func (r *Runtime) Inspect(ctx context.Context, id string) (runtime.Instance, error) {
-	if _, err := r.secret(ctx, id); err != nil {
+	s, err := r.secret(ctx, id)
+	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("inspect: %w", err)
 	}
 	p, err := r.pod(ctx, objectName(id))
 	if err != nil {
 		return runtime.Instance{}, fmt.Errorf("inspect %s: %w", id, err)
 	}
-	return instance(id, p), nil
+	in := instance(id, p)
+	if addr, aerr := podAddr(p); in.Running && aerr == nil {
+		if in.Home, err = r.homeUsage(ctx, id, addr, s.Data[desklink.CertFile]); err != nil {
+			return runtime.Instance{}, fmt.Errorf("inspect %s: %w", id, err)
+		}
+	}
+	return in, nil
 }
 
 // degradedAfter is how long a running desktop may take to be ready before

@@ -118,6 +118,33 @@ func (r *Runtime) HomeFiles(ctx context.Context, id string) (homefiles.Files, er
 
 var _ runtime.RemoteHome = (*Runtime)(nil)
 
+// homeUsage reports how full a running desktop's home is: the volume's
+// filesystem as its link server's statfs sees it, against the claim's
+// capacity. A volume that does not enforce the claim's size (its
+// filesystem is larger, as a local or hostPath volume's is) has no quota
+// to report, as a local home made without one has none: nil.
+func (r *Runtime) homeUsage(ctx context.Context, id, addr string, cert []byte) (*runtime.HomeUsage, error) {
+	pvc, err := r.c.CoreV1().PersistentVolumeClaims(r.ns).Get(ctx, ClaimName(id), metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("home usage: %w", err)
+	}
+	capacity, ok := pvc.Status.Capacity[corev1.ResourceStorage]
+	if !ok {
+		return nil, nil // not bound yet
+	}
+	u, err := desklink.Files{Dial: func() (*tls.Conn, error) {
+		return r.link(ctx, id, addr, cert, desklink.ProtoFiles)
+	}}.Usage()
+	if err != nil {
+		// A pod still starting has no link server to ask yet.
+		return nil, nil
+	}
+	if u.Size > capacity.Value() {
+		return nil, nil
+	}
+	return &runtime.HomeUsage{Used: u.Used, Free: u.Free, Quota: capacity.Value()}, nil
+}
+
 // ExportHome writes the desktop's home as a tar stream through its link,
 // or, while it is stopped, through a home pod's.
 func (r *Runtime) ExportHome(ctx context.Context, id string, w io.Writer) error {
