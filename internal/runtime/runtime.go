@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"atelier/desktop"
-	"atelier/internal/homefiles"
 )
 
 // Runtime runs desktops: local sandboxed process trees, Docker containers,
@@ -170,13 +169,6 @@ type HomeUsage struct {
 	// Quota is the filesystem's size. Its own journal and tables take a
 	// few percent of it (more of a small one), so Used+Free is less.
 	Quota int64
-}
-
-// RemoteHome is a runtime whose homes are on no host the fleet opens
-// (Home answers errors.ErrUnsupported): it performs the file API's
-// operations itself, beneath the home as homefiles confines them.
-type RemoteHome interface {
-	HomeFiles(ctx context.Context, id string) (homefiles.Files, error)
 }
 
 // HomeDir is a desktop's home as the host sees it.

@@ -116,8 +116,6 @@ func (r *Runtime) HomeFiles(ctx context.Context, id string) (homefiles.Files, er
 	}}, nil
 }
 
-var _ runtime.RemoteHome = (*Runtime)(nil)
-
 // homeUsage reports how full a running desktop's home is: the volume's
 // filesystem as its link server's statfs sees it, against the claim's
 // capacity. A volume that does not enforce the claim's size (its
