@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +64,7 @@ func TestResolution(t *testing.T) {
 	if _, err := c.Session(ctx, s.ID, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	waitVNC(t, f, s.ID)
 	if v := openViewer(t, f, s.ID); v.w != 1024 || v.h != 768 {
 		t.Errorf("a new live view's framebuffer is %dx%d, want 1024x768", v.w, v.h)
 	}
@@ -78,6 +81,34 @@ func TestResolution(t *testing.T) {
 		t.Fatalf("start: %+v %v", s, err)
 	}
 	waitShot(1024, 768)
+}
+
+// waitVNC waits until a new live view of id gets the desktop's RFB banner:
+// a wayvnc restarted by its supervisor answers again within a second, but
+// the session can read ready before the agent has seen it go.
+func waitVNC(t *testing.T, f *fleettest.Fleet, id string) {
+	t.Helper()
+	ctx := t.Context()
+	u := "ws" + strings.TrimPrefix(f.URL, "http") + "/sessions/" + id + "/vnc?token="
+	var last string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		link, err := f.Client.EmbedLink(ctx, id, "view", 60)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws, _, err := websocket.Dial(ctx, u+url.QueryEscape(link.Token), &websocket.DialOptions{Subprotocols: []string{"binary"}})
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		_, banner, err := ws.Read(ctx)
+		ws.CloseNow()
+		if err == nil && strings.HasPrefix(string(banner), "RFB 003.") {
+			return
+		}
+		last = fmt.Sprintf("first message %q (%v)", banner, err)
+	}
+	t.Fatalf("the live view never answered again after the resize: %s", last)
 }
 
 // viewer is a live view's RFB client, enough to see the framebuffer's size.
