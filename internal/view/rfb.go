@@ -47,6 +47,19 @@ func protocolErrorf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errProtocol}, args...)...)
 }
 
+// cutTextLen reads a cut text's length (either direction): a negative one
+// is the extended clipboard's, whose payload is its absolute value.
+func cutTextLen(b []byte, what string) (int64, error) {
+	l := int64(int32(binary.BigEndian.Uint32(b)))
+	if l < 0 {
+		l = -l
+	}
+	if l > maxCutText {
+		return 0, protocolErrorf("%s of %d bytes: at most %d", what, l, maxCutText)
+	}
+	return l, nil
+}
+
 // filter copies the client half of an RFB stream from r to w message by
 // message. In view mode it drops every message that acts on the desktop:
 // keys, pointer, clipboard, desktop size, and power (xvp). In control mode
@@ -235,13 +248,9 @@ func (f *filter) message() error {
 	case msgSetEncodings:
 		extra = 4 * int64(binary.BigEndian.Uint16(f.hdr[2:4]))
 	case msgClientCutText:
-		// Negative lengths are the extended clipboard; the payload is |len|.
-		l := int64(int32(binary.BigEndian.Uint32(f.hdr[4:8])))
-		if l < 0 {
-			l = -l
-		}
-		if l > maxCutText {
-			return protocolErrorf("clipboard of %d bytes: at most %d", l, maxCutText)
+		l, err := cutTextLen(f.hdr[4:8], "clipboard")
+		if err != nil {
+			return err
 		}
 		extra = l
 	case msgFence:

@@ -238,13 +238,9 @@ func (s *serverFilter) message() error {
 		if err := s.read(h); err != nil {
 			return err
 		}
-		// Negative lengths are the extended clipboard; the payload is |len|.
-		l := int64(int32(binary.BigEndian.Uint32(h[3:])))
-		if l < 0 {
-			l = -l
-		}
-		if l > maxCutText {
-			return protocolErrorf("desktop clipboard of %d bytes: at most %d", l, maxCutText)
+		l, err := cutTextLen(h[3:], "desktop clipboard")
+		if err != nil {
+			return err
 		}
 		return s.copy(l, io.Discard)
 	}
