@@ -15,9 +15,17 @@ deps:
 	@./scripts/install-deps.sh
 	@$(GO) mod download
 
-build:
+CC       ?= cc
+FRAMECLOCK_CFLAGS := -shared -fPIC -O2 -Wall -Wextra -Werror
+
+build: $(BIN)/atelier-frameclock.so
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+# Preloaded into sway by the agent beside which it lies (desktop/frameclock).
+$(BIN)/atelier-frameclock.so: desktop/frameclock/frameclock.c
+	@mkdir -p $(BIN)
+	$(CC) $(FRAMECLOCK_CFLAGS) -o $@ $< -ldl
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting' >&2; exit 1; }

@@ -34,6 +34,12 @@ const (
 	GateSocket  = "egress.sock"
 )
 
+// FrameClockFile is the library (built from frameclock/frameclock.c) that
+// lets an idle sway sleep instead of waking 60 times a second. The agent
+// preloads it into sway when it lies beside the agent's own executable; a
+// desktop without it works the same, only with the busier clock.
+const FrameClockFile = "atelier-frameclock.so"
+
 // ImageUID and ImageGID are the desktop user's (operator) in the desktop
 // image (desktop/Dockerfile): the owner of the home in a container.
 const (

@@ -62,10 +62,11 @@ fi
 # --- 2. the agent --------------------------------------------------------
 CGO_ENABLED=0 go build -trimpath -ldflags "-X atelier/internal/version.Version=$VERSION" \
   -o desktop/image/atelier-agent ./cmd/atelier-agent
+make -s BIN=desktop/image desktop/image/atelier-frameclock.so
 
 # --- 3. the desktop image ------------------------------------------------
 base_id=$(docker image inspect -f '{{.Id}}' "$BASE")
-inputs=$( { echo "$base_id"; cat desktop/Dockerfile desktop/.dockerignore desktop/install-deps.sh desktop/image/atelier-agent; } \
+inputs=$( { echo "$base_id"; cat desktop/Dockerfile desktop/.dockerignore desktop/install-deps.sh desktop/image/atelier-agent desktop/image/atelier-frameclock.so; } \
   | sha256sum | cut -c1-64)
 if [ "$(label "$IMAGE")" = "$inputs" ]; then
   log "$IMAGE is current"

@@ -9,9 +9,10 @@ here=$(dirname "$0")
 [ "$(id -u)" = 0 ] || { echo "install-deps: run as root (apt-get)" >&2; exit 1; }
 "$here/../desktop/install-deps.sh"
 
+# gcc, libc6-dev: desktop/frameclock (the library that lets an idle sway sleep).
 # containernetworking-plugins, containerd, openssl, curl, iptables: the test cluster
 # of the kube runtime (scripts/kube-cluster.sh).
-PACKAGES="bubblewrap chromium novnc debootstrap libxkbcommon-tools make git ca-certificates e2fsprogs containernetworking-plugins containerd openssl curl iptables"
+PACKAGES="gcc libc6-dev bubblewrap chromium novnc debootstrap libxkbcommon-tools make git ca-certificates e2fsprogs containernetworking-plugins containerd openssl curl iptables"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing="$missing $p"

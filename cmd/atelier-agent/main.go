@@ -120,9 +120,13 @@ func serve(ctx context.Context, log *slog.Logger, runDir, home string, res deskt
 		defer proxy.Close()
 		env = desktop.ProxyEnv()
 	}
+	clock := frameClock()
+	if clock == "" {
+		log.Info("no " + desktop.FrameClockFile + " beside the agent: sway's clock ticks 60 times a second even when idle")
+	}
 	var srv *agent.Server // set before sup runs, so before it reloads sway
 	sup, err := supervisor.New(supervisor.Options{
-		RunDir: runDir, Home: home, Resolution: res, Theme: theme, Logger: log, Env: env,
+		RunDir: runDir, Home: home, Resolution: res, Theme: theme, Logger: log, Env: env, FrameClock: clock,
 		SwayReloaded: func() { srv.KeymapReset() },
 	})
 	if err != nil {
@@ -160,6 +164,21 @@ func serve(ctx context.Context, log *slog.Logger, runDir, home string, res deskt
 	wg.Wait()
 	log.Info("atelier-agent stopped")
 	return errors.Join(runErr, serveErr)
+}
+
+// frameClock returns the path of desktop.FrameClockFile beside this
+// executable, or "" when there is none: every runtime puts the two side by
+// side (bin/, the sandbox's /opt/atelier, the image's /usr/local/bin).
+func frameClock() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(exe), desktop.FrameClockFile)
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	return p
 }
 
 // followEvery is how often budget-line --follow rereads the budget file.

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -106,8 +107,24 @@ func buildBinaries(t testing.TB) (agent, probe string) {
 			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 		}
 	}
+	if err := BuildFrameClock(dir); err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
 	build.dir, build.agent, build.probe = dir, agent, probe
 	return agent, probe
+}
+
+// BuildFrameClock builds desktop.FrameClockFile into dir, where the agent
+// built beside it finds it, with the Makefile's rule (one set of flags).
+func BuildFrameClock(dir string) error {
+	_, self, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(self), "..", "..")
+	out := filepath.Join(dir, desktop.FrameClockFile)
+	if b, err := exec.Command("make", "-s", "-C", root, "BIN="+dir, out).CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s (make and gcc come with scripts/install-deps.sh): %v\n%s", desktop.FrameClockFile, err, b)
+	}
+	return os.Chmod(out, 0o755)
 }
 
 // goTool finds the go command of the running toolchain.

@@ -79,6 +79,10 @@ func StartSway(t testing.TB, res desktop.Resolution) *Sway {
 		t.Fatal(err)
 	}
 	s.cfg = cfgPath
+	// The clock every desktop's sway runs with (see atelier-agent).
+	if err := BuildFrameClock(dir); err != nil {
+		t.Fatal(err)
+	}
 	s.launch(t)
 	return s
 }
@@ -104,6 +108,7 @@ func (s *Sway) launch(t testing.TB) {
 		"WLR_LIBINPUT_NO_DEVICES=1",
 		"WLR_HEADLESS_OUTPUTS=1",
 		"LANG=C.UTF-8",
+		"LD_PRELOAD=" + filepath.Join(s.Dir, desktop.FrameClockFile),
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{

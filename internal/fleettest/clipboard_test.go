@@ -37,6 +37,10 @@ func testClipboard(t *testing.T, runtime string) {
 	}
 	// Paste into the terminal: the shell writes what it got to a file.
 	typeCommand(t, c, home, s.ID, "", "cd")
+	// Every runtime puts the frame clock beside the agent, which preloads it
+	// into sway (desktop/frameclock): checked here, where a shell is at hand.
+	act(t, c, s.ID, map[string]any{"action": "type", "text": `for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sway ] && grep -q /atelier-frameclock.so $p/maps && echo loaded; done > ~/frameclock` + "\n"})
+	home.WaitFile(t, "frameclock", "loaded\n")
 	act(t, c, s.ID, map[string]any{"action": "type", "text": "printf '%s\\n' '"})
 	act(t, c, s.ID, map[string]any{"action": "key", "text": "ctrl+shift+v"})
 	act(t, c, s.ID, map[string]any{"action": "type", "text": "' > ~/pasted.txt\n"})

@@ -29,6 +29,7 @@ import (
 
 	"atelier/internal/client"
 	"atelier/internal/config"
+	"atelier/internal/desktoptest"
 	"atelier/internal/egress"
 	"atelier/internal/fleet"
 	"atelier/internal/runtime"
@@ -245,7 +246,9 @@ func Binary(t testing.TB, name string) string {
 		out, err := exec.Command("go", "build", "-o", binDir+"/", "atelier/cmd/atelier", "atelier/cmd/atelier-agent").CombinedOutput()
 		if err != nil {
 			binErr = fmt.Errorf("build atelier and atelier-agent: %v\n%s", err, out)
+			return
 		}
+		binErr = desktoptest.BuildFrameClock(binDir)
 	})
 	if binErr != nil {
 		t.Fatal(binErr)

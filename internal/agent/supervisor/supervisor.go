@@ -66,6 +66,10 @@ type Options struct {
 	// Env is added to the environment of every program of the desktop
 	// (the egress proxy's settings).
 	Env []string
+	// FrameClock, if set, is the path of desktop.FrameClockFile, preloaded
+	// into sway (and only sway: the library drops itself from the
+	// environment sway's programs inherit).
+	FrameClock string
 	// SwayReloaded, if set, is called after each live reload of sway's
 	// configuration (a theme change). Sway's reload resets the keymap of
 	// every keyboard, the agent's virtual one included, so the agent must
@@ -280,6 +284,9 @@ func (s *Supervisor) swayGeneration(ctx context.Context) error {
 		"WLR_LIBINPUT_NO_DEVICES=1",
 		"WLR_HEADLESS_OUTPUTS=1",
 	)
+	if s.opts.FrameClock != "" {
+		env = append(env, "LD_PRELOAD="+s.opts.FrameClock)
+	}
 	p, err := s.spawn(Sway, env, "sway", "-c", filepath.Join(s.configDir, desktop.SwayConfigPath))
 	if err != nil {
 		return err

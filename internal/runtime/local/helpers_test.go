@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"atelier/internal/desktoptest"
 	"atelier/internal/runtime"
 )
 
@@ -58,7 +59,9 @@ func agentPath(t testing.TB) string {
 		out, err := exec.Command("go", "build", "-o", agentBin, "atelier/cmd/atelier-agent").CombinedOutput()
 		if err != nil {
 			agentErr = fmt.Errorf("build atelier-agent: %v\n%s", err, out)
+			return
 		}
+		agentErr = desktoptest.BuildFrameClock(dir)
 	})
 	if agentErr != nil {
 		t.Fatal(agentErr)

@@ -74,6 +74,9 @@ type Runtime struct {
 	cg       cgroups
 	bwrap    string
 	seccomp  []byte // the desktops' seccomp filter, as bwrap reads it
+	// frameClock is desktop.FrameClockFile beside the agent, bound beside
+	// it in each sandbox; "" when there is none.
+	frameClock string
 
 	mu     sync.Mutex
 	desks  map[string]*desk
@@ -131,6 +134,11 @@ func New(opts Options) (*Runtime, error) {
 		return nil, fmt.Errorf("local runtime: agent %s: want a regular file others may read and run (stat: %v)", agent, err)
 	}
 	opts.AgentPath = agent
+	frameClock := filepath.Join(filepath.Dir(agent), desktop.FrameClockFile)
+	if fi, err := os.Stat(frameClock); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o004 == 0 {
+		opts.Logger.Info("no readable " + desktop.FrameClockFile + " beside the agent: idle desktops' sway wakes 60 times a second")
+		frameClock = ""
+	}
 	u, err := user.Lookup(opts.User)
 	if err != nil {
 		return nil, fmt.Errorf("local runtime: desktop user: %w (desktop/install-deps.sh creates it)", err)
@@ -164,7 +172,7 @@ func New(opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local runtime: %w", err)
 	}
-	r := &Runtime{opts: opts, log: opts.Logger, root: root, uid: uid, gid: gid, bwrap: bwPath, seccomp: filter, desks: map[string]*desk{}}
+	r := &Runtime{opts: opts, log: opts.Logger, root: root, uid: uid, gid: gid, bwrap: bwPath, seccomp: filter, frameClock: frameClock, desks: map[string]*desk{}}
 	r.cg = detectCgroups()
 	if r.cg.kind == "" {
 		r.log.Warn("local runtime: no writable cgroup hierarchy; desktops run without memory, cpu and pids limits")

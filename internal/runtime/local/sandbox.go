@@ -32,6 +32,9 @@ const (
 	fdAgent   = 5
 	fdGate    = 6
 	fdSeccomp = 7 // the seccomp filter, read by bwrap to its end
+	// fdFrameClock is desktop.FrameClockFile, bound beside the agent, when
+	// the runtime has one.
+	fdFrameClock = 8
 )
 
 // gate holds the launched shell until the fleet has put it in its cgroups,
@@ -109,6 +112,14 @@ func (r *Runtime) launch(ctx context.Context, d *desk) (*proc, error) {
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = gr, logf, logf
 	cmd.ExtraFiles = append(files[:4:4], sr) // fdHome, fdRun, fdAgent, fdGate, fdSeccomp
+	if r.frameClock != "" {
+		f, err := os.OpenFile(r.frameClock, unix.O_PATH|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return nil, fmt.Errorf("frame clock: %w", err)
+		}
+		files = append(files, f)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f) // fdFrameClock
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setsid:     true, // detached: a fleet exit or its terminal's signals leave it running
 		Credential: &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.gid), Groups: []uint32{}},
@@ -189,6 +200,11 @@ func (r *Runtime) bwrapArgs(sp spec) []string {
 		"--bind-fd", strconv.Itoa(fdRun), desktop.RunDirPath,
 		"--ro-bind-fd", strconv.Itoa(fdAgent), agentInSandbox,
 		"--ro-bind-fd", strconv.Itoa(fdGate), desktop.GateDirPath,
+	)
+	if r.frameClock != "" {
+		a = append(a, "--ro-bind-fd", strconv.Itoa(fdFrameClock), filepath.Join(filepath.Dir(agentInSandbox), desktop.FrameClockFile))
+	}
+	a = append(a,
 		"--chdir", desktop.HomePath,
 		"--clearenv",
 		"--setenv", "HOME", desktop.HomePath,
