@@ -36,6 +36,10 @@ type desk struct {
 	proc       *proc // the running sandbox, nil when stopped
 	restarting bool  // the supervisor is bringing the sandbox back
 	restarts   int   // sandboxes the supervisor launched again
+	// readyRun is the start time of the sandbox last seen ready: once a
+	// sandbox has been ready, losing the ready file means a component is
+	// down (see inspect).
+	readyRun time.Time
 }
 
 func (d *desk) run() string      { return filepath.Join(d.dir, "run") }

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"atelier/desktop"
-	"atelier/internal/agentapi"
 	"atelier/internal/homefs"
 	"atelier/internal/runtime"
 	"atelier/internal/runtime/local/seccomp"
@@ -569,35 +568,23 @@ func (r *Runtime) inspect(ctx context.Context, d *desk) (runtime.Instance, error
 	} else {
 		in.Detail = "restarting"
 	}
-	if restarting && p != nil && fileExists(filepath.Join(d.run(), desktop.ReadyFile)) {
+	ready := fileExists(filepath.Join(d.run(), desktop.ReadyFile))
+	d.mu.Lock()
+	if restarting && p != nil && ready {
 		// The relaunched desktop came up: the restart is over.
-		d.mu.Lock()
 		d.restarting = false
-		d.mu.Unlock()
 		restarting = false
 	}
-	in.Degraded = restarting || r.agentDegraded(ctx, d)
+	if ready && p != nil {
+		d.readyRun = p.startedAt
+	}
+	wasReady := p != nil && d.readyRun.Equal(p.startedAt)
+	d.mu.Unlock()
+	// The agent withdraws the ready file while sway, wayvnc or itself does
+	// not answer; reading it costs the desktop nothing, where asking the
+	// agent would wake it at every reconcile.
+	in.Degraded = restarting || wasReady && !ready
 	return in, nil
-}
-
-// agentDegraded asks the agent whether a component is restarting. An agent
-// that wrote ready and then stops answering counts as degraded too.
-func (r *Runtime) agentDegraded(ctx context.Context, d *desk) bool {
-	ready := fileExists(filepath.Join(d.run(), desktop.ReadyFile))
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	c := agentapi.NewClient(func(ctx context.Context) (net.Conn, error) { return d.dial(ctx, runtime.EndpointAgent) })
-	defer c.Close()
-	resp, err := c.Do(ctx, agentapi.Request{Action: agentapi.StatusVerb})
-	if err != nil || resp.Status == nil {
-		return ready
-	}
-	for _, c := range resp.Status.Components {
-		if c.State == agentapi.StateRestarting {
-			return true
-		}
-	}
-	return false
 }
 
 // List reports every desktop with a spec in the data dir.
