@@ -3,12 +3,16 @@ package view_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
@@ -83,7 +87,8 @@ done
 
 // BenchmarkInputToPixel measures, in the browser, the time from a click on
 // the viewer's canvas (the page's mousedown) to the changed pixels on its
-// canvas; it reports the median. "lease" passes each input through a
+// canvas, and splits it into stages timed at the proxy's desktop side and
+// in the page (see stageClock). "lease" passes each input through a
 // control lease the viewer holds; "ungated" has no lease.
 func BenchmarkInputToPixel(b *testing.B) {
 	d := startDesktop(b, desktop.DefaultResolution)
@@ -96,10 +101,12 @@ func BenchmarkInputToPixel(b *testing.B) {
 	// of the pointer drawn there.
 	x, y := r.X+r.Width/2, r.Y+r.Height/2
 	bctx := startBrowser(b)
+	watchMessages(b, bctx)
 	for _, gated := range []bool{false, true} {
 		name := map[bool]string{false: "ungated", true: "lease"}[gated]
 		b.Run(name, func(b *testing.B) {
-			opts := view.Options{Dialer: dialer{"s-1": d.VNCSock}}
+			clock := &stageClock{}
+			opts := view.Options{Dialer: timedDialer{dialer{"s-1": d.VNCSock}, clock}}
 			var leases *control.Leases
 			if gated {
 				leases = control.New(control.Options{})
@@ -113,14 +120,58 @@ func BenchmarkInputToPixel(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			clickToPixel(b, p, x, y)
+			clickToPixel(b, p, clock, x, y)
 		})
 	}
 }
 
+// messageTimes keeps, for each WebSocket message, when it arrived and
+// when noVNC was done with it (window.wsAt, [arrived, handled] in
+// performance.now(), the last 64): a listener added at construction runs
+// before noVNC's, which it sets before the socket opens; one added at
+// opening runs after. (noVNC checks a socket's own prototype: it has to
+// be a WebSocket's.)
+const messageTimes = `window.wsAt = [];
+const NativeWebSocket = WebSocket;
+window.WebSocket = function (...args) {
+	const ws = new NativeWebSocket(...args);
+	let arrived = 0;
+	ws.addEventListener("message", () => { arrived = performance.now(); });
+	ws.addEventListener("open", () => ws.addEventListener("message", () => {
+		window.wsAt.push([arrived, performance.now()]);
+		if (window.wsAt.length > 64) window.wsAt.shift();
+	}));
+	return ws;
+};
+Object.assign(window.WebSocket, {prototype: NativeWebSocket.prototype,
+	CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});`
+
+// watchMessages makes every page the browser opens run messageTimes.
+func watchMessages(t testing.TB, bctx context.Context) {
+	t.Helper()
+	_, err := chromedp.Run(bctx, func(ctx context.Context, tg *chromedp.Target) (cdppage.AddScriptToEvaluateOnNewDocumentResult, error) {
+		return cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: messageTimes})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // clickToPixel runs BenchmarkInputToPixel's loop on page p, clicking at
-// (x, y).
-func clickToPixel(b *testing.B, p *page, x, y int) {
+// (x, y), and reports the click → pixel time and its stages, each as p50
+// and p90 in ms:
+//
+//   - up: mousedown → the button press written to the desktop (noVNC's
+//     send, the WebSocket, the proxy's filter);
+//   - desk: → the desktop's first bytes after it read at the proxy
+//     (wayvnc's input, the terminal's answer, sway's frame clock, wayvnc's
+//     capture and encoding);
+//   - down: → the arrival of the last WebSocket message noVNC handled
+//     before the pixel changed (the proxy's send, the browser's socket);
+//   - draw: → noVNC done with that message (its decode and draw);
+//   - poll: → the changed pixel seen by the page's poll (a timer: 4 ms
+//     apart once nested, more when the page is busy).
+func clickToPixel(b *testing.B, p *page, clock *stageClock, x, y int) {
 	eval[bool](p, `(() => {
 		window.clickedAt = 0;
 		document.addEventListener("mousedown", () => { window.clickedAt = performance.now(); }, true);
@@ -129,26 +180,229 @@ func clickToPixel(b *testing.B, p *page, x, y int) {
 		window.armChange = () => {
 			const before = at();
 			window.changed = new Promise((resolve) => {
-				const poll = () => at() !== before ? resolve(performance.now() - window.clickedAt) : setTimeout(poll, 1);
+				const poll = () => {
+					if (at() === before) {
+						setTimeout(poll, 1);
+						return;
+					}
+					const seen = performance.now();
+					const [arrived, handled] = window.wsAt.findLast(([, h]) => h <= seen) ?? [NaN, NaN];
+					resolve([window.clickedAt, arrived, handled, seen]);
+				};
 				poll();
 			});
 			return true;
 		};
 		return true;
 	})()`)
-	var lat []float64
+	offset := pageClock(b, p)
+	var total, up, desk, down, draw, poll []float64
 	for b.Loop() {
 		eval[bool](p, `window.armChange()`)
 		p.click(x, y)
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-		ms, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.changed`, chromedp.EvalAwaitPromise))
+		t, err := chromedp.Run(ctx, chromedp.Evaluate[[4]float64](`window.changed`, chromedp.EvalAwaitPromise))
 		cancel()
 		if err != nil {
 			b.Fatal(err)
 		}
-		lat = append(lat, ms)
+		// In page time (ms since its origin): mousedown, the last message
+		// before the pixel arrived and handled, pixel seen; the proxy's
+		// times mapped onto it.
+		clicked, arrived, handled, seen := t[0], t[1], t[2], t[3]
+		pressed, answered, ok := clock.after(offset.fromPage(clicked))
+		if !ok {
+			b.Fatalf("no button press reached the desktop, or no answer, after the mousedown at %.1f ms", clicked)
+		}
+		pw, fr := offset.toPage(pressed), offset.toPage(answered)
+		total = append(total, seen-clicked)
+		up = append(up, pw-clicked)
+		desk = append(desk, fr-pw)
+		down = append(down, arrived-fr)
+		draw = append(draw, handled-arrived)
+		poll = append(poll, seen-handled)
 	}
-	slices.Sort(lat)
-	b.ReportMetric(lat[len(lat)/2], "p50-ms")
-	b.ReportMetric(lat[len(lat)*9/10], "p90-ms")
+	for _, s := range []struct {
+		name string
+		ms   []float64
+	}{{"", total}, {"up-", up}, {"desk-", desk}, {"down-", down}, {"draw-", draw}, {"poll-", poll}} {
+		slices.Sort(s.ms)
+		b.ReportMetric(s.ms[len(s.ms)/2], s.name+"p50-ms")
+		b.ReportMetric(s.ms[len(s.ms)*9/10], s.name+"p90-ms")
+	}
+}
+
+// clockOffset maps the page's clock (performance.now()) onto the test's.
+type clockOffset struct{ origin time.Time }
+
+// pageClock reads the page's clock between two of the test's: the read
+// with the shortest round trip places the page's origin within half of
+// it (a fraction of a ms on one machine).
+func pageClock(t testing.TB, p *page) clockOffset {
+	t.Helper()
+	var best clockOffset
+	bestRTT := time.Duration(math.MaxInt64)
+	for range 20 {
+		t0 := time.Now()
+		now := eval[float64](p, `performance.now()`)
+		rtt := time.Since(t0)
+		if rtt < bestRTT {
+			bestRTT = rtt
+			best.origin = t0.Add(rtt/2 - time.Duration(now*float64(time.Millisecond)))
+		}
+	}
+	return best
+}
+
+func (c clockOffset) fromPage(ms float64) time.Time {
+	return c.origin.Add(time.Duration(ms * float64(time.Millisecond)))
+}
+
+func (c clockOffset) toPage(t time.Time) float64 {
+	return float64(t.Sub(c.origin)) / float64(time.Millisecond)
+}
+
+// stageClock keeps, for BenchmarkInputToPixel's stages, when the proxy
+// wrote each button press to the desktop and when each of the desktop's
+// reads returned.
+type stageClock struct {
+	mu      sync.Mutex
+	presses []time.Time
+	reads   []time.Time
+}
+
+// after returns the first button press written at or after t, and the
+// first read from the desktop after that press.
+func (c *stageClock) after(t time.Time) (pressed, answered time.Time, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := slices.IndexFunc(c.presses, func(p time.Time) bool { return !p.Before(t) })
+	if i < 0 {
+		return pressed, answered, false
+	}
+	pressed = c.presses[i]
+	j := slices.IndexFunc(c.reads, func(r time.Time) bool { return r.After(pressed) })
+	if j < 0 {
+		return pressed, answered, false
+	}
+	return pressed, c.reads[j], true
+}
+
+// timedDialer dials as d does and times the connection on clock.
+type timedDialer struct {
+	d     dialer
+	clock *stageClock
+}
+
+func (d timedDialer) DialVNC(ctx context.Context, id string) (net.Conn, error) {
+	c, err := d.d.DialVNC(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &timedConn{Conn: c, clock: d.clock}, nil
+}
+
+// timedConn is the proxy's connection to the desktop, timed: it follows
+// the viewer's messages in what the proxy writes to find button presses.
+type timedConn struct {
+	net.Conn
+	clock *stageClock
+	// pending is the written bytes not yet a whole message; skip, the
+	// handshake's (version, security type, ClientInit) still to come;
+	// lost, a message not understood: no more presses found.
+	pending []byte
+	skip    int
+	lost    bool
+}
+
+func (c *timedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		now := time.Now()
+		c.clock.mu.Lock()
+		c.clock.reads = append(c.clock.reads, now)
+		c.clock.mu.Unlock()
+	}
+	return n, err
+}
+
+func (c *timedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	now := time.Now()
+	if c.lost {
+		return n, err
+	}
+	if c.pending == nil {
+		c.skip = 12 + 1 + 1
+	}
+	c.pending = append(c.pending, b[:n]...)
+	skip := min(c.skip, len(c.pending))
+	c.skip -= skip
+	c.pending = c.pending[skip:]
+	for {
+		m := clientMessageLen(c.pending)
+		if m < 0 {
+			c.lost = true
+			break
+		}
+		if m == 0 || m > len(c.pending) {
+			break
+		}
+		if c.pending[0] == 5 && c.pending[1]&1 != 0 {
+			c.clock.mu.Lock()
+			c.clock.presses = append(c.clock.presses, now)
+			c.clock.mu.Unlock()
+		}
+		c.pending = c.pending[m:]
+	}
+	return n, err
+}
+
+// clientMessageLen is the length of the RFB client message at the start
+// of b, 0 while b is too short to tell, -1 for a type it does not know.
+func clientMessageLen(b []byte) int {
+	if len(b) == 0 {
+		return 0
+	}
+	field := func(at, size int) (int, bool) {
+		if len(b) < at+size {
+			return 0, false
+		}
+		v := 0
+		for _, x := range b[at : at+size] {
+			v = v<<8 | int(x)
+		}
+		return v, true
+	}
+	switch b[0] {
+	case 0: // SetPixelFormat
+		return 20
+	case 2: // SetEncodings
+		n, ok := field(2, 2)
+		if !ok {
+			return 0
+		}
+		return 4 + 4*n
+	case 3, 150: // FramebufferUpdateRequest, EnableContinuousUpdates
+		return 10
+	case 4: // KeyEvent
+		return 8
+	case 5: // PointerEvent
+		return 6
+	case 6: // ClientCutText
+		n, ok := field(4, 4)
+		if !ok {
+			return 0
+		}
+		return 8 + n
+	case 248: // Fence
+		n, ok := field(8, 1)
+		if !ok {
+			return 0
+		}
+		return 9 + n
+	case 255: // QEMU extended key event
+		return 12
+	}
+	return -1
 }
