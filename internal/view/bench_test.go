@@ -3,7 +3,6 @@ package view_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"net"
 	"os"
 	"slices"
@@ -195,10 +194,11 @@ func clickToPixel(b *testing.B, p *page, clock *stageClock, x, y int) {
 		};
 		return true;
 	})()`)
-	offset := pageClock(b, p)
+	origin := pageOrigin(b, p)
 	var total, up, desk, down, draw, poll []float64
 	for b.Loop() {
 		eval[bool](p, `window.armChange()`)
+		presses := clock.presses()
 		p.click(x, y)
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 		t, err := chromedp.Run(ctx, chromedp.Evaluate[[4]float64](`window.changed`, chromedp.EvalAwaitPromise))
@@ -210,11 +210,11 @@ func clickToPixel(b *testing.B, p *page, clock *stageClock, x, y int) {
 		// before the pixel arrived and handled, pixel seen; the proxy's
 		// times mapped onto it.
 		clicked, arrived, handled, seen := t[0], t[1], t[2], t[3]
-		pressed, answered, ok := clock.after(offset.fromPage(clicked))
+		pressed, answered, ok := clock.answer(presses)
 		if !ok {
-			b.Fatalf("no button press reached the desktop, or no answer, after the mousedown at %.1f ms", clicked)
+			b.Fatal("the click's button press did not reach the desktop, or the desktop did not answer it")
 		}
-		pw, fr := offset.toPage(pressed), offset.toPage(answered)
+		pw, fr := pageTime(origin, pressed), pageTime(origin, answered)
 		total = append(total, seen-clicked)
 		up = append(up, pw-clicked)
 		desk = append(desk, fr-pw)
@@ -232,60 +232,49 @@ func clickToPixel(b *testing.B, p *page, clock *stageClock, x, y int) {
 	}
 }
 
-// clockOffset maps the page's clock (performance.now()) onto the test's.
-type clockOffset struct{ origin time.Time }
-
-// pageClock reads the page's clock between two of the test's: the read
-// with the shortest round trip places the page's origin within half of
-// it (a fraction of a ms on one machine).
-func pageClock(t testing.TB, p *page) clockOffset {
+// pageOrigin is the wall-clock time of the page's performance.now() 0:
+// its performance.timeOrigin, on the same clock as the test's time.Now().
+func pageOrigin(t testing.TB, p *page) time.Time {
 	t.Helper()
-	var best clockOffset
-	bestRTT := time.Duration(math.MaxInt64)
-	for range 20 {
-		t0 := time.Now()
-		now := eval[float64](p, `performance.now()`)
-		rtt := time.Since(t0)
-		if rtt < bestRTT {
-			bestRTT = rtt
-			best.origin = t0.Add(rtt/2 - time.Duration(now*float64(time.Millisecond)))
-		}
-	}
-	return best
+	ms := eval[float64](p, `performance.timeOrigin`)
+	return time.UnixMicro(int64(ms * 1e3))
 }
 
-func (c clockOffset) fromPage(ms float64) time.Time {
-	return c.origin.Add(time.Duration(ms * float64(time.Millisecond)))
-}
-
-func (c clockOffset) toPage(t time.Time) float64 {
-	return float64(t.Sub(c.origin)) / float64(time.Millisecond)
+// pageTime is t in the page's performance.now() ms.
+func pageTime(origin, t time.Time) float64 {
+	return float64(t.Sub(origin)) / float64(time.Millisecond)
 }
 
 // stageClock keeps, for BenchmarkInputToPixel's stages, when the proxy
 // wrote each button press to the desktop and when each of the desktop's
 // reads returned.
 type stageClock struct {
-	mu      sync.Mutex
-	presses []time.Time
-	reads   []time.Time
+	mu        sync.Mutex
+	pressedAt []time.Time
+	readAt    []time.Time
 }
 
-// after returns the first button press written at or after t, and the
-// first read from the desktop after that press.
-func (c *stageClock) after(t time.Time) (pressed, answered time.Time, ok bool) {
+// presses is how many button presses have been written so far.
+func (c *stageClock) presses() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i := slices.IndexFunc(c.presses, func(p time.Time) bool { return !p.Before(t) })
-	if i < 0 {
+	return len(c.pressedAt)
+}
+
+// answer returns when press i (0: the first) was written and when the
+// first read from the desktop after it returned.
+func (c *stageClock) answer(i int) (pressed, answered time.Time, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i >= len(c.pressedAt) {
 		return pressed, answered, false
 	}
-	pressed = c.presses[i]
-	j := slices.IndexFunc(c.reads, func(r time.Time) bool { return r.After(pressed) })
+	pressed = c.pressedAt[i]
+	j := slices.IndexFunc(c.readAt, func(r time.Time) bool { return r.After(pressed) })
 	if j < 0 {
 		return pressed, answered, false
 	}
-	return pressed, c.reads[j], true
+	return pressed, c.readAt[j], true
 }
 
 // timedDialer dials as d does and times the connection on clock.
@@ -320,7 +309,7 @@ func (c *timedConn) Read(b []byte) (int, error) {
 	if n > 0 {
 		now := time.Now()
 		c.clock.mu.Lock()
-		c.clock.reads = append(c.clock.reads, now)
+		c.clock.readAt = append(c.clock.readAt, now)
 		c.clock.mu.Unlock()
 	}
 	return n, err
@@ -350,7 +339,7 @@ func (c *timedConn) Write(b []byte) (int, error) {
 		}
 		if c.pending[0] == 5 && c.pending[1]&1 != 0 {
 			c.clock.mu.Lock()
-			c.clock.presses = append(c.clock.presses, now)
+			c.clock.pressedAt = append(c.clock.pressedAt, now)
 			c.clock.mu.Unlock()
 		}
 		c.pending = c.pending[m:]
