@@ -3,9 +3,12 @@ package view_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,7 +74,8 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 }
 
-// toggleScript flips its terminal's colour at every left button press.
+// toggleScript flips its terminal's colour at every left button press,
+// and then appends the time (seconds since the epoch, µs) to the file $1.
 const toggleScript = `export LC_ALL=C
 printf '\033[?1000h\033[41m\033[2J'
 stty raw -echo
@@ -80,6 +84,7 @@ while IFS= read -r -n 6 -d '' m; do
   if [ "${m:3:1}" = " " ]; then
     i=$((1 - i))
     if [ $i = 1 ]; then printf '\033[44m\033[2J'; else printf '\033[41m\033[2J'; fi
+    echo "$EPOCHREALTIME" >> "$1"
   fi
 done
 `
@@ -95,7 +100,8 @@ func BenchmarkInputToPixel(b *testing.B) {
 	if err := os.WriteFile(script, []byte(toggleScript), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	r := d.Terminal(b, "toggle", "bash "+script)
+	toggles := d.FileOwnedByDesktop(b, "toggles")
+	r := d.Terminal(b, "toggle", "bash "+script+" "+toggles)
 	// The click goes to the centre; the colour is read 40 px away, clear
 	// of the pointer drawn there.
 	x, y := r.X+r.Width/2, r.Y+r.Height/2
@@ -104,7 +110,7 @@ func BenchmarkInputToPixel(b *testing.B) {
 	for _, gated := range []bool{false, true} {
 		name := map[bool]string{false: "ungated", true: "lease"}[gated]
 		b.Run(name, func(b *testing.B) {
-			clock := &stageClock{}
+			clock := &stageClock{toggles: toggles}
 			opts := view.Options{Dialer: timedDialer{dialer{"s-1": d.VNCSock}, clock}}
 			var leases *control.Leases
 			if gated {
@@ -119,7 +125,7 @@ func BenchmarkInputToPixel(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			clickToPixel(b, p, clock, x, y)
+			clickToPixel(b, p, d, clock, x, y)
 		})
 	}
 }
@@ -156,21 +162,31 @@ func watchMessages(t testing.TB, bctx context.Context) {
 	}
 }
 
-// clickToPixel runs BenchmarkInputToPixel's loop on page p, clicking at
-// (x, y), and reports the click → pixel time and its stages, each as p50
+// clickToPixel runs BenchmarkInputToPixel's loop on page p, viewing d,
+// clicking at (x, y), and reports the click → pixel time and its stages, each as p50
 // and p90 in ms:
 //
 //   - up: mousedown → the button press written to the desktop (noVNC's
 //     send, the WebSocket, the proxy's filter);
-//   - desk: → the desktop's first bytes after it read at the proxy
-//     (wayvnc's input, the terminal's answer, sway's frame clock, wayvnc's
-//     capture and encoding);
+//   - input: → the terminal's answer written (wayvnc's input into sway,
+//     the terminal's mouse report, the script's read and print);
+//   - frame: → the desktop's first bytes after the press read at the
+//     proxy (the terminal's drawing, sway's frame clock, wayvnc's capture
+//     and encoding);
 //   - down: → the arrival of the last WebSocket message noVNC handled
 //     before the pixel changed (the proxy's send, the browser's socket);
 //   - draw: → noVNC done with that message (its decode and draw);
 //   - poll: → the changed pixel seen by the page's poll (a timer: 4 ms
-//     apart once nested, more when the page is busy).
-func clickToPixel(b *testing.B, p *page, clock *stageClock, x, y int) {
+//     apart once nested, more when the page is busy);
+//
+// and the size of the desktop's answer (kB read from the desktop between
+// the press and the pixel).
+func clickToPixel(b *testing.B, p *page, d *testDesktop, clock *stageClock, x, y int) {
+	// Start once the page shows what the desktop does: a click armed while
+	// the page still draws its first frame would time that frame.
+	direct := newRFB(b, dialUnix(b, d.VNCSock))
+	fb := direct.screen(b)
+	p.waitPixel(x+40, y+40, fb[(y+40)*direct.Width+x+40])
 	eval[bool](p, `(() => {
 		window.clickedAt = 0;
 		document.addEventListener("mousedown", () => { window.clickedAt = performance.now(); }, true);
@@ -195,10 +211,10 @@ func clickToPixel(b *testing.B, p *page, clock *stageClock, x, y int) {
 		return true;
 	})()`)
 	origin := pageOrigin(b, p)
-	var total, up, desk, down, draw, poll []float64
+	var total, up, input, frame, down, draw, poll, update []float64
 	for b.Loop() {
 		eval[bool](p, `window.armChange()`)
-		presses := clock.presses()
+		presses, toggles := clock.presses(), len(clock.toggled(b))
 		p.click(x, y)
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 		t, err := chromedp.Run(ctx, chromedp.Evaluate[[4]float64](`window.changed`, chromedp.EvalAwaitPromise))
@@ -212,12 +228,19 @@ func clickToPixel(b *testing.B, p *page, clock *stageClock, x, y int) {
 		clicked, arrived, handled, seen := t[0], t[1], t[2], t[3]
 		pressed, answered, ok := clock.answer(presses)
 		if !ok {
-			b.Fatal("the click's button press did not reach the desktop, or the desktop did not answer it")
+			clock.mu.Lock()
+			b.Fatalf("DEBUG presses before %d now %d, pressedAt %v, clicked %v seen %v reads %d last %v", presses, len(clock.pressedAt), clock.pressedAt[max(0, len(clock.pressedAt)-2):], origin.Add(time.Duration(clicked*1e6)), origin.Add(time.Duration(seen*1e6)), len(clock.readAt), clock.readAt[max(0, len(clock.readAt)-3):])
 		}
-		pw, fr := pageTime(origin, pressed), pageTime(origin, answered)
+		toggled := clock.toggled(b)
+		if len(toggled) <= toggles {
+			b.Fatal("the terminal did not note its answer to the click")
+		}
+		pw, tg, fr := pageTime(origin, pressed), pageTime(origin, toggled[toggles]), pageTime(origin, answered)
+		update = append(update, float64(clock.read(pressed, origin.Add(time.Duration(seen*float64(time.Millisecond)))))/1e3)
 		total = append(total, seen-clicked)
 		up = append(up, pw-clicked)
-		desk = append(desk, fr-pw)
+		input = append(input, tg-pw)
+		frame = append(frame, fr-tg)
 		down = append(down, arrived-fr)
 		draw = append(draw, handled-arrived)
 		poll = append(poll, seen-handled)
@@ -225,11 +248,13 @@ func clickToPixel(b *testing.B, p *page, clock *stageClock, x, y int) {
 	for _, s := range []struct {
 		name string
 		ms   []float64
-	}{{"", total}, {"up-", up}, {"desk-", desk}, {"down-", down}, {"draw-", draw}, {"poll-", poll}} {
+	}{{"", total}, {"up-", up}, {"input-", input}, {"frame-", frame}, {"down-", down}, {"draw-", draw}, {"poll-", poll}} {
 		slices.Sort(s.ms)
 		b.ReportMetric(s.ms[len(s.ms)/2], s.name+"p50-ms")
 		b.ReportMetric(s.ms[len(s.ms)*9/10], s.name+"p90-ms")
 	}
+	slices.Sort(update)
+	b.ReportMetric(update[len(update)/2], "update-p50-kB")
 }
 
 // pageOrigin is the wall-clock time of the page's performance.now() 0:
@@ -247,11 +272,15 @@ func pageTime(origin, t time.Time) float64 {
 
 // stageClock keeps, for BenchmarkInputToPixel's stages, when the proxy
 // wrote each button press to the desktop and when each of the desktop's
-// reads returned.
+// reads returned; the terminal keeps when it answered each press.
 type stageClock struct {
+	// toggles is toggleScript's file of the times it answered.
+	toggles string
+
 	mu        sync.Mutex
 	pressedAt []time.Time
 	readAt    []time.Time
+	readN     []int
 }
 
 // presses is how many button presses have been written so far.
@@ -275,6 +304,38 @@ func (c *stageClock) answer(i int) (pressed, answered time.Time, ok bool) {
 		return pressed, answered, false
 	}
 	return pressed, c.readAt[j], true
+}
+
+// toggled returns when the terminal answered each press so far.
+func (c *stageClock) toggled(t testing.TB) []time.Time {
+	t.Helper()
+	b, err := os.ReadFile(c.toggles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at []time.Time
+	for line := range strings.Lines(string(b)) {
+		sec, err := strconv.ParseFloat(strings.TrimSpace(line), 64)
+		if err != nil {
+			t.Fatalf("toggle time %q: %v", line, err)
+		}
+		at = append(at, time.UnixMicro(int64(math.Round(sec*1e6))))
+	}
+	return at
+}
+
+// read is how many bytes the reads from the desktop returning after from
+// and before to brought.
+func (c *stageClock) read(from, to time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for i, t := range c.readAt {
+		if t.After(from) && t.Before(to) {
+			n += c.readN[i]
+		}
+	}
+	return n
 }
 
 // timedDialer dials as d does and times the connection on clock.
@@ -310,6 +371,7 @@ func (c *timedConn) Read(b []byte) (int, error) {
 		now := time.Now()
 		c.clock.mu.Lock()
 		c.clock.readAt = append(c.clock.readAt, now)
+		c.clock.readN = append(c.clock.readN, n)
 		c.clock.mu.Unlock()
 	}
 	return n, err
