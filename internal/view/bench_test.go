@@ -106,7 +106,7 @@ func BenchmarkInputToPixel(b *testing.B) {
 	// of the pointer drawn there.
 	x, y := r.X+r.Width/2, r.Y+r.Height/2
 	bctx := startBrowser(b)
-	watchMessages(b, bctx)
+	timePages(b, bctx)
 	for _, gated := range []bool{false, true} {
 		name := map[bool]string{false: "ungated", true: "lease"}[gated]
 		b.Run(name, func(b *testing.B) {
@@ -130,13 +130,15 @@ func BenchmarkInputToPixel(b *testing.B) {
 	}
 }
 
-// messageTimes keeps, for each WebSocket message, when it arrived and
-// when noVNC was done with it (window.wsAt, [arrived, handled] in
+// pageTimes keeps, for each WebSocket message, when it arrived and when
+// noVNC was done with it (window.wsAt, [arrived, handled] in
 // performance.now(), the last 64): a listener added at construction runs
 // before noVNC's, which it sets before the socket opens; one added at
 // opening runs after. (noVNC checks a socket's own prototype: it has to
-// be a WebSocket's.)
-const messageTimes = `window.wsAt = [];
+// be a WebSocket's.) And when noVNC last copied its back buffer to the
+// canvas shown (window.flippedAt): its JPEG tiles are drawn once decoded,
+// after the message.
+const pageTimes = `window.wsAt = [];
 const NativeWebSocket = WebSocket;
 window.WebSocket = function (...args) {
 	const ws = new NativeWebSocket(...args);
@@ -149,13 +151,19 @@ window.WebSocket = function (...args) {
 	return ws;
 };
 Object.assign(window.WebSocket, {prototype: NativeWebSocket.prototype,
-	CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});`
+	CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+window.flippedAt = NaN;
+const drawImage = CanvasRenderingContext2D.prototype.drawImage;
+CanvasRenderingContext2D.prototype.drawImage = function (src, ...args) {
+	drawImage.call(this, src, ...args);
+	if (src instanceof HTMLCanvasElement) window.flippedAt = performance.now();
+};`
 
-// watchMessages makes every page the browser opens run messageTimes.
-func watchMessages(t testing.TB, bctx context.Context) {
+// timePages makes every page the browser opens run pageTimes.
+func timePages(t testing.TB, bctx context.Context) {
 	t.Helper()
 	_, err := chromedp.Run(bctx, func(ctx context.Context, tg *chromedp.Target) (cdppage.AddScriptToEvaluateOnNewDocumentResult, error) {
-		return cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: messageTimes})
+		return cdp.Call(ctx, tg, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{Source: pageTimes})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +183,9 @@ func watchMessages(t testing.TB, bctx context.Context) {
 //     and encoding);
 //   - down: → the arrival of the last WebSocket message noVNC handled
 //     before the pixel changed (the proxy's send, the browser's socket);
-//   - draw: → noVNC done with that message (its decode and draw);
+//   - draw: → noVNC done with that message (its decoding and drawing);
+//   - image: → noVNC's last copy to the canvas shown, if later (its JPEG
+//     tiles, decoded by the browser after the message);
 //   - poll: → the changed pixel seen by the page's poll (a timer: 4 ms
 //     apart once nested, more when the page is busy);
 //
@@ -202,7 +212,7 @@ func clickToPixel(b *testing.B, p *page, d *testDesktop, clock *stageClock, x, y
 					}
 					const seen = performance.now();
 					const [arrived, handled] = window.wsAt.findLast(([, h]) => h <= seen) ?? [NaN, NaN];
-					resolve([window.clickedAt, arrived, handled, seen]);
+					resolve([window.clickedAt, arrived, handled, window.flippedAt, seen]);
 				};
 				poll();
 			});
@@ -211,21 +221,22 @@ func clickToPixel(b *testing.B, p *page, d *testDesktop, clock *stageClock, x, y
 		return true;
 	})()`)
 	origin := pageOrigin(b, p)
-	var total, up, input, frame, down, draw, poll, update []float64
+	var total, up, input, frame, down, draw, image, poll, update []float64
 	for b.Loop() {
 		eval[bool](p, `window.armChange()`)
 		presses, toggles := clock.presses(), len(clock.toggled(b))
 		p.click(x, y)
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-		t, err := chromedp.Run(ctx, chromedp.Evaluate[[4]float64](`window.changed`, chromedp.EvalAwaitPromise))
+		t, err := chromedp.Run(ctx, chromedp.Evaluate[[5]float64](`window.changed`, chromedp.EvalAwaitPromise))
 		cancel()
 		if err != nil {
 			b.Fatal(err)
 		}
 		// In page time (ms since its origin): mousedown, the last message
-		// before the pixel arrived and handled, pixel seen; the proxy's
-		// times mapped onto it.
-		clicked, arrived, handled, seen := t[0], t[1], t[2], t[3]
+		// before the pixel arrived and handled, the last flip, pixel seen;
+		// the proxy's and terminal's times mapped onto it.
+		clicked, arrived, handled, flipped, seen := t[0], t[1], t[2], t[3], t[4]
+		shown := max(handled, flipped)
 		pressed, answered, ok := clock.answer(presses)
 		if !ok {
 			clock.mu.Lock()
@@ -243,12 +254,13 @@ func clickToPixel(b *testing.B, p *page, d *testDesktop, clock *stageClock, x, y
 		frame = append(frame, fr-tg)
 		down = append(down, arrived-fr)
 		draw = append(draw, handled-arrived)
-		poll = append(poll, seen-handled)
+		image = append(image, shown-handled)
+		poll = append(poll, seen-shown)
 	}
 	for _, s := range []struct {
 		name string
 		ms   []float64
-	}{{"", total}, {"up-", up}, {"input-", input}, {"frame-", frame}, {"down-", down}, {"draw-", draw}, {"poll-", poll}} {
+	}{{"", total}, {"up-", up}, {"input-", input}, {"frame-", frame}, {"down-", down}, {"draw-", draw}, {"image-", image}, {"poll-", poll}} {
 		slices.Sort(s.ms)
 		b.ReportMetric(s.ms[len(s.ms)/2], s.name+"p50-ms")
 		b.ReportMetric(s.ms[len(s.ms)*9/10], s.name+"p90-ms")
