@@ -2,6 +2,7 @@ package view_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"net"
@@ -92,8 +93,10 @@ done
 // BenchmarkInputToPixel measures, in the browser, the time from a click on
 // the viewer's canvas (the page's mousedown) to the changed pixels on its
 // canvas, and splits it into stages timed at the proxy's desktop side and
-// in the page (see stageClock). "lease" passes each input through a
-// control lease the viewer holds; "ungated" has no lease.
+// in the page (see clickToPixel). "lease" passes each input through a
+// control lease the viewer holds; "ungated" has no lease; "lossless" has
+// none either, and asks for noVNC's default quality level instead of the
+// viewer's, to compare: wayvnc 0.5 answers it with zlib tiles, not JPEG.
 func BenchmarkInputToPixel(b *testing.B) {
 	d := startDesktop(b, desktop.DefaultResolution)
 	script := d.FileOwnedByDesktop(b, "toggle.sh")
@@ -107,11 +110,11 @@ func BenchmarkInputToPixel(b *testing.B) {
 	x, y := r.X+r.Width/2, r.Y+r.Height/2
 	bctx := startBrowser(b)
 	timePages(b, bctx)
-	for _, gated := range []bool{false, true} {
-		name := map[bool]string{false: "ungated", true: "lease"}[gated]
+	for _, name := range []string{"ungated", "lease", "lossless"} {
+		gated := name == "lease"
 		b.Run(name, func(b *testing.B) {
 			clock := &stageClock{toggles: toggles}
-			opts := view.Options{Dialer: timedDialer{dialer{"s-1": d.VNCSock}, clock}}
+			opts := view.Options{Dialer: timedDialer{dialer{"s-1": d.VNCSock}, clock, name == "lossless"}}
 			var leases *control.Leases
 			if gated {
 				leases = control.New(control.Options{})
@@ -135,9 +138,7 @@ func BenchmarkInputToPixel(b *testing.B) {
 // performance.now(), the last 64): a listener added at construction runs
 // before noVNC's, which it sets before the socket opens; one added at
 // opening runs after. (noVNC checks a socket's own prototype: it has to
-// be a WebSocket's.) And when noVNC last copied its back buffer to the
-// canvas shown (window.flippedAt): its JPEG tiles are drawn once decoded,
-// after the message.
+// be a WebSocket's.)
 const pageTimes = `window.wsAt = [];
 const NativeWebSocket = WebSocket;
 window.WebSocket = function (...args) {
@@ -151,13 +152,7 @@ window.WebSocket = function (...args) {
 	return ws;
 };
 Object.assign(window.WebSocket, {prototype: NativeWebSocket.prototype,
-	CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
-window.flippedAt = NaN;
-const drawImage = CanvasRenderingContext2D.prototype.drawImage;
-CanvasRenderingContext2D.prototype.drawImage = function (src, ...args) {
-	drawImage.call(this, src, ...args);
-	if (src instanceof HTMLCanvasElement) window.flippedAt = performance.now();
-};`
+	CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});`
 
 // timePages makes every page the browser opens run pageTimes.
 func timePages(t testing.TB, bctx context.Context) {
@@ -183,11 +178,11 @@ func timePages(t testing.TB, bctx context.Context) {
 //     and encoding);
 //   - down: → the arrival of the last WebSocket message noVNC handled
 //     before the pixel changed (the proxy's send, the browser's socket);
-//   - draw: → noVNC done with that message (its decoding and drawing);
-//   - image: → noVNC's last copy to the canvas shown, if later (its JPEG
-//     tiles, decoded by the browser after the message);
-//   - poll: → the changed pixel seen by the page's poll (a timer: 4 ms
-//     apart once nested, more when the page is busy);
+//   - draw: → noVNC done with that message (its decoding, and drawing
+//     into the canvas shown);
+//   - poll: → the changed pixel read by the page's poll: the poll's timer
+//     (4 ms apart once nested, more when the page is busy), and Chrome's
+//     work to read the canvas (more after JPEG tiles);
 //
 // and the size of the desktop's answer (kB read from the desktop between
 // the press and the pixel).
@@ -212,7 +207,7 @@ func clickToPixel(b *testing.B, p *page, d *testDesktop, clock *stageClock, x, y
 					}
 					const seen = performance.now();
 					const [arrived, handled] = window.wsAt.findLast(([, h]) => h <= seen) ?? [NaN, NaN];
-					resolve([window.clickedAt, arrived, handled, window.flippedAt, seen]);
+					resolve([window.clickedAt, arrived, handled, seen]);
 				};
 				poll();
 			});
@@ -221,22 +216,21 @@ func clickToPixel(b *testing.B, p *page, d *testDesktop, clock *stageClock, x, y
 		return true;
 	})()`)
 	origin := pageOrigin(b, p)
-	var total, up, input, frame, down, draw, image, poll, update []float64
+	var total, up, input, frame, down, draw, poll, update []float64
 	for b.Loop() {
 		eval[bool](p, `window.armChange()`)
 		presses, toggles := clock.presses(), len(clock.toggled(b))
 		p.click(x, y)
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-		t, err := chromedp.Run(ctx, chromedp.Evaluate[[5]float64](`window.changed`, chromedp.EvalAwaitPromise))
+		t, err := chromedp.Run(ctx, chromedp.Evaluate[[4]float64](`window.changed`, chromedp.EvalAwaitPromise))
 		cancel()
 		if err != nil {
 			b.Fatal(err)
 		}
 		// In page time (ms since its origin): mousedown, the last message
-		// before the pixel arrived and handled, the last flip, pixel seen;
-		// the proxy's and terminal's times mapped onto it.
-		clicked, arrived, handled, flipped, seen := t[0], t[1], t[2], t[3], t[4]
-		shown := max(handled, flipped)
+		// before the pixel arrived and handled, pixel seen; the proxy's and
+		// terminal's times mapped onto it.
+		clicked, arrived, handled, seen := t[0], t[1], t[2], t[3]
 		pressed, answered, ok := clock.answer(presses)
 		if !ok {
 			clock.mu.Lock()
@@ -254,13 +248,12 @@ func clickToPixel(b *testing.B, p *page, d *testDesktop, clock *stageClock, x, y
 		frame = append(frame, fr-tg)
 		down = append(down, arrived-fr)
 		draw = append(draw, handled-arrived)
-		image = append(image, shown-handled)
-		poll = append(poll, seen-shown)
+		poll = append(poll, seen-handled)
 	}
 	for _, s := range []struct {
 		name string
 		ms   []float64
-	}{{"", total}, {"up-", up}, {"input-", input}, {"frame-", frame}, {"down-", down}, {"draw-", draw}, {"image-", image}, {"poll-", poll}} {
+	}{{"", total}, {"up-", up}, {"input-", input}, {"frame-", frame}, {"down-", down}, {"draw-", draw}, {"poll-", poll}} {
 		slices.Sort(s.ms)
 		b.ReportMetric(s.ms[len(s.ms)/2], s.name+"p50-ms")
 		b.ReportMetric(s.ms[len(s.ms)*9/10], s.name+"p90-ms")
@@ -352,8 +345,9 @@ func (c *stageClock) read(from, to time.Time) int {
 
 // timedDialer dials as d does and times the connection on clock.
 type timedDialer struct {
-	d     dialer
-	clock *stageClock
+	d        dialer
+	clock    *stageClock
+	lossless bool // see timedConn
 }
 
 func (d timedDialer) DialVNC(ctx context.Context, id string) (net.Conn, error) {
@@ -361,7 +355,8 @@ func (d timedDialer) DialVNC(ctx context.Context, id string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &timedConn{Conn: c, clock: d.clock}, nil
+	// The handshake's bytes: version, security type, ClientInit.
+	return &timedConn{Conn: c, clock: d.clock, lossless: d.lossless, skip: 12 + 1 + 1}, nil
 }
 
 // timedConn is the proxy's connection to the desktop, timed: it follows
@@ -369,9 +364,12 @@ func (d timedDialer) DialVNC(ctx context.Context, id string) (net.Conn, error) {
 type timedConn struct {
 	net.Conn
 	clock *stageClock
+	// lossless makes the viewer's SetEncodings ask for noVNC's default
+	// quality level (6, lossless for wayvnc 0.5) instead of 9 (JPEG).
+	lossless bool
 	// pending is the written bytes not yet a whole message; skip, the
 	// handshake's (version, security type, ClientInit) still to come;
-	// lost, a message not understood: no more presses found.
+	// lost, a message not understood: the rest goes out as it comes.
 	pending []byte
 	skip    int
 	lost    bool
@@ -389,37 +387,57 @@ func (c *timedConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write sends the viewer's messages on once whole (the handshake's bytes
+// as they come), noting when each button press went out.
 func (c *timedConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	now := time.Now()
-	if c.lost {
-		return n, err
-	}
-	if c.pending == nil {
-		c.skip = 12 + 1 + 1
-	}
-	c.pending = append(c.pending, b[:n]...)
-	skip := min(c.skip, len(c.pending))
-	c.skip -= skip
-	c.pending = c.pending[skip:]
-	for {
-		m := clientMessageLen(c.pending)
+	c.pending = append(c.pending, b...)
+	n := min(c.skip, len(c.pending))
+	c.skip -= n
+	presses := 0
+	for c.skip == 0 && !c.lost {
+		m := clientMessageLen(c.pending[n:])
 		if m < 0 {
 			c.lost = true
 			break
 		}
-		if m == 0 || m > len(c.pending) {
+		if m == 0 || n+m > len(c.pending) {
 			break
 		}
-		if c.pending[0] == 5 && c.pending[1]&1 != 0 {
-			c.clock.mu.Lock()
-			c.clock.pressedAt = append(c.clock.pressedAt, now)
-			c.clock.mu.Unlock()
+		switch msg := c.pending[n : n+m]; {
+		case msg[0] == 5 && msg[1]&1 != 0:
+			presses++
+		case msg[0] == 2 && c.lossless:
+			for i := 4; i < m; i += 4 {
+				if e := int32(binary.BigEndian.Uint32(msg[i:])); e == qualityLevel9 {
+					e = qualityLevel6
+					binary.BigEndian.PutUint32(msg[i:], uint32(e))
+				}
+			}
 		}
-		c.pending = c.pending[m:]
+		n += m
 	}
-	return n, err
+	if c.lost {
+		n = len(c.pending)
+	}
+	_, err := c.Conn.Write(c.pending[:n])
+	now := time.Now()
+	c.pending = append(c.pending[:0], c.pending[n:]...)
+	c.clock.mu.Lock()
+	for range presses {
+		c.clock.pressedAt = append(c.clock.pressedAt, now)
+	}
+	c.clock.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
+
+// noVNC's quality levels (pseudo-encodings).
+const (
+	qualityLevel6 int32 = -26
+	qualityLevel9 int32 = -23
+)
 
 // clientMessageLen is the length of the RFB client message at the start
 // of b, 0 while b is too short to tell, -1 for a type it does not know.
