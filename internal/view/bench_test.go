@@ -1,9 +1,11 @@
 package view_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -73,6 +75,101 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(float64(b.N)/secs, "frames/s")
 		})
 	}
+}
+
+// BenchmarkTightFrame reads whole frames of a terminal full of text
+// straight from vnc.sock in Tight, as noVNC asks for it by default
+// (quality level 6: lossless zlib tiles from wayvnc 0.5) and as the
+// viewer does (level 9: JPEG tiles), and reports their size: what a
+// full-screen change costs a viewer's link. One op is one frame.
+func BenchmarkTightFrame(b *testing.B) {
+	d := startDesktop(b, desktop.DefaultResolution)
+	d.Terminal(b, "text", `ls -l --color=always /usr/bin /usr/lib | head -c 20000; sleep 3600`)
+	for _, q := range []struct {
+		name  string
+		level int32
+	}{{"lossless", qualityLevel6}, {"jpeg", qualityLevel9}} {
+		b.Run(q.name, func(b *testing.B) {
+			conn := dialUnix(b, d.VNCSock)
+			conn.SetDeadline(time.Now().Add(2 * time.Minute))
+			c := newRFB(b, conn)
+			m := []byte{2, 0, 0, 2, 0, 0, 0, 7, 0, 0, 0, 0}
+			binary.BigEndian.PutUint32(m[8:], uint32(q.level))
+			if _, err := conn.Write(m); err != nil {
+				b.Fatal(err)
+			}
+			var total int
+			for b.Loop() {
+				if err := c.request(false); err != nil {
+					b.Fatal(err)
+				}
+				n, err := tightFrame(c.r)
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += n
+			}
+			b.ReportMetric(float64(total)/float64(b.N)/1e3, "kB/frame")
+		})
+	}
+}
+
+// tightFrame reads one FramebufferUpdate of Tight rectangles as wayvnc
+// 0.5 sends them (basic compression without a filter, JPEG) and returns
+// its size in bytes.
+func tightFrame(r *bufio.Reader) (int, error) {
+	h := make([]byte, 12)
+	if _, err := io.ReadFull(r, h[:4]); err != nil {
+		return 0, err
+	}
+	if h[0] != 0 {
+		return 0, fmt.Errorf("server message %d, want a FramebufferUpdate", h[0])
+	}
+	read := 4
+	for range binary.BigEndian.Uint16(h[2:]) {
+		if _, err := io.ReadFull(r, h); err != nil {
+			return read, err
+		}
+		w, ht := int(binary.BigEndian.Uint16(h[4:])), int(binary.BigEndian.Uint16(h[6:]))
+		if enc := int32(binary.BigEndian.Uint32(h[8:])); enc != 7 {
+			return read, fmt.Errorf("rect encoding %d, want Tight", enc)
+		}
+		control, err := r.ReadByte()
+		if err != nil {
+			return read, err
+		}
+		read += 13
+		var n int
+		switch op := control >> 4; {
+		case op == 0x9: // JPEG
+		case op < 0x4: // basic, copy filter: 3 bytes a pixel
+			if n = w * ht * 3; n < 12 {
+				break // sent as is
+			}
+			n = 0
+		default:
+			return read, fmt.Errorf("Tight compression control %#x", control)
+		}
+		if n == 0 {
+			// A compact length: 7 bits a byte, low first, at most 3 bytes.
+			for i := range 3 {
+				c, err := r.ReadByte()
+				if err != nil {
+					return read, err
+				}
+				read++
+				n |= int(c&0x7f) << (7 * i)
+				if c&0x80 == 0 {
+					break
+				}
+			}
+		}
+		if _, err := r.Discard(n); err != nil {
+			return read, err
+		}
+		read += n
+	}
+	return read, nil
 }
 
 // toggleScript flips its terminal's colour at every left button press,
