@@ -46,6 +46,12 @@ function connect() {
   setState(wasLive ? "restarting" : "connecting", wasLive ? "Desktop restarting…" : "Connecting…");
   rfb = new RFB(screen, wsURL.href, { shared: true, wsProtocols: ["binary"] });
   rfb.viewOnly = viewOnly;
+  // Tight with JPEG tiles (quality 66). wayvnc 0.5 knows only levels 0 and
+  // 9, and answers noVNC's default 6 with lossless zlib tiles, which noVNC
+  // inflates in JavaScript: 35-46 ms for a full-screen change against
+  // about 10 for JPEG, which costs 3-8 times the bytes (BENCHMARKS.md, the
+  // live view).
+  rfb.qualityLevel = 9;
   rfb.scaleViewport = true;
   rfb.focusOnClick = true;
   rfb.background = getComputedStyle(document.body).backgroundColor;
