@@ -181,14 +181,16 @@ func frameClock() string {
 	return p
 }
 
-// followEvery is how often budget-line --follow rereads the budget file.
-const followEvery = 2 * time.Second
+// followFallback is how often budget-line --follow rereads the budget file
+// when it cannot watch the run dir.
+const followFallback = 2 * time.Second
 
 // budgetLine prints waybar's JSON line for the budget file and exits 0.
 // With --follow it runs until ctx ends or waybar stops reading, printing
 // a line at start and then only when the line changes: waybar redraws the
-// bar, and sway the screen, at each line, and a command run every few
-// seconds would cost each idle desktop a process start.
+// bar, and sway the screen, at each line. It sleeps until the file is
+// written (the fleet rewrites it every 30 s) or the line turns stale with
+// time alone, so an idle desktop's follower wakes twice a minute.
 func budgetLine(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	follow := len(args) > 0 && args[0] == "--follow"
 	if follow {
@@ -198,9 +200,36 @@ func budgetLine(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "usage: atelier-agent budget-line [--follow] FILE")
 		return 2
 	}
+	path := args[0]
+	written := make(chan struct{}, 1)
+	watchErr := make(chan error, 1)
+	polling := false
+	if follow {
+		// Watching before the first read: no write falls in between.
+		w, err := supervisor.WatchDir(filepath.Dir(path))
+		if err != nil {
+			watchErr <- err
+		} else {
+			ctx, cancel := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer cancel()
+			wg.Go(func() {
+				watchErr <- w.Run(ctx, func(name string) {
+					if name == filepath.Base(path) {
+						select {
+						case written <- struct{}{}:
+						default:
+						}
+					}
+				})
+			})
+		}
+	}
 	var last []byte
 	for {
-		b, err := json.Marshal(desktop.BudgetLine(args[0], time.Now()))
+		now := time.Now()
+		b, err := json.Marshal(desktop.BudgetLine(path, now))
 		if err != nil {
 			fmt.Fprintln(stderr, "atelier-agent:", err)
 			return 1
@@ -214,12 +243,36 @@ func budgetLine(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if !follow {
 			return 0
 		}
+		wait := untilStale(path, now)
+		if polling {
+			wait = min(wait, followFallback)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return 0
-		case <-time.After(followEvery):
+		case <-written:
+		case err := <-watchErr:
+			fmt.Fprintln(stderr, "atelier-agent: budget-line: rereading every", followFallback, "for want of a watch:", err)
+			polling = true
+		case <-t.C:
 		}
+		t.Stop()
 	}
+}
+
+// untilStale is how long the budget file's line stays as it is with no
+// write: until it turns stale, or a day when it has nothing to age.
+func untilStale(path string, now time.Time) time.Duration {
+	b, err := desktop.ReadBudget(path)
+	if err != nil {
+		return 24 * time.Hour
+	}
+	if d := b.Updated.Add(desktop.StaleAfter).Sub(now); d > 0 {
+		return d + time.Millisecond
+	}
+	return 24 * time.Hour
 }
 
 // link serves the desktop's link (package desklink) until ctx is done: the

@@ -43,8 +43,8 @@ func TestBudgetLine(t *testing.T) {
 }
 
 // TestBudgetLineFollow: --follow prints the line at once, again when the
-// file changes (the next reread, within followEvery), and returns 0 when
-// its context ends.
+// file is written (an inotify event wakes it), again when the line turns
+// stale with no write at all, and returns 0 when its context ends.
 func TestBudgetLineFollow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), desktop.BudgetFile)
 	if err := desktop.WriteBudget(path, desktop.Budget{SpentUSD: 0.42, CapUSD: 2, Updated: time.Now()}); err != nil {
@@ -77,6 +77,16 @@ func TestBudgetLineFollow(t *testing.T) {
 	}
 	if l := next(); l.Text != "$1.90 / $2.00" || l.Class != desktop.BudgetWarning {
 		t.Errorf("after the change %+v, want $1.90 / $2.00, warning", l)
+	}
+	// Stale in half a second, with nothing written after this.
+	if err := desktop.WriteBudget(path, desktop.Budget{SpentUSD: 1, CapUSD: 2, Updated: time.Now().Add(500*time.Millisecond - desktop.StaleAfter)}); err != nil {
+		t.Fatal(err)
+	}
+	if l := next(); l.Text != "$1.00 / $2.00" {
+		t.Errorf("after the second write %+v, want $1.00 / $2.00", l)
+	}
+	if l := next(); l.Text != "$1.00 / $2.00 stale" || l.Class != desktop.BudgetStale {
+		t.Errorf("with time alone %+v, want $1.00 / $2.00 stale", l)
 	}
 	cancel()
 	go io.Copy(io.Discard, r)

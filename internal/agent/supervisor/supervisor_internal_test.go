@@ -3,13 +3,12 @@ package supervisor
 import (
 	"encoding/binary"
 	"os/exec"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"atelier/desktop"
 )
 
 func TestBackoff(t *testing.T) {
@@ -50,7 +49,7 @@ func inotifyEvent(name string) []byte {
 	return b
 }
 
-func TestThemeEvent(t *testing.T) {
+func TestEventNames(t *testing.T) {
 	batch := func(names ...string) []byte {
 		var b []byte
 		for _, n := range names {
@@ -60,16 +59,15 @@ func TestThemeEvent(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		batch []byte
-		want  bool
+		want  []string
 	}{
-		{batch("theme"), true},
-		{batch("budget", ".theme.tmp", "theme"), true},
-		{batch("budget", "themes", "theme.tmp"), false},
-		{batch("theme")[:unix.SizeofInotifyEvent+2], false}, // truncated
-		{nil, false},
+		{batch("theme"), []string{"theme"}},
+		{batch("budget", ".theme.tmp", "theme", "budget"), []string{"budget", ".theme.tmp", "theme"}},
+		{append(batch("budget"), batch("theme")[:unix.SizeofInotifyEvent+2]...), []string{"budget"}}, // truncated
+		{nil, nil},
 	} {
-		if got := runFileEvent(tt.batch, desktop.ThemeFile); got != tt.want {
-			t.Errorf("runFileEvent(%q, theme) = %v, want %v", tt.batch, got, tt.want)
+		if got := eventNames(tt.batch); !slices.Equal(got, tt.want) {
+			t.Errorf("eventNames(%q) = %q, want %q", tt.batch, got, tt.want)
 		}
 	}
 }

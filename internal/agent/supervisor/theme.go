@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -14,58 +15,87 @@ import (
 	"atelier/desktop"
 )
 
-// watchTheme applies the run dir's theme file whenever it is written, until
-// ctx is done. The fleet writes it atomically (rename) or in place; both end
-// in an inotify event on the directory.
+// watchTheme applies the run dir's theme and resolution files whenever
+// they are written, until ctx is done.
 func (s *Supervisor) watchTheme(ctx context.Context) {
+	w, err := WatchDir(s.opts.RunDir)
+	if err == nil {
+		err = w.Run(ctx, func(name string) {
+			switch name {
+			case desktop.ThemeFile:
+				s.applyThemeFile(ctx)
+			case desktop.ResolutionFile:
+				s.applyResolutionFile(ctx)
+			}
+		})
+	}
+	if err != nil {
+		s.log.Error("theme and resolution changes will not apply live", "err", err)
+	}
+}
+
+// DirWatch reports the files written in one directory. The fleet writes
+// run files atomically (rename) or in place; both end in an inotify event
+// on the directory, so a watcher sleeps until something is written.
+type DirWatch struct {
+	dir string
+	f   *os.File
+}
+
+// WatchDir starts watching dir: a file written from now on is reported by
+// Run, even if Run is called later.
+func WatchDir(dir string) (*DirWatch, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
-		s.log.Error("theme changes will not apply live", "err", fmt.Errorf("inotify: %w", err))
-		return
+		return nil, fmt.Errorf("inotify: %w", err)
 	}
 	// A non-blocking descriptor goes through the runtime's poller, so Close
 	// ends a pending Read.
 	f := os.NewFile(uintptr(fd), "inotify")
-	defer f.Close()
-	if _, err := unix.InotifyAddWatch(fd, s.opts.RunDir, unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO); err != nil {
-		s.log.Error("theme changes will not apply live", "err", fmt.Errorf("watch %s: %w", s.opts.RunDir, err))
-		return
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("watch %s: %w", dir, err)
 	}
-	stop := context.AfterFunc(ctx, func() { f.Close() })
+	return &DirWatch{dir: dir, f: f}, nil
+}
+
+// Run calls changed with the name of each file written, until ctx is done
+// (it then returns nil) or the watch fails; either way the watch ends.
+func (w *DirWatch) Run(ctx context.Context, changed func(name string)) error {
+	defer w.f.Close()
+	stop := context.AfterFunc(ctx, func() { w.f.Close() })
 	defer stop()
 	buf := make([]byte, 64<<10)
 	for {
-		n, err := f.Read(buf)
+		n, err := w.f.Read(buf)
 		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Error("theme watch ended", "err", err)
+			if ctx.Err() != nil {
+				return nil
 			}
-			return
+			return fmt.Errorf("watch %s: %w", w.dir, err)
 		}
-		if runFileEvent(buf[:n], desktop.ThemeFile) {
-			s.applyThemeFile(ctx)
-		}
-		if runFileEvent(buf[:n], desktop.ResolutionFile) {
-			s.applyResolutionFile(ctx)
+		for _, name := range eventNames(buf[:n]) {
+			changed(name)
 		}
 	}
 }
 
-// runFileEvent reports whether a batch of inotify events names file.
-func runFileEvent(b []byte, file string) bool {
+// eventNames returns the file names of a batch of inotify events, each once.
+func eventNames(b []byte) []string {
+	var names []string
 	for len(b) >= unix.SizeofInotifyEvent {
 		nameLen := int(binary.NativeEndian.Uint32(b[12:16]))
 		end := unix.SizeofInotifyEvent + nameLen
 		if end > len(b) {
-			return false
+			break
 		}
-		name := bytes.TrimRight(b[unix.SizeofInotifyEvent:end], "\x00")
-		if string(name) == file {
-			return true
+		name := string(bytes.TrimRight(b[unix.SizeofInotifyEvent:end], "\x00"))
+		if !slices.Contains(names, name) {
+			names = append(names, name)
 		}
 		b = b[end:]
 	}
-	return false
+	return names
 }
 
 // applyThemeFile reads the theme file and, if it names another valid theme,
