@@ -61,6 +61,9 @@ func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agenta
 	if key.format == agentapi.FormatJPEG {
 		key.quality = cmp.Or(req.Quality, DefaultJPEGQuality)
 	}
+	// Screenshots are being asked: keep a current copy of the screen (or
+	// start making one) while they are.
+	d.WarmMirror()
 	seq, armed, err := d.DamageSeq(ctx)
 	if err != nil && !errors.Is(err, wayland.ErrNoDamage) {
 		return nil, err
@@ -164,13 +167,13 @@ func (s *Server) trimLater() {
 	})
 }
 
-// capture captures the output or the region r of it, scales and encodes
-// it.
+// capture takes the output or the region r of it from the display's
+// current copy, or else captures it, then scales and encodes it.
 func (s *Server) capture(ctx context.Context, d *wayland.Display, r image.Rectangle, key shotKey) (*agentapi.Image, error) {
 	scale, format := key.scale, key.format
 	var data []byte
 	var w, h int
-	err := d.Capture(ctx, r, func(f *wayland.Frame) error {
+	enc := func(f *wayland.Frame) error {
 		px, err := framePixels(f)
 		if err != nil {
 			return err
@@ -181,7 +184,11 @@ func (s *Server) capture(ctx context.Context, d *wayland.Display, r image.Rectan
 		w, h = px.Width, px.Height
 		data, err = encode(px, format, key.quality)
 		return err
-	})
+	}
+	ok, err := d.CaptureCurrent(ctx, r, enc)
+	if err == nil && !ok {
+		err = d.Capture(ctx, r, enc)
+	}
 	if err != nil {
 		return nil, err
 	}
