@@ -55,9 +55,10 @@ type mirror struct {
 	served   uint64         // screenshots taken from the mirror
 }
 
-// mirrorSlots is how many full-size buffers a running mirror holds: two
-// armed frames and the last copy.
-const mirrorSlots = 3
+// mirrorSlots is how many full-size buffers a running mirror holds at
+// most: two armed frames, the last copy, and one more for a copy being
+// read while its successor arrives or for a plain frame.
+const mirrorSlots = 4
 
 // keepMirror is how long the mirror outlives the last screenshot: an idle
 // desktop holds neither its buffers (3.6 MB each at 1280×720, shared with
@@ -68,8 +69,8 @@ var keepMirror = keepBuffer
 type mirrorSlot struct {
 	buf     capturer
 	conn    *Conn // the connection buf was made on
-	busy    bool // a frame copies into it
-	readers int  // screenshots reading it
+	busy    bool  // a frame copies into it
+	readers int   // screenshots reading it
 	yInvert bool
 }
 
@@ -77,6 +78,7 @@ type mirrorSlot struct {
 type mirrorFrame struct {
 	id      uint32
 	slot    *mirrorSlot
+	plain   bool // a plain copy: answered at the next commit, changed or not
 	params  frameEvent
 	yInvert bool
 	armed   bool // its copy request is known handled (its sync came back)
@@ -263,15 +265,33 @@ func dialMirror(ctx context.Context, path string, scVersion uint32) (c *Conn, sh
 	return c, shm, sc, output, nil
 }
 
-// fill asks for frames until two are on their way, while a buffer is free.
-// m.mu is held.
+// fill asks for frames until two with damage are on their way, while a
+// buffer is free. While the last copy is not trusted and both are armed, it
+// also asks for a plain copy: the commit that answers it shows no change
+// those two would have missed, so its copy is trusted; without it a still
+// screen would stay untrusted. m.mu is held.
 func (m *mirror) fill() {
-	for m.conn != nil && len(m.frames) < 2 {
+	for m.conn != nil {
+		damaged, armed, plain := 0, 0, false
+		for _, f := range m.frames {
+			if f.plain {
+				plain = true
+				continue
+			}
+			damaged++
+			if f.armed {
+				armed++
+			}
+		}
+		wantPlain := damaged == 2 && armed == 2 && !m.trusted && !plain
+		if damaged == 2 && !wantPlain {
+			return
+		}
 		s := m.freeSlot()
 		if s == nil {
 			return
 		}
-		if err := m.prepare(s); err != nil {
+		if err := m.prepare(s, damaged == 2); err != nil {
 			m.stopLocked()
 			return
 		}
@@ -290,10 +310,11 @@ func (m *mirror) freeSlot() *mirrorSlot {
 	return nil
 }
 
-// prepare asks for a full frame that will copy into s. m.mu is held.
-func (m *mirror) prepare(s *mirrorSlot) error {
+// prepare asks for a full frame that will copy into s, at the next change,
+// or at the next commit if plain. m.mu is held.
+func (m *mirror) prepare(s *mirrorSlot, plain bool) error {
 	c := m.conn
-	f := &mirrorFrame{slot: s}
+	f := &mirrorFrame{slot: s, plain: plain}
 	s.busy = true
 	m.frames = append(m.frames, f)
 	id, err := c.Create(func(e *Event) {
@@ -339,7 +360,11 @@ func (m *mirror) copy(f *mirrorFrame) {
 		m.stopLocked()
 		return
 	}
-	if c.Send(NewMessage(f.id, 2).Uint(s.buf.buffer)) != nil { // copy_with_damage
+	op := uint16(2) // copy_with_damage
+	if f.plain {
+		op = 0 // copy
+	}
+	if c.Send(NewMessage(f.id, op).Uint(s.buf.buffer)) != nil {
 		return // the connection ended: its reader stops the mirror's use
 	}
 	c.Create(func(e *Event) {
@@ -347,6 +372,7 @@ func (m *mirror) copy(f *mirrorFrame) {
 		defer m.mu.Unlock()
 		if m.conn == c && e.Opcode == 0 { // wl_callback.done
 			f.armed = true
+			m.fill()
 		}
 	}, func(cb uint32) *Message { return NewMessage(displayID, 0).Uint(cb) })
 }
@@ -361,7 +387,7 @@ func (m *mirror) ready(f *mirrorFrame) {
 			continue
 		}
 		kept = append(kept, g)
-		if g.armed {
+		if g.armed && !g.plain { // a plain frame answers this commit too
 			m.trusted = true
 		}
 	}
