@@ -26,6 +26,16 @@ type shotCache struct {
 	d    *wayland.Display
 	seq  uint64 // the display's damage counter, read before the captures were asked for
 	imgs map[shotKey]*agentapi.Image
+	// jpegs holds the last JPEG encoded from the display's current copy,
+	// per parameters, for the next to encode again only what changed.
+	jpegs map[shotKey]lastJPEG
+}
+
+// lastJPEG is a JPEG encoded from the display's current copy, and the
+// number of that copy.
+type lastJPEG struct {
+	copy uint64
+	enc  *jpegenc.Encoded
 }
 
 // maxShots bounds the cache; past it, it starts over.
@@ -82,7 +92,11 @@ func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agenta
 		s.shotMu.Lock()
 		c := &s.shots
 		if c.d != d || c.seq != seq || len(c.imgs) >= maxShots {
-			*c = shotCache{d: d, seq: seq, imgs: map[shotKey]*agentapi.Image{}}
+			jpegs := c.jpegs
+			if c.d != d || jpegs == nil || len(jpegs) >= maxShots {
+				jpegs = map[shotKey]lastJPEG{}
+			}
+			*c = shotCache{d: d, seq: seq, imgs: map[shotKey]*agentapi.Image{}, jpegs: jpegs}
 		}
 		img := c.imgs[key]
 		s.shotMu.Unlock()
@@ -162,6 +176,9 @@ func (s *Server) trimLater() {
 		return
 	}
 	s.trim = time.AfterFunc(trimAfter, func() {
+		s.shotMu.Lock()
+		s.shots.jpegs = nil
+		s.shotMu.Unlock()
 		runtime.GC() // pooled objects survive one collection
 		debug.FreeOSMemory()
 	})
@@ -182,6 +199,10 @@ func (s *Server) capture(ctx context.Context, d *wayland.Display, r image.Rectan
 			px = downscale(px, scale)
 		}
 		w, h = px.Width, px.Height
+		if format == agentapi.FormatJPEG && scale >= 1 && f.Copy != 0 {
+			data, err = s.encodeChanged(d, f, px, r, key)
+			return err
+		}
 		data, err = encode(px, format, key.quality)
 		return err
 	}
@@ -193,6 +214,38 @@ func (s *Server) capture(ctx context.Context, d *wayland.Display, r image.Rectan
 		return nil, err
 	}
 	return &agentapi.Image{Format: format, Width: w, Height: h, Scale: scale, Data: data}, nil
+}
+
+// encodeChanged encodes a frame of the display's current copy as JPEG,
+// encoding again only the rows of MCUs that changed since the previous
+// JPEG with the same parameters (typing a character changes one or two of
+// 45). The copies' damage says what changed; r is the frame's region of
+// the output, empty for all of it.
+func (s *Server) encodeChanged(d *wayland.Display, f *wayland.Frame, px jpegenc.Pixels, r image.Rectangle, key shotKey) ([]byte, error) {
+	s.shotMu.Lock()
+	prev, ok := s.shots.jpegs[key]
+	s.shotMu.Unlock()
+	if r.Empty() {
+		r = image.Rect(0, 0, f.Width, f.Height)
+	}
+	var changed func(y0, y1 int) bool
+	if dmg, known := f.ChangedSince(prev.copy); ok && known {
+		changed = func(y0, y1 int) bool {
+			return dmg.Overlaps(image.Rect(r.Min.X, r.Min.Y+y0, r.Max.X, r.Min.Y+y1))
+		}
+	} else {
+		prev.enc = nil
+	}
+	enc, err := jpegenc.EncodeChanged(px, key.quality, prev.enc, changed)
+	if err != nil {
+		return nil, fmt.Errorf("encode jpeg: %w", err)
+	}
+	s.shotMu.Lock()
+	if c := &s.shots; c.d == d && c.jpegs != nil {
+		c.jpegs[key] = lastJPEG{copy: f.Copy, enc: enc}
+	}
+	s.shotMu.Unlock()
+	return enc.Data, nil
 }
 
 // framePixels describes a captured frame's pixels where they lie.

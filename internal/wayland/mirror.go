@@ -51,6 +51,9 @@ type mirror struct {
 	latest   *mirrorSlot    // the last copy, or nil
 	trusted  bool           // latest is the output as it is (see above)
 	params   frameEvent     // the full frame's buffer, once described
+	gen      uint64         // copies made, ever: the last copy's number
+	lastDmg  uint64         // the number of the last copy with damage, 0 if none since the start
+	log      []mirrorCopy   // the last copies, oldest first
 	idle     *time.Timer    // stops the mirror once screenshots stop
 	served   uint64         // screenshots taken from the mirror
 }
@@ -72,7 +75,21 @@ type mirrorSlot struct {
 	busy    bool  // a frame copies into it
 	readers int   // screenshots reading it
 	yInvert bool
+	gen     uint64 // the copy it holds
 }
+
+// mirrorCopy is what changed at one copy: damage is the part of the
+// output that may differ from copy prev, 0 when not known (a plain copy,
+// or the first since the start).
+type mirrorCopy struct {
+	gen, prev uint64
+	damage    image.Rectangle
+}
+
+// mirrorLog is how many copies the mirror remembers the damage of: a
+// screenshot encodes again what changed since the copy its previous
+// encoding came from.
+const mirrorLog = 64
 
 // mirrorFrame is one frame of the mirror, from capture_output to ready.
 type mirrorFrame struct {
@@ -81,7 +98,8 @@ type mirrorFrame struct {
 	plain   bool // a plain copy: answered at the next commit, changed or not
 	params  frameEvent
 	yInvert bool
-	armed   bool // its copy request is known handled (its sync came back)
+	damage  image.Rectangle // since the previous copy with damage
+	armed   bool            // its copy request is known handled (its sync came back)
 }
 
 // WarmMirror starts the mirror if it is not running, and keeps it running
@@ -141,7 +159,8 @@ func (d *Display) CaptureCurrent(ctx context.Context, r image.Rectangle, fn func
 		m.mu.Unlock()
 		return false, nil
 	}
-	f := Frame{Width: w, Height: h, Stride: s.buf.stride, Format: s.buf.format, YInvert: s.yInvert, Pix: s.buf.mem[:s.buf.stride*h]}
+	f := Frame{Width: w, Height: h, Stride: s.buf.stride, Format: s.buf.format, YInvert: s.yInvert, Pix: s.buf.mem[:s.buf.stride*h],
+		Copy: s.gen, mirror: m}
 	if !r.Empty() {
 		if scale != 1 || !r.In(image.Rect(0, 0, w, h)) {
 			m.mu.Unlock()
@@ -174,6 +193,32 @@ func (f Frame) sub(r image.Rectangle) Frame {
 	f.Pix = f.Pix[off : off+(r.Dy()-1)*f.Stride+4*r.Dx()]
 	f.Width, f.Height = r.Dx(), r.Dy()
 	return f
+}
+
+// ChangedSince returns the part of the output (in output coordinates, not
+// the frame's region's) that may differ between the mirror's copy number
+// since and this frame, and whether that is known: it is not for a
+// capture, or a copy too old or made before the mirror last restarted.
+func (f *Frame) ChangedSince(since uint64) (image.Rectangle, bool) {
+	m := f.mirror
+	if m == nil || since == 0 {
+		return image.Rectangle{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var changed image.Rectangle
+	for cur := f.Copy; cur != since; {
+		i := len(m.log) - 1
+		for i >= 0 && m.log[i].gen != cur {
+			i--
+		}
+		if i < 0 || m.log[i].prev == 0 || m.log[i].prev < since {
+			return image.Rectangle{}, false
+		}
+		changed = changed.Union(m.log[i].damage)
+		cur = m.log[i].prev
+	}
+	return changed, true
 }
 
 // MirrorState reports how many full-size buffers the mirror holds and how
@@ -333,6 +378,9 @@ func (m *mirror) prepare(s *mirrorSlot, plain bool) error {
 			m.copy(f)
 		case 1: // flags
 			f.yInvert = e.Uint()&1 != 0
+		case 4: // damage: x, y, width, height
+			x, y, w, h := int(e.Uint()), int(e.Uint()), int(e.Uint()), int(e.Uint())
+			f.damage = image.Rect(x, y, x+w, y+h)
 		case 2: // ready
 			m.ready(f)
 		case 3: // failed: the output went away or changed; the next screenshot starts over
@@ -392,8 +440,19 @@ func (m *mirror) ready(f *mirrorFrame) {
 		}
 	}
 	m.frames = kept
+	m.gen++
+	c := mirrorCopy{gen: m.gen, damage: f.damage}
+	if !f.plain {
+		// The damage record was cleared by the last copy with damage.
+		c.prev, m.lastDmg = m.lastDmg, m.gen
+	}
+	if len(m.log) == mirrorLog {
+		m.log = append(m.log[:0], m.log[1:]...)
+	}
+	m.log = append(m.log, c)
 	f.slot.busy = false
 	f.slot.yInvert = f.yInvert
+	f.slot.gen = m.gen
 	m.latest = f.slot
 	m.fill()
 }
@@ -422,6 +481,7 @@ func (m *mirror) stopLocked() {
 	}
 	m.conn = nil
 	m.frames, m.latest, m.trusted = nil, nil, false
+	m.log, m.lastDmg = nil, 0
 	for i := range m.slots {
 		s := &m.slots[i]
 		s.busy = false

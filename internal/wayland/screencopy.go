@@ -28,6 +28,11 @@ type Frame struct {
 	Format                uint32
 	YInvert               bool // rows are stored bottom-up
 	Pix                   []byte
+
+	// Copy numbers the mirror's copy the frame comes from, 0 for a
+	// capture; see ChangedSince.
+	Copy   uint64
+	mirror *mirror
 }
 
 // capturer owns the shm buffer captures are copied into. It is reused while
