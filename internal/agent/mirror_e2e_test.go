@@ -17,8 +17,9 @@ import (
 // screenshot comes from the copy the compositor made at the change (no
 // capture of its own), and it is the screen as a fresh capture on another
 // connection sees it; a screenshot asked the instant a key went in comes
-// from that copy too and shows the key. A JPEG, which encodes again only
-// the rows that changed, is the same file as a fresh capture encoded whole.
+// from that copy too and shows the key. Images encode again only the rows
+// that changed: a PNG has the pixels of a fresh capture, a JPEG is the same
+// file as a fresh capture encoded whole.
 func TestScreenshotFromMirror(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs a desktop")
@@ -65,7 +66,11 @@ func TestScreenshotFromMirror(t *testing.T) {
 			t.Fatal(err)
 		}
 		jpg := e.do(t, agentapi.Request{Action: agentapi.Screenshot, Format: agentapi.FormatJPEG}).Image.Data
+		prev = decode(t, mustShot(t, e, nil))
 		err = fresh.Capture(ctx, image.Rectangle{}, func(f *wayland.Frame) error {
+			if !sameAsFrame(prev, f) {
+				t.Errorf("char %d: the PNG differs from a fresh capture", i)
+			}
 			px := jpegenc.Pixels{Pix: f.Pix, Width: f.Width, Height: f.Height, Stride: f.Stride, R: 2, G: 1, B: 0, BottomUp: f.YInvert}
 			if f.Format == wayland.FormatABGR8888 || f.Format == wayland.FormatXBGR8888 {
 				px.R, px.B = 0, 2
@@ -82,7 +87,6 @@ func TestScreenshotFromMirror(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		prev = decode(t, mustShot(t, e, nil))
 	}
 	// The first shots may find the copy just started; most must use it.
 	if fromMirror < 8 {

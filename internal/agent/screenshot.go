@@ -26,16 +26,17 @@ type shotCache struct {
 	d    *wayland.Display
 	seq  uint64 // the display's damage counter, read before the captures were asked for
 	imgs map[shotKey]*agentapi.Image
-	// jpegs holds the last JPEG encoded from the display's current copy,
+	// encs holds the last image encoded from the display's current copy,
 	// per parameters, for the next to encode again only what changed.
-	jpegs map[shotKey]lastJPEG
+	encs map[shotKey]lastEnc
 }
 
-// lastJPEG is a JPEG encoded from the display's current copy, and the
+// lastEnc is an image encoded from the display's current copy, and the
 // number of that copy.
-type lastJPEG struct {
+type lastEnc struct {
 	copy uint64
-	enc  *jpegenc.Encoded
+	jpeg *jpegenc.Encoded
+	png  *pngEncoded
 }
 
 // maxShots bounds the cache; past it, it starts over.
@@ -92,11 +93,11 @@ func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agenta
 		s.shotMu.Lock()
 		c := &s.shots
 		if c.d != d || c.seq != seq || len(c.imgs) >= maxShots {
-			jpegs := c.jpegs
-			if c.d != d || jpegs == nil || len(jpegs) >= maxShots {
-				jpegs = map[shotKey]lastJPEG{}
+			encs := c.encs
+			if c.d != d || encs == nil || len(encs) >= maxShots {
+				encs = map[shotKey]lastEnc{}
 			}
-			*c = shotCache{d: d, seq: seq, imgs: map[shotKey]*agentapi.Image{}, jpegs: jpegs}
+			*c = shotCache{d: d, seq: seq, imgs: map[shotKey]*agentapi.Image{}, encs: encs}
 		}
 		img := c.imgs[key]
 		s.shotMu.Unlock()
@@ -177,7 +178,7 @@ func (s *Server) trimLater() {
 	}
 	s.trim = time.AfterFunc(trimAfter, func() {
 		s.shotMu.Lock()
-		s.shots.jpegs = nil
+		s.shots.encs = nil
 		s.shotMu.Unlock()
 		runtime.GC() // pooled objects survive one collection
 		debug.FreeOSMemory()
@@ -199,7 +200,7 @@ func (s *Server) capture(ctx context.Context, d *wayland.Display, r image.Rectan
 			px = downscale(px, scale)
 		}
 		w, h = px.Width, px.Height
-		if format == agentapi.FormatJPEG && scale >= 1 && f.Copy != 0 {
+		if scale >= 1 && f.Copy != 0 {
 			data, err = s.encodeChanged(d, f, px, r, key)
 			return err
 		}
@@ -216,14 +217,14 @@ func (s *Server) capture(ctx context.Context, d *wayland.Display, r image.Rectan
 	return &agentapi.Image{Format: format, Width: w, Height: h, Scale: scale, Data: data}, nil
 }
 
-// encodeChanged encodes a frame of the display's current copy as JPEG,
-// encoding again only the rows of MCUs that changed since the previous
-// JPEG with the same parameters (typing a character changes one or two of
-// 45). The copies' damage says what changed; r is the frame's region of
-// the output, empty for all of it.
+// encodeChanged encodes a frame of the display's current copy, encoding
+// again only the rows that changed since the previous image with the same
+// parameters: JPEG rows of MCUs (typing a character changes one or two of
+// 45), PNG strips. The copies' damage says what changed; r is the frame's
+// region of the output, empty for all of it.
 func (s *Server) encodeChanged(d *wayland.Display, f *wayland.Frame, px jpegenc.Pixels, r image.Rectangle, key shotKey) ([]byte, error) {
 	s.shotMu.Lock()
-	prev, ok := s.shots.jpegs[key]
+	prev, ok := s.shots.encs[key]
 	s.shotMu.Unlock()
 	if r.Empty() {
 		r = image.Rect(0, 0, f.Width, f.Height)
@@ -234,18 +235,26 @@ func (s *Server) encodeChanged(d *wayland.Display, f *wayland.Frame, px jpegenc.
 			return dmg.Overlaps(image.Rect(r.Min.X, r.Min.Y+y0, r.Max.X, r.Min.Y+y1))
 		}
 	} else {
-		prev.enc = nil
+		prev = lastEnc{}
 	}
-	enc, err := jpegenc.EncodeChanged(px, key.quality, prev.enc, changed)
-	if err != nil {
-		return nil, fmt.Errorf("encode jpeg: %w", err)
+	next := lastEnc{copy: f.Copy}
+	var data []byte
+	if key.format == agentapi.FormatJPEG {
+		enc, err := jpegenc.EncodeChanged(px, key.quality, prev.jpeg, changed)
+		if err != nil {
+			return nil, fmt.Errorf("encode jpeg: %w", err)
+		}
+		next.jpeg, data = enc, enc.Data
+	} else {
+		next.png = encodePNGChanged(px, prev.png, changed)
+		data = next.png.data
 	}
 	s.shotMu.Lock()
-	if c := &s.shots; c.d == d && c.jpegs != nil {
-		c.jpegs[key] = lastJPEG{copy: f.Copy, enc: enc}
+	if c := &s.shots; c.d == d && c.encs != nil {
+		c.encs[key] = next
 	}
 	s.shotMu.Unlock()
-	return enc.Data, nil
+	return data, nil
 }
 
 // framePixels describes a captured frame's pixels where they lie.
