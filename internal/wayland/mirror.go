@@ -58,10 +58,11 @@ type mirror struct {
 	served   uint64         // screenshots taken from the mirror
 }
 
-// mirrorSlots is how many full-size buffers a running mirror holds at
-// most: two armed frames, the last copy, and one more for a copy being
-// read while its successor arrives or for a plain frame.
-const mirrorSlots = 4
+// mirrorSlots is how many full-size buffers a running mirror holds: two
+// armed frames (or one and a plain copy) and the last copy. A copy still
+// being read when the next arrives keeps its buffer until it is read, and
+// one frame is armed meanwhile.
+const mirrorSlots = 3
 
 // keepMirror is how long the mirror outlives the last screenshot: an idle
 // desktop holds neither its buffers (3.6 MB each at 1280×720, shared with
@@ -79,8 +80,8 @@ type mirrorSlot struct {
 }
 
 // mirrorCopy is what changed at one copy: damage is the part of the
-// output that may differ from copy prev, 0 when not known (a plain copy,
-// or the first since the start).
+// output that may differ from copy prev; prev is 0 when that is not known
+// (a plain copy, or the first since the start).
 type mirrorCopy struct {
 	gen, prev uint64
 	damage    image.Rectangle
@@ -310,11 +311,12 @@ func dialMirror(ctx context.Context, path string, scVersion uint32) (c *Conn, sh
 	return c, shm, sc, output, nil
 }
 
-// fill asks for frames until two with damage are on their way, while a
-// buffer is free. While the last copy is not trusted and both are armed, it
-// also asks for a plain copy: the commit that answers it shows no change
-// those two would have missed, so its copy is trusted; without it a still
-// screen would stay untrusted. m.mu is held.
+// fill asks for frames, while a buffer is free, until two with damage are
+// on their way. While the last copy is not trusted, one with damage will
+// do, and once it is armed fill asks for a plain copy beside it: the
+// commit that answers the plain copy leaves the armed one armed, so that
+// copy is trusted; without it a still screen would stay untrusted. m.mu is
+// held.
 func (m *mirror) fill() {
 	for m.conn != nil {
 		damaged, armed, plain := 0, 0, false
@@ -328,15 +330,23 @@ func (m *mirror) fill() {
 				armed++
 			}
 		}
-		wantPlain := damaged == 2 && armed == 2 && !m.trusted && !plain
-		if damaged == 2 && !wantPlain {
+		want := 2
+		if !m.trusted {
+			want = 1
+		}
+		asPlain := false
+		switch {
+		case damaged < want:
+		case !m.trusted && !plain && armed > 0:
+			asPlain = true
+		default:
 			return
 		}
 		s := m.freeSlot()
 		if s == nil {
 			return
 		}
-		if err := m.prepare(s, damaged == 2); err != nil {
+		if err := m.prepare(s, asPlain); err != nil {
 			m.stopLocked()
 			return
 		}
