@@ -1,8 +1,11 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +26,11 @@ import (
 // settle; on the page a scroll), so they capture and encode: the compositor copies a frame at
 // its next repaint, at most every 16.7 ms (60 Hz). The _after_type cases
 // take the shot the moment a typed key has reached the compositor.
+//
+// cpu-ms/op is the CPU of this process (agent and client) during the
+// timed requests; sway-cpu-ms/op is sway's CPU per round, untimed change
+// included (the copies sway makes for the agent's current copy of the
+// screen are made at the change).
 func BenchmarkVerbs(b *testing.B) {
 	e := start(b)
 	p := e.openProbe(b) // a focused client receives the input, as in real use
@@ -59,6 +67,8 @@ func BenchmarkVerbs(b *testing.B) {
 			}
 			ctx := context.Background()
 			var times []time.Duration
+			var cpu time.Duration
+			sway0 := e.swayCPU(b)
 			for b.Loop() {
 				if bc.change || bc.after {
 					b.StopTimer()
@@ -73,15 +83,43 @@ func BenchmarkVerbs(b *testing.B) {
 					}
 					b.StartTimer()
 				}
-				t0 := time.Now()
+				t0, cpu0 := time.Now(), agent.CPUTime()
 				if _, err := e.client.Do(ctx, bc.req); err != nil {
 					b.Fatal(err)
 				}
 				times = append(times, time.Since(t0))
+				cpu += agent.CPUTime() - cpu0
 			}
+			n := float64(len(times))
+			b.ReportMetric(float64(cpu.Microseconds())/1000/n, "cpu-ms/op")
+			b.ReportMetric(float64((e.swayCPU(b)-sway0).Microseconds())/1000/n, "sway-cpu-ms/op")
 			agent.ReportPercentiles(b, times)
 		})
 	}
+}
+
+// swayCPU is the CPU time sway has used: the process whose command line
+// names the config in the desktop's directory.
+func (e *env) swayCPU(b *testing.B) time.Duration {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, st := range stats {
+		cmd, err := os.ReadFile(filepath.Join(filepath.Dir(st), "cmdline"))
+		if err != nil || !bytes.HasPrefix(cmd, []byte("sway\x00")) || !bytes.Contains(cmd, []byte(e.sway.Dir)) {
+			continue
+		}
+		data, err := os.ReadFile(st)
+		if err != nil {
+			break
+		}
+		// After the command name in parentheses: utime and stime are
+		// fields 14 and 15 of the line, 12 and 13 after it.
+		f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+		utime, _ := strconv.Atoi(f[11])
+		stime, _ := strconv.Atoi(f[12])
+		return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+	}
+	b.Fatal("no sway process found")
+	return 0
 }
 
 // show fills the screen with realistic content: "text" is a terminal of

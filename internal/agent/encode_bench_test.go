@@ -151,3 +151,6 @@ func cpuTime() time.Duration {
 
 // ReportPercentiles is reportPercentiles for the external tests.
 var ReportPercentiles = reportPercentiles
+
+// CPUTime is cpuTime for the external tests.
+var CPUTime = cpuTime

@@ -19,26 +19,68 @@ import (
 // filter (flat screen areas become runs of zeros), and the rows are
 // deflated in parallel strips that join into one zlib stream — a strip
 // ends with a sync flush, so the next strip's independent deflate stream
-// continues it on a byte boundary. There are twice as many strips as
-// CPUs, so a CPU that finishes early takes another.
+// continues it on a byte boundary. There are more strips than CPUs, so a
+// CPU that finishes early takes another.
 func encodePNG(px jpegenc.Pixels) []byte {
+	return encodePNGChanged(px, nil, nil).data
+}
+
+// pngStripCount is how many strips an image of h rows is cut into: a strip's
+// deflated bytes depend only on its rows, so a screen that changed in a
+// few rows deflates only their strips again (encodePNGChanged).
+func pngStripCount(h int) int { return min(max(2*runtime.GOMAXPROCS(0), 8), h) }
+
+// pngEncoded is a PNG and where each strip's deflated bytes lie in it.
+type pngEncoded struct {
+	data   []byte
+	w, h   int
+	strips []pngDone
+}
+
+// pngDone is one strip's place in a PNG: its deflated bytes, and the
+// Adler-32 and length of its filtered rows.
+type pngDone struct {
+	off, len int
+	adler    uint32
+	n        int
+}
+
+// encodePNGChanged is encodePNG taking the strips whose rows did not
+// change from prev, a PNG of the previous image at the same size (the
+// strips, cut the same way, depend only on their rows; the last ends the
+// stream in both). prev may be nil, or of another size: then every strip
+// is encoded.
+func encodePNGChanged(px jpegenc.Pixels, prev *pngEncoded, changed func(y0, y1 int) bool) *pngEncoded {
 	w, h := px.Width, px.Height
-	strips := make([]*pngStrip, min(2*runtime.GOMAXPROCS(0), 8, h))
+	n := pngStripCount(h)
+	if prev != nil && (prev.w != w || prev.h != h || len(prev.strips) != n) {
+		prev = nil
+	}
+	strips := make([]*pngStrip, n)
 	var wg sync.WaitGroup
 	for i := range strips {
+		y0, y1 := i*h/n, (i+1)*h/n
+		if prev != nil && !changed(y0, y1) {
+			continue
+		}
 		s := pngStrips.Get().(*pngStrip)
 		strips[i] = s
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.encode(&px, i*h/len(strips), (i+1)*h/len(strips), i == len(strips)-1)
+			s.encode(&px, y0, y1, i == n-1)
 		}()
 	}
 	wg.Wait()
-
+	done := make([]pngDone, n)
 	size := 0
-	for _, s := range strips {
-		size += s.z.Len()
+	for i, s := range strips {
+		if s == nil {
+			done[i] = prev.strips[i]
+		} else {
+			done[i] = pngDone{len: s.z.Len(), adler: s.adler, n: s.n}
+		}
+		size += done[i].len
 	}
 	const zlibHeader = "\x78\x01" // deflate, 32K window, fastest
 	out := make([]byte, 0, 8+25+12+len(zlibHeader)+size+4+12)
@@ -53,17 +95,23 @@ func encodePNG(px jpegenc.Pixels) []byte {
 	start := len(out)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(zlibHeader)+size+4))
 	out = append(out, "IDAT"+zlibHeader...)
-	sum := strips[0].adler
+	sum := done[0].adler
 	for i, s := range strips {
-		out = append(out, s.z.Bytes()...)
-		if i > 0 {
-			sum = adler32Combine(sum, s.adler, s.n)
+		off := len(out)
+		if s == nil {
+			out = append(out, prev.data[done[i].off:][:done[i].len]...)
+		} else {
+			out = append(out, s.z.Bytes()...)
+			pngStrips.Put(s)
 		}
-		pngStrips.Put(s)
+		done[i].off = off
+		if i > 0 {
+			sum = adler32Combine(sum, done[i].adler, done[i].n)
+		}
 	}
 	out = binary.BigEndian.AppendUint32(out, sum)
 	out = binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(out[start+4:]))
-	return appendChunk(out, "IEND", nil)
+	return &pngEncoded{data: appendChunk(out, "IEND", nil), w: w, h: h, strips: done}
 }
 
 // pngStrip is one strip's filtered rows and their deflated form; strips

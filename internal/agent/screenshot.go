@@ -26,6 +26,17 @@ type shotCache struct {
 	d    *wayland.Display
 	seq  uint64 // the display's damage counter, read before the captures were asked for
 	imgs map[shotKey]*agentapi.Image
+	// encs holds the last image encoded from the display's current copy,
+	// per parameters, for the next to encode again only what changed.
+	encs map[shotKey]lastEnc
+}
+
+// lastEnc is an image encoded from the display's current copy, and the
+// number of that copy.
+type lastEnc struct {
+	copy uint64
+	jpeg *jpegenc.Encoded
+	png  *pngEncoded
 }
 
 // maxShots bounds the cache; past it, it starts over.
@@ -61,6 +72,9 @@ func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agenta
 	if key.format == agentapi.FormatJPEG {
 		key.quality = cmp.Or(req.Quality, DefaultJPEGQuality)
 	}
+	// Screenshots are being asked: keep a current copy of the screen (or
+	// start making one) while they are.
+	d.WarmMirror()
 	seq, armed, err := d.DamageSeq(ctx)
 	if err != nil && !errors.Is(err, wayland.ErrNoDamage) {
 		return nil, err
@@ -79,7 +93,11 @@ func (s *Server) screenshot(ctx context.Context, d *wayland.Display, req *agenta
 		s.shotMu.Lock()
 		c := &s.shots
 		if c.d != d || c.seq != seq || len(c.imgs) >= maxShots {
-			*c = shotCache{d: d, seq: seq, imgs: map[shotKey]*agentapi.Image{}}
+			encs := c.encs
+			if c.d != d || encs == nil || len(encs) >= maxShots {
+				encs = map[shotKey]lastEnc{}
+			}
+			*c = shotCache{d: d, seq: seq, imgs: map[shotKey]*agentapi.Image{}, encs: encs}
 		}
 		img := c.imgs[key]
 		s.shotMu.Unlock()
@@ -159,18 +177,21 @@ func (s *Server) trimLater() {
 		return
 	}
 	s.trim = time.AfterFunc(trimAfter, func() {
+		s.shotMu.Lock()
+		s.shots.encs = nil
+		s.shotMu.Unlock()
 		runtime.GC() // pooled objects survive one collection
 		debug.FreeOSMemory()
 	})
 }
 
-// capture captures the output or the region r of it, scales and encodes
-// it.
+// capture takes the output or the region r of it from the display's
+// current copy, or else captures it, then scales and encodes it.
 func (s *Server) capture(ctx context.Context, d *wayland.Display, r image.Rectangle, key shotKey) (*agentapi.Image, error) {
 	scale, format := key.scale, key.format
 	var data []byte
 	var w, h int
-	err := d.Capture(ctx, r, func(f *wayland.Frame) error {
+	enc := func(f *wayland.Frame) error {
 		px, err := framePixels(f)
 		if err != nil {
 			return err
@@ -179,13 +200,61 @@ func (s *Server) capture(ctx context.Context, d *wayland.Display, r image.Rectan
 			px = downscale(px, scale)
 		}
 		w, h = px.Width, px.Height
+		if scale >= 1 && f.Copy != 0 {
+			data, err = s.encodeChanged(d, f, px, r, key)
+			return err
+		}
 		data, err = encode(px, format, key.quality)
 		return err
-	})
+	}
+	ok, err := d.CaptureCurrent(ctx, r, enc)
+	if err == nil && !ok {
+		err = d.Capture(ctx, r, enc)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &agentapi.Image{Format: format, Width: w, Height: h, Scale: scale, Data: data}, nil
+}
+
+// encodeChanged encodes a frame of the display's current copy, encoding
+// again only the rows that changed since the previous image with the same
+// parameters: JPEG rows of MCUs (typing a character changes one or two of
+// 45), PNG strips. The copies' damage says what changed; r is the frame's
+// region of the output, empty for all of it.
+func (s *Server) encodeChanged(d *wayland.Display, f *wayland.Frame, px jpegenc.Pixels, r image.Rectangle, key shotKey) ([]byte, error) {
+	s.shotMu.Lock()
+	prev, ok := s.shots.encs[key]
+	s.shotMu.Unlock()
+	if r.Empty() {
+		r = image.Rect(0, 0, f.Width, f.Height)
+	}
+	var changed func(y0, y1 int) bool
+	if dmg, known := f.ChangedSince(prev.copy); ok && known {
+		changed = func(y0, y1 int) bool {
+			return dmg.Overlaps(image.Rect(r.Min.X, r.Min.Y+y0, r.Max.X, r.Min.Y+y1))
+		}
+	} else {
+		prev = lastEnc{}
+	}
+	next := lastEnc{copy: f.Copy}
+	var data []byte
+	if key.format == agentapi.FormatJPEG {
+		enc, err := jpegenc.EncodeChanged(px, key.quality, prev.jpeg, changed)
+		if err != nil {
+			return nil, fmt.Errorf("encode jpeg: %w", err)
+		}
+		next.jpeg, data = enc, enc.Data
+	} else {
+		next.png = encodePNGChanged(px, prev.png, changed)
+		data = next.png.data
+	}
+	s.shotMu.Lock()
+	if c := &s.shots; c.d == d && c.encs != nil {
+		c.encs[key] = next
+	}
+	s.shotMu.Unlock()
+	return data, nil
 }
 
 // framePixels describes a captured frame's pixels where they lie.

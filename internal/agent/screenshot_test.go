@@ -51,6 +51,37 @@ func TestEncodePNG(t *testing.T) {
 	}
 }
 
+// TestEncodePNGChanged checks that a PNG taking the unchanged strips from
+// the previous one is the same file as a fresh encoding, and that strips
+// said unchanged come from the previous PNG, not the pixels.
+func TestEncodePNGChanged(t *testing.T) {
+	px := jpegenc.Pixels{Pix: make([]byte, 4*320*200), Width: 320, Height: 200, Stride: 4 * 320, R: 2, G: 1, B: 0}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range px.Pix {
+		px.Pix[i] = byte(r.IntN(4) * 60)
+	}
+	first := encodePNGChanged(px, nil, nil)
+	next := px
+	next.Pix = bytes.Clone(px.Pix)
+	for i := 4 * 320 * 60; i < 4*320*62; i++ { // rows 60 and 61
+		next.Pix[i] ^= 0x5a
+	}
+	strips := 0
+	got := encodePNGChanged(next, first, func(y0, y1 int) bool {
+		strips++
+		return y1 > 60 && y0 < 62
+	})
+	if !bytes.Equal(got.data, encodePNG(next)) {
+		t.Fatal("reusing the unchanged strips differs from a fresh encoding")
+	}
+	if strips != pngStripCount(200) || strips < 2 {
+		t.Errorf("asked about %d strips, want %d (at least 2)", strips, pngStripCount(200))
+	}
+	if stale := encodePNGChanged(next, first, func(int, int) bool { return false }); !bytes.Equal(stale.data, first.data) {
+		t.Fatal("all strips unchanged: not the previous PNG")
+	}
+}
+
 func TestAdler32Combine(t *testing.T) {
 	a, b := bytes.Repeat([]byte("screen"), 30000), bytes.Repeat([]byte{0xff, 0, 7}, 50001)
 	want := adler32.Checksum(append(append([]byte{}, a...), b...))

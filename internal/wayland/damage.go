@@ -104,7 +104,7 @@ func (w *damageWatch) prepared(d *Display, id uint32, params frameEvent) {
 		d.Send(NewMessage(id, 1))
 		return
 	}
-	if err := w.buf.ensure(d, params); err != nil {
+	if err := w.buf.ensure(d.Conn, d.shm, params); err != nil {
 		d.Send(NewMessage(id, 1))
 		return
 	}

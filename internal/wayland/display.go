@@ -28,12 +28,17 @@ type Display struct {
 	dataControl            uint32     // 0 if the compositor lacks it
 	clip                   *clipboard // nil without dataControl
 
+	path string // the compositor's socket, for the mirror's own connection
+
 	mu            sync.Mutex
 	width, height int // current mode of the output
+	scale         int // buffer pixels per logical pixel: regions are logical
 	pendW, pendH  int // mode announced, applied on wl_output.done
+	pendScale     int
 
 	capture capturer
 	damage  damageWatch
+	mirror  mirror
 	// settleMu serializes WaitStill; settled is the damage counter when the
 	// last one ended.
 	settleMu sync.Mutex
@@ -52,7 +57,8 @@ func Dial(ctx context.Context, socketPath string) (*Display, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Display{Conn: c}
+	d := &Display{Conn: c, path: socketPath}
+	d.mirror.d = d
 	if err := d.bindAll(ctx); err != nil {
 		c.Close()
 		return nil, err
@@ -143,7 +149,9 @@ func (d *Display) outputEvent(e *Event) {
 			d.pendW, d.pendH = int(w), int(h)
 		}
 	case 2: // done
-		d.width, d.height = d.pendW, d.pendH
+		d.width, d.height, d.scale = d.pendW, d.pendH, max(d.pendScale, 1)
+	case 3: // scale
+		d.pendScale = int(e.Int())
 	}
 }
 

@@ -28,6 +28,11 @@ type Frame struct {
 	Format                uint32
 	YInvert               bool // rows are stored bottom-up
 	Pix                   []byte
+
+	// Copy numbers the mirror's copy the frame comes from, 0 for a
+	// capture; see ChangedSince.
+	Copy   uint64
+	mirror *mirror
 }
 
 // capturer owns the shm buffer captures are copied into. It is reused while
@@ -58,7 +63,7 @@ func (c *capturer) releaseLater(d *Display) {
 	}
 	c.idle = time.AfterFunc(keepBuffer, func() {
 		c.mu.Lock()
-		c.release(d)
+		c.release(d.Conn)
 		c.mu.Unlock()
 	})
 }
@@ -155,7 +160,7 @@ func (d *Display) copyFrame(ctx context.Context, c *capturer, r image.Rectangle)
 			f.destroy()
 			return nil, errors.New("compositor offers no shm buffer for screencopy")
 		}
-		if err := c.ensure(d, shm); err != nil {
+		if err := c.ensure(d.Conn, d.shm, shm); err != nil {
 			f.destroy()
 			return nil, err
 		}
@@ -206,14 +211,15 @@ func (f *frame) ready(ctx context.Context) (yInvert bool, err error) {
 // not.
 func (f *frame) destroy() { f.d.Send(NewMessage(f.id, 1)) }
 
-// ensure makes the shm buffer match the frame's geometry, reusing the
-// current one when it does.
-func (c *capturer) ensure(d *Display, ev frameEvent) error {
+// ensure makes the shm buffer, made on the connection conn with its
+// wl_shm shm, match the frame's geometry, reusing the current one when it
+// does.
+func (c *capturer) ensure(conn *Conn, shm uint32, ev frameEvent) error {
 	w, h, stride := int(ev.w), int(ev.h), int(ev.stride)
 	if c.buffer != 0 && c.w == w && c.h == h && c.stride == stride && c.format == ev.format {
 		return nil
 	}
-	c.release(d)
+	c.release(conn)
 	size := stride * h
 	f, err := memfd("atelier-screencopy", size)
 	if err != nil {
@@ -225,11 +231,11 @@ func (c *capturer) ensure(d *Display, ev frameEvent) error {
 		return fmt.Errorf("map shm buffer: %w", err)
 	}
 	c.file, c.mem = f, mem
-	c.pool, err = d.Create(nil, func(id uint32) *Message { return NewMessage(d.shm, 0).Uint(id).FD(int(f.Fd())).Int(int32(size)) })
+	c.pool, err = conn.Create(nil, func(id uint32) *Message { return NewMessage(shm, 0).Uint(id).FD(int(f.Fd())).Int(int32(size)) })
 	if err != nil {
 		return fmt.Errorf("create shm pool: %w", err)
 	}
-	c.buffer, err = d.Create(nil, func(id uint32) *Message {
+	c.buffer, err = conn.Create(nil, func(id uint32) *Message {
 		return NewMessage(c.pool, 0).Uint(id).Int(0).Int(int32(w)).Int(int32(h)).Int(int32(stride)).Uint(ev.format)
 	})
 	if err != nil {
@@ -240,10 +246,10 @@ func (c *capturer) ensure(d *Display, ev frameEvent) error {
 }
 
 // release destroys the shm buffer and pool, if any.
-func (c *capturer) release(d *Display) {
+func (c *capturer) release(conn *Conn) {
 	if c.buffer != 0 {
-		d.Send(NewMessage(c.buffer, 0))
-		d.Send(NewMessage(c.pool, 1))
+		conn.Send(NewMessage(c.buffer, 0))
+		conn.Send(NewMessage(c.pool, 1))
 		c.buffer, c.pool = 0, 0
 	}
 	if c.mem != nil {
@@ -265,10 +271,11 @@ func (d *Display) Close() error {
 	if d.capture.idle != nil {
 		d.capture.idle.Stop()
 	}
-	d.capture.release(d)
+	d.capture.release(d.Conn)
 	d.capture.mu.Unlock()
 	d.damage.mu.Lock()
-	d.damage.buf.release(d)
+	d.damage.buf.release(d.Conn)
 	d.damage.mu.Unlock()
+	d.mirror.close()
 	return err
 }

@@ -49,14 +49,54 @@ func (p *Pixels) check() error {
 // Encode appends the JPEG encoding of p at quality (1..100, as libjpeg's
 // scale) to dst and returns the extended slice.
 func Encode(dst []byte, p Pixels, quality int) ([]byte, error) {
+	e, err := newEncoder(&p, quality)
+	if err != nil {
+		return dst, err
+	}
+	return e.encode(dst), nil
+}
+
+// Encoded is a JPEG and where each row of MCUs lies in it, for
+// EncodeChanged.
+type Encoded struct {
+	Data          []byte
+	width, height int
+	quality       int
+	rows          []int // Data[rows[i]:rows[i+1]] is MCU row i's bytes, restart marker included
+}
+
+// EncodeChanged is Encode into a new slice, taking each row of MCUs whose
+// 16 pixel rows [y0, y1) did not change from prev, an encoding of the
+// previous image at the same size and quality: a row's bytes depend only
+// on its pixels and its index (DC prediction restarts with every row, and
+// the restart marker after it is numbered by its index). prev may be nil,
+// or of another size or quality: then every row is encoded.
+func EncodeChanged(p Pixels, quality int, prev *Encoded, changed func(y0, y1 int) bool) (*Encoded, error) {
+	e, err := newEncoder(&p, quality)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil && prev.width == p.Width && prev.height == p.Height && prev.quality == quality {
+		e.prev = prev
+		e.reuse = make([]bool, e.mcusY)
+		for my := range e.reuse {
+			e.reuse[my] = !changed(16*my, min(16*my+16, p.Height))
+		}
+	}
+	data := e.encode(nil)
+	return &Encoded{Data: data, width: p.Width, height: p.Height, quality: quality, rows: e.rows}, nil
+}
+
+// newEncoder checks p and quality and returns an encoder for them.
+func newEncoder(p *Pixels, quality int) (*encoder, error) {
 	if quality < 1 || quality > 100 {
-		return dst, fmt.Errorf("jpeg quality %d outside 1..100", quality)
+		return nil, fmt.Errorf("jpeg quality %d outside 1..100", quality)
 	}
 	if err := p.check(); err != nil {
-		return dst, fmt.Errorf("jpeg: %w", err)
+		return nil, fmt.Errorf("jpeg: %w", err)
 	}
 	e := &encoder{
-		p:      &p,
+		p:      p,
 		luma:   makeQuant(&baseLuma, quality),
 		chroma: makeQuant(&baseChroma, quality),
 		mcusX:  (p.Width + 15) / 16,
@@ -64,7 +104,7 @@ func Encode(dst []byte, p Pixels, quality int) ([]byte, error) {
 		rs:     uint(8 * p.R), gs: uint(8 * p.G), bs: uint(8 * p.B),
 	}
 	e.mask = 0xff<<e.rs | 0xff<<e.gs | 0xff<<e.bs
-	return e.encode(dst), nil
+	return e, nil
 }
 
 // encoder is the state of one Encode call, shared read-only by its workers.
@@ -77,6 +117,9 @@ type encoder struct {
 	next         atomic.Int32
 	segs         []segment // per MCU row
 	workers      []*worker
+	prev         *Encoded // where rows marked in reuse come from
+	reuse        []bool
+	rows         []int // where each row landed in the output
 }
 
 // segment locates one MCU row's entropy-coded bytes in a worker's output.
@@ -86,7 +129,13 @@ type segment struct {
 }
 
 func (e *encoder) encode(dst []byte) []byte {
-	n := min(runtime.GOMAXPROCS(0), e.mcusY)
+	todo := e.mcusY
+	for _, r := range e.reuse {
+		if r {
+			todo--
+		}
+	}
+	n := max(1, min(runtime.GOMAXPROCS(0), todo))
 	e.segs = make([]segment, e.mcusY)
 	e.workers = make([]*worker, n)
 	for i := range e.workers {
@@ -106,13 +155,23 @@ func (e *encoder) encode(dst []byte) []byte {
 	wg.Wait()
 
 	size := 0
-	for _, s := range e.segs {
+	for my, s := range e.segs {
+		if e.reuse != nil && e.reuse[my] {
+			size += e.prev.rows[my+1] - e.prev.rows[my]
+		}
 		size += s.end - s.start
 	}
 	dst = e.header(growCap(dst, size+1024))
-	for _, s := range e.segs {
+	e.rows = make([]int, e.mcusY+1)
+	for my, s := range e.segs {
+		e.rows[my] = len(dst)
+		if e.reuse != nil && e.reuse[my] {
+			dst = append(dst, e.prev.Data[e.prev.rows[my]:e.prev.rows[my+1]]...)
+			continue
+		}
 		dst = append(dst, e.workers[s.w].out[s.start:s.end]...)
 	}
+	e.rows[e.mcusY] = len(dst)
 	dst = append(dst, 0xff, 0xd9) // EOI
 	for _, w := range e.workers {
 		workerPool.Put(w)
@@ -138,6 +197,9 @@ func (e *encoder) work(wi int) {
 		my := int(e.next.Add(1)) - 1
 		if my >= e.mcusY {
 			return
+		}
+		if e.reuse != nil && e.reuse[my] {
+			continue
 		}
 		start := len(w.out)
 		e.row(w, my)

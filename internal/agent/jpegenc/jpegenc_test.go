@@ -457,3 +457,49 @@ func reportPercentiles(b *testing.B, times []time.Duration) {
 		b.ReportMetric(float64(d.Microseconds())/1000, fmt.Sprintf("p%d-ms", int(q)))
 	}
 }
+
+// TestEncodeChanged checks that an encoding reusing the unchanged rows of
+// the previous one is the same file as a fresh encoding, and that rows
+// said unchanged are taken from the previous encoding, not the pixels.
+func TestEncodeChanged(t *testing.T) {
+	p := screen(300, 200) // 13 MCU rows
+	first, err := EncodeChanged(p, 80, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh, _ := Encode(nil, p, 80); !bytes.Equal(first.Data, fresh) {
+		t.Fatal("EncodeChanged without a previous encoding differs from Encode")
+	}
+	// Change pixel rows 40..49: MCU rows 2 and 3.
+	q := p
+	q.Pix = bytes.Clone(p.Pix)
+	for y := 40; y < 50; y++ {
+		for x := range 4 * q.Width {
+			q.Pix[y*q.Stride+x] ^= 0x5a
+		}
+	}
+	var asked [][2]int
+	next, err := EncodeChanged(q, 80, first, func(y0, y1 int) bool {
+		asked = append(asked, [2]int{y0, y1})
+		return y1 > 40 && y0 < 50
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 13 || asked[12] != [2]int{192, 200} {
+		t.Errorf("asked about rows %v, want 13 spans ending [192 200]", asked)
+	}
+	if fresh, _ := Encode(nil, q, 80); !bytes.Equal(next.Data, fresh) {
+		t.Fatal("reusing the unchanged rows differs from a fresh encoding")
+	}
+	// Said unchanged: the old rows stay, whatever the pixels.
+	stale, err := EncodeChanged(q, 80, first, func(int, int) bool { return false })
+	if err != nil || !bytes.Equal(stale.Data, first.Data) {
+		t.Fatalf("all rows unchanged: not the previous encoding (err %v)", err)
+	}
+	// Another quality: nothing reused.
+	other, err := EncodeChanged(q, 90, next, func(int, int) bool { return false })
+	if fresh, _ := Encode(nil, q, 90); err != nil || !bytes.Equal(other.Data, fresh) {
+		t.Fatalf("another quality reused rows (err %v)", err)
+	}
+}
