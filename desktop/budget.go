@@ -110,8 +110,11 @@ func BudgetLine(path string, now time.Time) BarLine {
 	}
 	l := BarLine{
 		Text: fmt.Sprintf("$%.2f / $%.2f", b.SpentUSD, b.CapUSD),
-		Tooltip: fmt.Sprintf("today: $%.4f spent, $%.4f reserved, cap $%.2f; updated %s",
-			b.SpentUSD, b.ReservedUSD, b.CapUSD, b.Updated.Local().Format(time.TimeOnly)),
+		// No update time while fresh: the fleet rewrites the file every 30 s,
+		// and a line that changed with each rewrite would redraw the bar
+		// (and make sway repaint) in every idle desktop.
+		Tooltip: fmt.Sprintf("today: $%.4f spent, $%.4f reserved, cap $%.2f",
+			b.SpentUSD, b.ReservedUSD, b.CapUSD),
 		Class: BudgetOK,
 	}
 	if b.CapUSD == 0 {
@@ -121,6 +124,7 @@ func BudgetLine(path string, now time.Time) BarLine {
 	switch {
 	case now.Sub(b.Updated) > StaleAfter:
 		l.Text += " stale"
+		l.Tooltip += "; not updated since " + b.Updated.Local().Format(time.TimeOnly)
 		l.Class = BudgetStale
 	case b.CapUSD == 0:
 	case used >= b.CapUSD:

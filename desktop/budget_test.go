@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,6 +73,27 @@ func TestBudgetLine(t *testing.T) {
 				t.Errorf("BudgetLine = %+v, want text %q class %q and a tooltip", got, tt.wantText, tt.wantClass)
 			}
 		})
+	}
+}
+
+// TestBudgetLineSameUntilChanged: the fleet's rewrite of an unchanged budget
+// gives the same line, so the follower prints nothing and the bar is not
+// redrawn; staleness says since when.
+func TestBudgetLineSameUntilChanged(t *testing.T) {
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	path := filepath.Join(t.TempDir(), desktop.BudgetFile)
+	line := func(updated time.Time) desktop.BarLine {
+		t.Helper()
+		if err := desktop.WriteBudget(path, desktop.Budget{SpentUSD: 0.42, CapUSD: 2, Updated: updated}); err != nil {
+			t.Fatal(err)
+		}
+		return desktop.BudgetLine(path, now)
+	}
+	if a, b := line(now.Add(-40*time.Second)), line(now.Add(-10*time.Second)); a != b {
+		t.Errorf("two rewrites of one budget: %+v then %+v, want the same line", a, b)
+	}
+	if l := line(now.Add(-2 * time.Minute)); l.Class != desktop.BudgetStale || !strings.Contains(l.Tooltip, "not updated since") {
+		t.Errorf("stale line %+v, want the stale class and since when", l)
 	}
 }
 
