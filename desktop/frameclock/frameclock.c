@@ -15,8 +15,12 @@
  *     for the same object since its last tick: after the last frame is
  *     committed, one more tick clears the output's frame_pending, and the
  *     timer then sleeps;
- *   - a commit on a sleeping output re-arms its timer, so the tick that
- *     clears frame_pending comes as before.
+ *   - a commit on a sleeping output re-arms its timer for the next tick
+ *     of the refresh's grid on the monotonic clock, so the tick that clears
+ *     frame_pending comes when a free-running clock's would: 0 to one
+ *     period after the commit, not always a full period (a second frame
+ *     soon after the first, such as a program's answer just after the
+ *     cursor moved, would otherwise wait longer than it did).
  *
  * A frame scheduled while the clock sleeps (damage, a screencopy request)
  * finds frame_pending clear and is sent at once by wlroots' idle callback,
@@ -33,6 +37,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct wl_event_loop;
 struct wl_event_source;
@@ -134,6 +139,15 @@ int wl_event_source_remove(struct wl_event_source *source) {
 	return real_source_remove(source);
 }
 
+/* The ms from now to the next multiple of period on the monotonic clock. */
+static int until_next_tick(int period) {
+	struct timespec now;
+	if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+		return period;
+	long long ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	return period - (int)(ms % period);
+}
+
 bool wlr_output_commit(struct wlr_output *output) {
 	RESOLVE(real_output_commit, "wlr_output_commit");
 	RESOLVE(real_timer_update, "wl_event_source_timer_update");
@@ -144,7 +158,7 @@ bool wlr_output_commit(struct wlr_output *output) {
 		c->committed = true;
 		if (c->sleeping && c->delay > 0) {
 			c->sleeping = false;
-			real_timer_update(c->source, c->delay);
+			real_timer_update(c->source, until_next_tick(c->delay));
 		}
 	}
 	return ok;
