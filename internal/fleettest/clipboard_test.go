@@ -39,7 +39,9 @@ func testClipboard(t *testing.T, runtime string) {
 	typeCommand(t, c, home, s.ID, "", "cd")
 	// Every runtime puts the frame clock beside the agent, which preloads it
 	// into sway (desktop/frameclock): checked here, where a shell is at hand.
-	act(t, c, s.ID, map[string]any{"action": "type", "text": `for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sway ] && grep -q /atelier-frameclock.so $p/maps && echo loaded; done > ~/frameclock` + "\n"})
+	// The file appears only as the command ends, so the shell is back at its
+	// prompt before the paste below (a paste into a busy shell arrives mangled).
+	act(t, c, s.ID, map[string]any{"action": "type", "text": `for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sway ] && grep -q /atelier-frameclock.so $p/maps && echo loaded && break; done > ~/.frameclock; mv ~/.frameclock ~/frameclock` + "\n"})
 	home.WaitFile(t, "frameclock", "loaded\n")
 	act(t, c, s.ID, map[string]any{"action": "type", "text": "printf '%s\\n' '"})
 	act(t, c, s.ID, map[string]any{"action": "key", "text": "ctrl+shift+v"})

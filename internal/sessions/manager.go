@@ -343,6 +343,12 @@ func (m *Manager) ensureRunning(ctx context.Context, se store.Session, exists bo
 		return // an operation on it is under way; the next round looks again
 	}
 	defer l.op.Unlock()
+	// The round's list may predate a delete or stop that held the lock
+	// meanwhile: starting from it would bring a deleted desktop back.
+	se, err := m.stored(ctx, se.ID)
+	if err != nil || se.Desired != store.DesiredRunning {
+		return
+	}
 	t0 := time.Now()
 	if !exists {
 		if err := m.rt.Create(ctx, m.spec(se)); err != nil {

@@ -1,6 +1,7 @@
 package sessions_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -276,5 +277,45 @@ func TestBusy(t *testing.T) {
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// deleteDuringInspect deletes a session from inside the reconcile loop's
+// inspect of it: after the round listed it, before it acts on that list.
+type deleteDuringInspect struct {
+	*sessionstest.Runtime
+	hook atomic.Pointer[func(id string)]
+}
+
+func (r *deleteDuringInspect) Inspect(ctx context.Context, id string) (runtime.Instance, error) {
+	if h := r.hook.Swap(nil); h != nil {
+		(*h)(id)
+	}
+	return r.Runtime.Inspect(ctx, id)
+}
+
+// TestReconcileKeepsADeletedSessionDeleted: a reconcile round that listed a
+// session before a delete must not create its desktop again.
+func TestReconcileKeepsADeletedSessionDeleted(t *testing.T) {
+	rt := &deleteDuringInspect{Runtime: sessionstest.New()}
+	m := openManager(t, rt, filepath.Join(t.TempDir(), "db"))
+	ctx := t.Context()
+	s, err := m.Create(ctx, sessions.CreateOptions{Label: "deleted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := make(chan error, 1)
+	h := func(id string) {
+		if id == s.ID {
+			deleted <- m.Delete(ctx, s.ID, false)
+		}
+	}
+	rt.hook.Store(&h)
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // ten rounds of the 10 ms reconcile
+	if d, ok := rt.Desktop(s.ID); ok {
+		t.Errorf("a deleted session's desktop came back: %+v", d)
 	}
 }
