@@ -24,6 +24,20 @@ func TestMirrorCooling(t *testing.T) {
 	if n, _ := d.MirrorState(); n != 0 {
 		t.Fatalf("%d mirror buffers before any screenshot, want 0", n)
 	}
+	// A still screen: swaybg draws the background (#202020) some time
+	// after sway is up, later still on a busy machine.
+	for drawn := false; !drawn; {
+		err := d.Capture(ctx, image.Rect(10, 20, 11, 21), func(f *wayland.Frame) error {
+			drawn = rows(f)[0] == 0x20
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("waiting for the background: %v", err)
+		}
+	}
+	if still, _, err := d.WaitStill(ctx, 300*time.Millisecond, 10*time.Second); err != nil || !still {
+		t.Fatalf("the screen did not settle: still %v, %v", still, err)
+	}
 	var got []byte
 	var served bool
 	for range 100 {
