@@ -3,6 +3,7 @@ package wayland
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 )
 
@@ -66,28 +67,38 @@ func Dial(ctx context.Context, socketPath string) (*Display, error) {
 	return d, nil
 }
 
-func (d *Display) bindAll(ctx context.Context) error {
+// listGlobals asks c's registry for the compositor's globals and returns
+// the registry's id and, per interface, the first global offered.
+func listGlobals(ctx context.Context, c *Conn) (registry uint32, globals map[string]global, err error) {
 	var mu sync.Mutex
-	globals := map[string]global{}
-	registry, err := d.Create(func(e *Event) {
+	seen := map[string]global{}
+	registry, err = c.Create(func(e *Event) {
 		if e.Opcode != 0 { // only global; removals do not concern the first output here
 			return
 		}
 		name, iface, version := e.Uint(), e.String(), e.Uint()
 		mu.Lock()
-		if _, seen := globals[iface]; !seen {
-			globals[iface] = global{name, version}
+		if _, ok := seen[iface]; !ok {
+			seen[iface] = global{name, version}
 		}
 		mu.Unlock()
 	}, func(id uint32) *Message { return NewMessage(displayID, 1).Uint(id) })
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	if err := d.Roundtrip(ctx); err != nil {
-		return fmt.Errorf("list wayland globals: %w", err)
+	if err := c.Roundtrip(ctx); err != nil {
+		return 0, nil, fmt.Errorf("list wayland globals: %w", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	return registry, maps.Clone(seen), nil
+}
+
+func (d *Display) bindAll(ctx context.Context) error {
+	registry, globals, err := listGlobals(ctx, d.Conn)
+	if err != nil {
+		return err
+	}
 	bind := func(iface string, maxVersion uint32, h func(*Event)) (uint32, uint32, error) {
 		g, ok := globals[iface]
 		if !ok {

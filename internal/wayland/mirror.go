@@ -269,27 +269,10 @@ func dialMirror(ctx context.Context, path string, scVersion uint32) (c *Conn, sh
 			c.Close()
 		}
 	}()
-	var mu sync.Mutex
-	globals := map[string]global{}
-	registry, err := c.Create(func(e *Event) {
-		if e.Opcode != 0 {
-			return
-		}
-		name, iface, version := e.Uint(), e.String(), e.Uint()
-		mu.Lock()
-		if _, seen := globals[iface]; !seen {
-			globals[iface] = global{name, version}
-		}
-		mu.Unlock()
-	}, func(id uint32) *Message { return NewMessage(displayID, 1).Uint(id) })
+	registry, globals, err := listGlobals(ctx, c)
 	if err != nil {
 		return nil, 0, 0, 0, err
 	}
-	if err := c.Roundtrip(ctx); err != nil {
-		return nil, 0, 0, 0, fmt.Errorf("list wayland globals: %w", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
 	bind := func(iface string, version uint32) (uint32, error) {
 		g, ok := globals[iface]
 		if !ok || g.version < version {
