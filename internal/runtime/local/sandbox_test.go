@@ -1,6 +1,8 @@
 package local
 
 import (
+	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -35,4 +37,34 @@ func TestNotRedirected(t *testing.T) {
 	a := startDesktop(t, r, runtime.Spec{})
 	b := startDesktop(t, r, runtime.Spec{Resolution: desktop.Resolution{Width: 1024, Height: 768}})
 	runtimetest.CheckNotRedirected(t, r, a, b, func(id string) string { return filepath.Join(r.root, id, "run") })
+}
+
+// TestSharedFilesReadOnly: the agent and the frame clock are one host file
+// each, bound into every sandbox, and sway loads the clock at each start.
+// A desktop that tries to overwrite or remove them changes nothing, on the
+// host or for the other desktops.
+func TestSharedFilesReadOnly(t *testing.T) {
+	r := newRuntime(t, Options{})
+	if r.frameClock == "" {
+		t.Fatal("no frame clock beside the test's agent")
+	}
+	hostFiles := []string{r.opts.AgentPath, r.frameClock}
+	before := map[string][]byte{}
+	for _, p := range hostFiles {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[p] = b
+	}
+	id := startDesktop(t, r, runtime.Spec{})
+	runtimetest.RunInTerminal(t, r, id, `for f in /opt/atelier/atelier-agent /opt/atelier/`+desktop.FrameClockFile+`; do `+
+		`(echo x > $f) 2>/dev/null && echo wrote || echo refused; rm -f $f 2>/dev/null; [ -e $f ] && echo kept || echo gone; `+
+		`done > ~/.writes; mv ~/.writes ~/writes`)
+	runtimetest.WaitHomeFile(t, r, id, "writes", "refused\nkept\nrefused\nkept\n")
+	for _, p := range hostFiles {
+		if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, before[p]) {
+			t.Errorf("%s changed on the host (%v)", p, err)
+		}
+	}
 }
