@@ -392,13 +392,16 @@ func RunInTerminal(t testing.TB, rt runtime.Runtime, id, cmdline string) {
 			t.Fatalf("%s: %v", req.Action, err)
 		}
 	}
-	// The marker file tells when the terminal's shell reads input: typing
-	// before it runs would lose keys.
+	// The marker file tells when the new terminal's shell reads input:
+	// typing before it runs would lose keys. Until the new terminal maps,
+	// keys go to the one an earlier call opened, whose shell has set the
+	// variable and so makes no marker: a command typed after the marker
+	// cannot be split between two terminals by the focus moving.
 	marker := "term-" + strings.ReplaceAll(time.Now().Format("150405.000000000"), ".", "")
 	do(agentapi.Request{Action: agentapi.Key, Text: "super+Return"})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		do(agentapi.Request{Action: agentapi.Type, Text: "touch ~/." + marker + "\n"})
+		do(agentapi.Request{Action: agentapi.Type, Text: `[ -z "$atelier_typed" ] && atelier_typed=1 && touch ~/.` + marker + "\n"})
 		if _, ok := HomeFiles(t, rt, id)["."+marker]; ok {
 			break
 		}
