@@ -7,12 +7,14 @@ import (
 	"hash/crc32"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	// At its fastest level this deflate is about 2.5 times as fast as
 	// compress/flate's on screen contents, for the same size.
 	"github.com/klauspost/compress/flate"
 
 	"atelier/internal/agent/jpegenc"
+	"atelier/internal/agent/scratch"
 )
 
 // encodePNG writes px as an 8-bit RGB PNG, fast: every row uses the Sub
@@ -56,29 +58,39 @@ func encodePNGChanged(px jpegenc.Pixels, prev *pngEncoded, changed func(y0, y1 i
 	if prev != nil && (prev.w != w || prev.h != h || len(prev.strips) != n) {
 		prev = nil
 	}
-	strips := make([]*pngStrip, n)
-	var wg sync.WaitGroup
-	for i := range strips {
-		y0, y1 := i*h/n, (i+1)*h/n
-		if prev != nil && !changed(y0, y1) {
-			continue
+	// Each CPU's worker takes the next strip to encode: one compressor and
+	// one buffer of filtered rows per CPU, not per strip (a compressor is
+	// about a third of a MB), so encoding holds and later frees little.
+	var todo []int
+	for i := range n {
+		if prev == nil || changed(i*h/n, (i+1)*h/n) {
+			todo = append(todo, i)
 		}
-		s := pngStrips.Get().(*pngStrip)
-		strips[i] = s
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.encode(&px, y0, y1, i == n-1)
-		}()
+	}
+	deflated := make([][]byte, n)
+	done := make([]pngDone, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(todo)) {
+		wg.Go(func() {
+			wk := pngWorkers.Get()
+			defer pngWorkers.Put(wk)
+			for {
+				k := int(next.Add(1) - 1)
+				if k >= len(todo) {
+					return
+				}
+				i := todo[k]
+				deflated[i], done[i] = wk.encode(&px, i*h/n, (i+1)*h/n, i == n-1)
+			}
+		})
 	}
 	wg.Wait()
-	done := make([]pngDone, n)
 	size := 0
-	for i, s := range strips {
-		if s == nil {
+	for i := range done {
+		if deflated[i] == nil {
 			done[i] = prev.strips[i]
-		} else {
-			done[i] = pngDone{len: s.z.Len(), adler: s.adler, n: s.n}
+			deflated[i] = prev.data[done[i].off:][:done[i].len]
 		}
 		size += done[i].len
 	}
@@ -96,15 +108,9 @@ func encodePNGChanged(px jpegenc.Pixels, prev *pngEncoded, changed func(y0, y1 i
 	out = binary.BigEndian.AppendUint32(out, uint32(len(zlibHeader)+size+4))
 	out = append(out, "IDAT"+zlibHeader...)
 	sum := done[0].adler
-	for i, s := range strips {
-		off := len(out)
-		if s == nil {
-			out = append(out, prev.data[done[i].off:][:done[i].len]...)
-		} else {
-			out = append(out, s.z.Bytes()...)
-			pngStrips.Put(s)
-		}
-		done[i].off = off
+	for i, d := range deflated {
+		done[i].off = len(out)
+		out = append(out, d...)
 		if i > 0 {
 			sum = adler32Combine(sum, done[i].adler, done[i].n)
 		}
@@ -114,29 +120,28 @@ func encodePNGChanged(px jpegenc.Pixels, prev *pngEncoded, changed func(y0, y1 i
 	return &pngEncoded{data: appendChunk(out, "IEND", nil), w: w, h: h, strips: done}
 }
 
-// pngStrip is one strip's filtered rows and their deflated form; strips
-// are pooled with their buffers and compressor.
-type pngStrip struct {
-	raw   []byte
-	z     bytes.Buffer
-	fw    *flate.Writer
-	adler uint32 // of raw
-	n     int    // len(raw)
+// pngWorker is one CPU's scratch space for encoding strips: the filtered
+// rows, the compressor and its output. Workers are pooled.
+type pngWorker struct {
+	raw []byte
+	z   bytes.Buffer
+	fw  *flate.Writer
 }
 
-var pngStrips = sync.Pool{New: func() any { return new(pngStrip) }}
+var pngWorkers scratch.Pool[pngWorker]
 
 // encode filters rows y0 to y1 of px and deflates them, ending the stream
-// if last.
-func (s *pngStrip) encode(px *jpegenc.Pixels, y0, y1 int, last bool) {
+// if last; it returns the deflated bytes (the caller's) and the strip's
+// Adler-32 and length.
+func (s *pngWorker) encode(px *jpegenc.Pixels, y0, y1 int, last bool) ([]byte, pngDone) {
 	w := px.Width
 	rs, gs, bs := uint(8*px.R)&31, uint(8*px.G)&31, uint(8*px.B)&31
 	stride := 1 + 3*w
-	s.n = (y1 - y0) * stride
-	if cap(s.raw) < s.n {
-		s.raw = make([]byte, s.n)
+	n := (y1 - y0) * stride
+	if cap(s.raw) < n {
+		s.raw = make([]byte, n)
 	}
-	raw := s.raw[:s.n]
+	raw := s.raw[:n]
 	for y := y0; y < y1; y++ {
 		row := raw[(y-y0)*stride:][:stride]
 		row[0] = 1 // Sub
@@ -173,7 +178,7 @@ func (s *pngStrip) encode(px *jpegenc.Pixels, y0, y1 int, last bool) {
 	} else {
 		s.fw.Flush()
 	}
-	s.adler = adler32.Checksum(raw)
+	return bytes.Clone(s.z.Bytes()), pngDone{len: s.z.Len(), adler: adler32.Checksum(raw), n: n}
 }
 
 // subBytes subtracts each byte of b from the same byte of a, modulo 256,

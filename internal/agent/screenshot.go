@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -180,8 +179,9 @@ func (s *Server) trimLater() {
 		s.shotMu.Lock()
 		s.shots.encs = nil
 		s.shotMu.Unlock()
-		runtime.GC() // pooled objects survive one collection
-		debug.FreeOSMemory()
+		pngWorkers.Drain()
+		jpegenc.Trim()
+		debug.FreeOSMemory() // one collection, then all free memory back
 	})
 }
 

@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"atelier/internal/agent/scratch"
 )
 
 // Pixels is an image of 4-byte pixels in memory, such as a Wayland
@@ -139,7 +141,7 @@ func (e *encoder) encode(dst []byte) []byte {
 	e.segs = make([]segment, e.mcusY)
 	e.workers = make([]*worker, n)
 	for i := range e.workers {
-		w := workerPool.Get().(*worker)
+		w := workers.Get()
 		w.out = w.out[:0]
 		e.workers[i] = w
 	}
@@ -174,7 +176,7 @@ func (e *encoder) encode(dst []byte) []byte {
 	e.rows[e.mcusY] = len(dst)
 	dst = append(dst, 0xff, 0xd9) // EOI
 	for _, w := range e.workers {
-		workerPool.Put(w)
+		workers.Put(w)
 	}
 	return dst
 }
@@ -244,7 +246,7 @@ func (e *encoder) header(b []byte) []byte {
 }
 
 // worker holds one goroutine's scratch space and output; workers are
-// pooled so steady encoding makes no garbage.
+// kept between encodings (until Trim) so steady encoding makes no garbage.
 type worker struct {
 	out  []byte
 	y    [4][64]float32 // the MCU's luma blocks: top-left, top-right, bottom-left, bottom-right
@@ -255,4 +257,8 @@ type worker struct {
 	edge [16 * 64]byte // an MCU on the right or bottom edge, completed
 }
 
-var workerPool = sync.Pool{New: func() any { return new(worker) }}
+var workers scratch.Pool[worker]
+
+// Trim forgets the workers kept for the next encoding: their memory goes
+// at the next garbage collection.
+func Trim() { workers.Drain() }

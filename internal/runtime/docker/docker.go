@@ -99,6 +99,12 @@ type Runtime struct {
 
 	cidMu sync.Mutex
 	cids  map[string]string // desktop id → its container's id, as last seen by owns
+
+	// readyRun holds, per desktop, the start time of the container run
+	// last seen ready: once a run has been ready, losing the ready file
+	// means a component is down (see Inspect).
+	readyMu  sync.Mutex
+	readyRun map[string]string
 }
 
 var _ runtime.Runtime = (*Runtime)(nil)
@@ -140,7 +146,7 @@ func New(ctx context.Context, opts Options) (*Runtime, error) {
 			" and can reach whatever it reaches (this fleet, the host, each other, private ranges) beside the egress gateway; "+
 			"unset ATELIER_DOCKER_NETWORK to keep them on network none", "network", opts.Network)
 	}
-	r := &Runtime{opts: opts, c: opts.Client, log: opts.Logger, cids: map[string]string{}}
+	r := &Runtime{opts: opts, c: opts.Client, log: opts.Logger, cids: map[string]string{}, readyRun: map[string]string{}}
 	if err := r.mountHomes(ctx); err != nil {
 		return nil, err
 	}
@@ -308,6 +314,9 @@ func (r *Runtime) create(ctx context.Context, spec runtime.Spec, image string, n
 			Image:    image,
 			Hostname: "desktop",
 			Labels:   labels,
+			// The image's healthcheck is for a desktop run by hand; the
+			// runtime reads the ready file itself (lostReady).
+			Healthcheck: &container.HealthConfig{Test: []string{"NONE"}},
 			Cmd: []string{"--resolution", spec.Resolution.String(), "--theme", spec.Theme,
 				"--egress-gate", path.Join(desktop.GateDirPath, desktop.GateSocket)},
 		},
@@ -487,6 +496,9 @@ func (r *Runtime) Remove(ctx context.Context, id string, purge bool) error {
 	r.cidMu.Lock()
 	delete(r.cids, id)
 	r.cidMu.Unlock()
+	r.readyMu.Lock()
+	delete(r.readyRun, id)
+	r.readyMu.Unlock()
 	if !found {
 		return fmt.Errorf("remove: %w: %s", runtime.ErrNotFound, id)
 	}
@@ -512,8 +524,9 @@ func (r *Runtime) inspect(ctx context.Context, id string) (container.InspectResp
 	return res.Container, nil
 }
 
-// Inspect reports one desktop. A running desktop whose healthcheck (the
-// ready file) fails is degraded.
+// Inspect reports one desktop. A running desktop that was ready in this
+// run and has lost its ready file (the agent withdraws it while sway,
+// wayvnc or itself does not answer) is degraded.
 func (r *Runtime) Inspect(ctx context.Context, id string) (runtime.Instance, error) {
 	ins, err := r.inspect(ctx, id)
 	if err != nil {
@@ -525,13 +538,28 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (runtime.Instance, err
 	}
 	if st := ins.State; st != nil {
 		in.Running = st.Running
-		in.Degraded = st.Running && st.Health != nil && st.Health.Status == container.Unhealthy
 		in.Detail += " " + string(st.Status)
 		if st.Running {
 			in.StartedAt, _ = time.Parse(time.RFC3339Nano, st.StartedAt)
+			in.Degraded = r.lostReady(id, st.StartedAt)
 		}
 	}
 	return in, nil
+}
+
+// lostReady reports whether the run of desktop id that started at
+// startedAt was ready once and no longer is. The ready file is read on the
+// host: an exec'd healthcheck cost the engine about 0.1 s of CPU a check,
+// every 5 s in every container. A link the desktop planted is not followed.
+func (r *Runtime) lostReady(id, startedAt string) bool {
+	_, err := os.Lstat(filepath.Join(r.runDir(id), desktop.ReadyFile))
+	ready := err == nil
+	r.readyMu.Lock()
+	defer r.readyMu.Unlock()
+	if ready {
+		r.readyRun[id] = startedAt
+	}
+	return !ready && r.readyRun[id] == startedAt
 }
 
 // List reports every desktop container of this engine, running or not.

@@ -85,6 +85,61 @@ func TestReadoptionAfterFleetRestart(t *testing.T) {
 	}
 }
 
+// TestSwayCrash: the engine runs no healthcheck in a desktop (an exec every
+// 5 s cost it about 0.1 s of CPU each); the runtime tells a degraded
+// desktop by its ready file: when sway dies, the desktop is degraded until
+// the agent has it back, without the container restarting.
+func TestSwayCrash(t *testing.T) {
+	rt := newRuntime(t)
+	id := create(t, rt, runtime.Spec{})
+	runtimetest.WaitReady(t, rt, id)
+	c, _ := dockertest.Engine(t)
+	ins, err := c.ContainerInspect(t.Context(), docker.ContainerName(id), client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc := ins.Container.Config.Healthcheck; hc == nil || !slices.Equal(hc.Test, []string{"NONE"}) || ins.Container.State.Health != nil {
+		t.Errorf("healthcheck %+v, health %+v: want none", hc, ins.Container.State.Health)
+	}
+	before := inspectDesktop(t, rt, id)
+	if before.Degraded {
+		t.Fatalf("a ready desktop is degraded: %+v", before)
+	}
+	execIn(t, c, id, "operator", "bash", "-c", `for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sway ] && kill -KILL ${p#/proc/}; done`)
+	waitDegraded(t, rt, id, true)
+	runtimetest.WaitReady(t, rt, id)
+	after := waitDegraded(t, rt, id, false)
+	if !after.StartedAt.Equal(before.StartedAt) || after.Restarts != before.Restarts {
+		t.Errorf("the container restarted (%+v, was %+v): the agent should have handled it", after, before)
+	}
+}
+
+func inspectDesktop(t *testing.T, rt runtime.Runtime, id string) runtime.Instance {
+	t.Helper()
+	in, err := rt.Inspect(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// waitDegraded waits (30 s at most) until desktop id runs and is degraded
+// or not, as want says.
+func waitDegraded(t *testing.T, rt runtime.Runtime, id string, want bool) runtime.Instance {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		in := inspectDesktop(t, rt, id)
+		if in.Running && in.Degraded == want {
+			return in
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("desktop %s after 30s: %+v, want running with degraded %v", id, in, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Limits and confinement are in the container's configuration and in force
 // inside it.
 func TestLimitsInForce(t *testing.T) {
