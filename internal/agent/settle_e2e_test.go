@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"os"
 	"testing"
 	"time"
 
@@ -38,8 +39,18 @@ func TestSettle(t *testing.T) {
 	}
 
 	// A terminal printing every 10 ms never goes quiet for 300 ms: the
-	// settle runs to its ceiling.
-	e.sway.Terminal(t, "busy", "while :; do date +%s%N; sleep 0.01; done")
+	// settle runs to its ceiling. It starts once the printing has (on a
+	// loaded machine the shell may start well after the window).
+	busy := e.sway.FileOwnedByDesktop(t, "busy.out")
+	e.sway.Terminal(t, "busy", "while :; do date +%s%N | tee -a "+busy+"; sleep 0.01; done")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if fi, err := os.Stat(busy); err == nil && fi.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the busy terminal printed nothing in 10 s")
+		}
+	}
 	t0 := time.Now()
 	got := settleOf(0.3, 1.5)
 	if got.Still || got.Frames < 10 || got.Waited < 1.5 || time.Since(t0) < 1500*time.Millisecond {
