@@ -147,11 +147,15 @@ func (p *Probe) Do(t testing.TB, reqs ...agentapi.Request) []ttyinput.Event {
 }
 
 // AsText renders events as the text they mean: text as is, Return as "\n",
-// Tab as "\t", other keys as "<name>", mouse events as "<mouse>".
+// Tab as "\t", other keys as "<name>", mouse events as "<mouse>". Motion
+// reports without a button held are left out: sway sends a still pointer's
+// surface a motion when what lies under it changes (a cursor rebase), which
+// no input caused.
 func AsText(evs []ttyinput.Event) string {
 	var s strings.Builder
 	for _, e := range evs {
 		switch {
+		case e.Mouse != nil && e.Mouse.Motion && e.Mouse.Button == 0:
 		case e.Kind == ttyinput.KindText:
 			s.WriteString(e.Text)
 		case e.Key == "Return":
