@@ -568,7 +568,9 @@ func (r *Runtime) inspect(ctx context.Context, d *desk) (runtime.Instance, error
 	} else {
 		in.Detail = "restarting"
 	}
-	ready := fileExists(filepath.Join(d.run(), desktop.ReadyFile))
+	// Lstat: a link the desktop planted in its run dir is not followed.
+	_, err = os.Lstat(filepath.Join(d.run(), desktop.ReadyFile))
+	ready := err == nil
 	d.mu.Lock()
 	if restarting && p != nil && ready {
 		// The relaunched desktop came up: the restart is over.
