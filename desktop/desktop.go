@@ -8,6 +8,8 @@ package desktop
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -50,6 +52,14 @@ const (
 // ProxyAddr is where the agent serves the egress proxy on the desktop's own
 // loopback; the desktop's programs get it as their http(s)_proxy.
 const ProxyAddr = "127.0.0.1:3128"
+
+// Ready reports whether the agent's ready file is in runDir, a desktop's
+// run dir seen from the host. A link the desktop planted there is not
+// followed.
+func Ready(runDir string) bool {
+	_, err := os.Lstat(filepath.Join(runDir, ReadyFile))
+	return err == nil
+}
 
 // ProxyEnv is the environment that points a desktop's programs (curl,
 // Firefox through its "system" proxy setting, most tools) at the egress

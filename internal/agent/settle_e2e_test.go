@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"atelier/internal/agentapi"
+	"atelier/internal/desktoptest"
 )
 
 // TestSettle shows the settle verb ending as soon as the screen is still
@@ -43,14 +44,10 @@ func TestSettle(t *testing.T) {
 	// loaded machine the shell may start well after the window).
 	busy := e.sway.FileOwnedByDesktop(t, "busy.out")
 	e.sway.Terminal(t, "busy", "while :; do date +%s%N | tee -a "+busy+"; sleep 0.01; done")
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if fi, err := os.Stat(busy); err == nil && fi.Size() > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the busy terminal printed nothing in 10 s")
-		}
-	}
+	desktoptest.Eventually(t, 10*time.Second, "the busy terminal printed nothing", func() bool {
+		fi, err := os.Stat(busy)
+		return err == nil && fi.Size() > 0
+	})
 	t0 := time.Now()
 	got := settleOf(0.3, 1.5)
 	if got.Still || got.Frames < 10 || got.Waited < 1.5 || time.Since(t0) < 1500*time.Millisecond {

@@ -26,7 +26,8 @@ func TestMirrorCooling(t *testing.T) {
 	}
 	// A still screen: swaybg draws the background (#202020) some time
 	// after sway is up, later still on a busy machine.
-	for drawn := false; !drawn; {
+	desktoptest.Eventually(t, 10*time.Second, "swaybg drew no background", func() bool {
+		drawn := false
 		err := d.Capture(ctx, image.Rect(10, 20, 11, 21), func(f *wayland.Frame) error {
 			drawn = rows(f)[0] == 0x20
 			return nil
@@ -34,7 +35,8 @@ func TestMirrorCooling(t *testing.T) {
 		if err != nil {
 			t.Fatalf("waiting for the background: %v", err)
 		}
-	}
+		return drawn
+	})
 	if still, _, err := d.WaitStill(ctx, 300*time.Millisecond, 10*time.Second); err != nil || !still {
 		t.Fatalf("the screen did not settle: still %v, %v", still, err)
 	}

@@ -550,10 +550,9 @@ func (r *Runtime) Inspect(ctx context.Context, id string) (runtime.Instance, err
 // lostReady reports whether the run of desktop id that started at
 // startedAt was ready once and no longer is. The ready file is read on the
 // host: an exec'd healthcheck cost the engine about 0.1 s of CPU a check,
-// every 5 s in every container. A link the desktop planted is not followed.
+// every 5 s in every container.
 func (r *Runtime) lostReady(id, startedAt string) bool {
-	_, err := os.Lstat(filepath.Join(r.runDir(id), desktop.ReadyFile))
-	ready := err == nil
+	ready := desktop.Ready(r.runDir(id))
 	r.readyMu.Lock()
 	defer r.readyMu.Unlock()
 	if ready {

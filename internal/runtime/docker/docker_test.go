@@ -101,42 +101,16 @@ func TestSwayCrash(t *testing.T) {
 	if hc := ins.Container.Config.Healthcheck; hc == nil || !slices.Equal(hc.Test, []string{"NONE"}) || ins.Container.State.Health != nil {
 		t.Errorf("healthcheck %+v, health %+v: want none", hc, ins.Container.State.Health)
 	}
-	before := inspectDesktop(t, rt, id)
+	before := runtimetest.WaitInspect(t, rt, id, "running", func(in runtime.Instance) bool { return in.Running })
 	if before.Degraded {
 		t.Fatalf("a ready desktop is degraded: %+v", before)
 	}
 	execIn(t, c, id, "operator", "bash", "-c", `for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = sway ] && kill -KILL ${p#/proc/}; done`)
-	waitDegraded(t, rt, id, true)
+	runtimetest.WaitInspect(t, rt, id, "degraded", func(in runtime.Instance) bool { return in.Running && in.Degraded })
 	runtimetest.WaitReady(t, rt, id)
-	after := waitDegraded(t, rt, id, false)
+	after := runtimetest.WaitInspect(t, rt, id, "healthy", func(in runtime.Instance) bool { return in.Running && !in.Degraded })
 	if !after.StartedAt.Equal(before.StartedAt) || after.Restarts != before.Restarts {
 		t.Errorf("the container restarted (%+v, was %+v): the agent should have handled it", after, before)
-	}
-}
-
-func inspectDesktop(t *testing.T, rt runtime.Runtime, id string) runtime.Instance {
-	t.Helper()
-	in, err := rt.Inspect(t.Context(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return in
-}
-
-// waitDegraded waits (30 s at most) until desktop id runs and is degraded
-// or not, as want says.
-func waitDegraded(t *testing.T, rt runtime.Runtime, id string, want bool) runtime.Instance {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		in := inspectDesktop(t, rt, id)
-		if in.Running && in.Degraded == want {
-			return in
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("desktop %s after 30s: %+v, want running with degraded %v", id, in, want)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -568,9 +568,7 @@ func (r *Runtime) inspect(ctx context.Context, d *desk) (runtime.Instance, error
 	} else {
 		in.Detail = "restarting"
 	}
-	// Lstat: a link the desktop planted in its run dir is not followed.
-	_, err = os.Lstat(filepath.Join(d.run(), desktop.ReadyFile))
-	ready := err == nil
+	ready := desktop.Ready(d.run())
 	d.mu.Lock()
 	if restarting && p != nil && ready {
 		// The relaunched desktop came up: the restart is over.

@@ -63,23 +63,6 @@ func findInTree(t testing.TB, pid int, comm string) int {
 	return 0
 }
 
-// waitInspect polls Inspect (bounded: the desktop's processes announce
-// nothing) until ok accepts the instance.
-func waitInspect(t testing.TB, r *Runtime, id, what string, ok func(runtime.Instance) bool) runtime.Instance {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		in, err := r.Inspect(t.Context(), id)
-		if err == nil && ok(in) {
-			return in
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("desktop %s not %s after 20s: %+v %v", id, what, in, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestIsolation: a program in desktop A cannot read desktop B's home, the
 // fleet's data dir or its database, though the desktop user could read
 // them on the host: the sandbox's mount namespace hides them.
@@ -240,9 +223,9 @@ func TestAgentCrash(t *testing.T) {
 	id := startDesktop(t, r, runtime.Spec{})
 	pid := sandboxPID(t, r, id)
 	syscall.Kill(findInTree(t, pid, "atelier-agent"), syscall.SIGKILL)
-	waitInspect(t, r, id, "degraded", func(in runtime.Instance) bool { return in.Running && in.Degraded })
+	runtimetest.WaitInspect(t, r, id, "degraded", func(in runtime.Instance) bool { return in.Running && in.Degraded })
 	runtimetest.WaitReady(t, r, id)
-	in := waitInspect(t, r, id, "healthy", func(in runtime.Instance) bool { return in.Running && !in.Degraded })
+	in := runtimetest.WaitInspect(t, r, id, "healthy", func(in runtime.Instance) bool { return in.Running && !in.Degraded })
 	if in.Detail == fmt.Sprintf("pid %d", pid) {
 		t.Errorf("desktop not restarted: %+v", in)
 	}
@@ -255,9 +238,9 @@ func TestSwayCrash(t *testing.T) {
 	id := startDesktop(t, r, runtime.Spec{})
 	pid := sandboxPID(t, r, id)
 	syscall.Kill(findInTree(t, pid, "sway"), syscall.SIGKILL)
-	waitInspect(t, r, id, "degraded", func(in runtime.Instance) bool { return in.Running && in.Degraded })
+	runtimetest.WaitInspect(t, r, id, "degraded", func(in runtime.Instance) bool { return in.Running && in.Degraded })
 	runtimetest.WaitReady(t, r, id)
-	waitInspect(t, r, id, "healthy", func(in runtime.Instance) bool { return in.Running && !in.Degraded })
+	runtimetest.WaitInspect(t, r, id, "healthy", func(in runtime.Instance) bool { return in.Running && !in.Degraded })
 	if got := sandboxPID(t, r, id); got != pid {
 		t.Errorf("sandbox restarted (pid %d, was %d): the agent should have handled it", got, pid)
 	}
@@ -284,7 +267,7 @@ func TestReadopt(t *testing.T) {
 	runtimetest.WaitReady(t, r2, id)
 	// Adopted, not a child: the new runtime still notices a crash.
 	syscall.Kill(findInTree(t, pid, "atelier-agent"), syscall.SIGKILL)
-	waitInspect(t, r2, id, "restarted", func(in runtime.Instance) bool {
+	runtimetest.WaitInspect(t, r2, id, "restarted", func(in runtime.Instance) bool {
 		return in.Running && in.Detail != fmt.Sprintf("pid %d", pid) && !strings.Contains(in.Detail, "restarting")
 	})
 	runtimetest.WaitReady(t, r2, id)

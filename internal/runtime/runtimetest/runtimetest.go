@@ -303,6 +303,23 @@ func testLifecycle(t *testing.T, opts Options, rt runtime.Runtime) {
 	listed(t, rt, id, false)
 }
 
+// WaitInspect polls Inspect (bounded: the desktop's processes announce
+// nothing) until ok accepts the instance; what names the state awaited.
+func WaitInspect(t testing.TB, rt runtime.Runtime, id, what string, ok func(runtime.Instance) bool) runtime.Instance {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		in, err := rt.Inspect(t.Context(), id)
+		if err == nil && ok(in) {
+			return in
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("desktop %s not %s after 20s: %+v %v", id, what, in, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func inspect(t *testing.T, rt runtime.Runtime, id string) runtime.Instance {
 	t.Helper()
 	in, err := rt.Inspect(t.Context(), id)
