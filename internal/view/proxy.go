@@ -50,7 +50,9 @@ func (h *Handler) serveVNC(w http.ResponseWriter, r *http.Request) error {
 		return h.deny(w, r, ErrBadToken)
 	}
 	defer h.closed(id, v)
-	expiry := time.AfterFunc(time.Until(claims.Expires), func() { cancel(errViewExpired) })
+	// An expiring view stops counting before it is told (as a revoked one
+	// does): a view opened as soon as it closes must not be refused.
+	expiry := time.AfterFunc(time.Until(claims.Expires), func() { h.closed(id, v); cancel(errViewExpired) })
 	defer expiry.Stop()
 
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
